@@ -1,0 +1,77 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Dependency direction (each target only imports the ones above it):
+//   CLDNS (libldns, system library)
+//   DNSWire        pure-Swift DNS values and the per-query wire codec (no libldns)
+//   LDNSKit        the only module that calls libldns: zone files, rdata text <-> wire (load time)
+//   VPCDNSCore     the pure decision engine: model, views, zones, AWS rules (no I/O, no clock)
+//   VPCDNSConfig   YAML + zone files -> validated Model; `check` summary and warnings
+//   VPCDNSServer   the I/O shell on SwiftNIO: listeners, upstreams, cache, query log
+//   vpcdns         the command line
+let strict: [SwiftSetting] = [
+    .treatWarning("SendableClosureCaptures", as: .error),
+]
+
+let package = Package(
+    name: "vpcdns",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vpcdns", targets: ["vpcdns"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLDNS",
+            pkgConfig: "ldns",
+            providers: [.apt(["libldns-dev"])]
+        ),
+        .target(name: "DNSWire", swiftSettings: strict),
+        .target(name: "LDNSKit", dependencies: ["CLDNS", "DNSWire"], swiftSettings: strict),
+        .target(name: "VPCDNSCore", dependencies: ["DNSWire"], swiftSettings: strict),
+        .target(
+            name: "VPCDNSConfig",
+            dependencies: ["DNSWire", "LDNSKit", "VPCDNSCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "VPCDNSServer",
+            dependencies: [
+                "DNSWire", "VPCDNSCore", "VPCDNSConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "vpcdns",
+            dependencies: [
+                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "LDNSKitTests", dependencies: ["LDNSKit", "DNSWire"]),
+        .testTarget(name: "VPCDNSCoreTests", dependencies: ["VPCDNSCore", "VPCDNSConfig", "DNSWire"]),
+        .testTarget(name: "VPCDNSConfigTests", dependencies: ["VPCDNSConfig", "VPCDNSCore", "DNSWire", "LDNSKit"]),
+        .testTarget(
+            name: "VPCDNSServerTests",
+            dependencies: [
+                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "CLITests", dependencies: ["DNSWire"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// Placeholder: the YAML loader lands here.

@@ -1,0 +1,1 @@
+// Placeholder: the SwiftNIO server lands here.
