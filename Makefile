@@ -1,0 +1,36 @@
+# The two front-door commands are `make run` and `make test`; both install what they need.
+SHELL := /bin/bash
+SWIFT ?= swift
+CONFIG ?= config/vpcdns.yaml
+
+.PHONY: deps build run test check explain bench leak-check clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+## Runs the resolver on the example config, beside its loopback demo "public" DNS (NSD).
+run: build
+	scripts/run-demo.sh $(CONFIG)
+
+## Runs every test (unit, decision tables, real sockets with dig/NSD, the CLI).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --no-parallel 2>&1 | tee .build/test-output.txt; exit $${PIPESTATUS[0]}
+
+check: build
+	$(SWIFT) run vpcdns check --config $(CONFIG)
+
+## Micro-benchmark of the decision engine (release build).
+bench: deps
+	$(SWIFT) build -c release --product vpcdns-bench
+	.build/release/vpcdns-bench --config $(CONFIG)
+
+## libldns ownership check under LeakSanitizer.
+leak-check: deps
+	scripts/leak-check.sh
+
+clean:
+	rm -rf .build .build-*

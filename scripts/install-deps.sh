@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vpcdns builds and tests with, only when something is missing.
+# Works as root or through sudo. Never touches the network otherwise.
+set -euo pipefail
+
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for p in libldns-dev ldnsutils pkg-config nsd unbound dnsutils knot-dnsutils dnsperf iproute2 ${EXTRA_PACKAGES:-}; do
+  have_pkg "$p" || need+=("$p")
+done
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${need[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root or sudo to install: ${need[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# The nsd and unbound packages start system services on install where systemd runs; the
+# tests start their own instances on loopback ports, so those services are not needed.
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+for svc in nsd unbound; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl stop "$svc" || true
+  fi
+done
