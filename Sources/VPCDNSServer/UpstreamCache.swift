@@ -1,0 +1,144 @@
+import DNSWire
+import Synchronization
+import VPCDNSCore
+
+/// P5: upstream answers, positive and negative, per (name, type, class, target set).
+///
+/// Only what an upstream returned is stored: local (private) data never enters, so a cached
+/// entry can be served to any VPC that forwards to the same targets (R14). The target set is
+/// part of the key, so an answer fetched through one VPC's FORWARD rule is never served to a
+/// VPC that forwards elsewhere. TTLs count down from the moment of storing; time is passed in
+/// (nanoseconds of a monotonic clock) so the cache itself reads no clock.
+public final class UpstreamCache: Sendable {
+    public struct Key: Hashable, Sendable {
+        public var name: DNSName
+        public var type: RRType
+        public var rrClass: RRClass
+        public var targets: UpstreamTargets
+        public init(name: DNSName, type: RRType, rrClass: RRClass, targets: UpstreamTargets) {
+            self.name = name
+            self.type = type
+            self.rrClass = rrClass
+            self.targets = targets
+        }
+    }
+
+    /// A cached upstream reply, its sections as records.
+    public struct Entry: Sendable, Equatable {
+        public var rcode: RCode
+        public var answer: [ResourceRecord]
+        public var authority: [ResourceRecord]
+        public var additional: [ResourceRecord]
+        /// The upstream that gave it (for logs only).
+        public var upstream: String
+        public init(rcode: RCode, answer: [ResourceRecord], authority: [ResourceRecord], additional: [ResourceRecord], upstream: String) {
+            self.rcode = rcode
+            self.answer = answer
+            self.authority = authority
+            self.additional = additional
+            self.upstream = upstream
+        }
+    }
+
+    struct Stored {
+        var entry: Entry
+        var storedAt: UInt64
+        var expiresAt: UInt64
+    }
+
+    struct State {
+        var entries: [Key: Stored] = [:]
+        /// Insertion order for eviction: FIFO with lazy deletion (cheap, bounded, good enough
+        /// for a forwarder; the hot names are re-inserted as they expire).
+        var order: [Key] = []
+        var orderHead = 0
+        var hits: UInt64 = 0
+        var misses: UInt64 = 0
+    }
+
+    public let capacity: Int
+    /// Upper bound on any TTL kept (one day), as Unbound's cache-max-ttl does.
+    public let maxTTL: UInt32
+    private let state = Mutex(State())
+
+    public init(capacity: Int, maxTTL: UInt32 = 86_400) {
+        self.capacity = capacity
+        self.maxTTL = maxTTL
+    }
+
+    /// The entry with TTLs decreased by the time it has spent in the cache; nil when absent or expired.
+    public func get(_ key: Key, now: UInt64) -> Entry? {
+        guard capacity > 0 else { return nil }
+        return state.withLock { s in
+            guard let stored = s.entries[key] else { s.misses += 1; return nil }
+            if now >= stored.expiresAt {
+                s.entries[key] = nil
+                s.misses += 1
+                return nil
+            }
+            s.hits += 1
+            let elapsed = UInt32(clamping: (now - stored.storedAt) / 1_000_000_000)
+            if elapsed == 0 { return stored.entry }
+            var e = stored.entry
+            func age(_ rrs: inout [ResourceRecord]) {
+                for i in rrs.indices where rrs[i].type != .opt { rrs[i].ttl = rrs[i].ttl > elapsed ? rrs[i].ttl - elapsed : 0 }
+            }
+            age(&e.answer)
+            age(&e.authority)
+            age(&e.additional)
+            return e
+        }
+    }
+
+    /// Stores an upstream reply. NOERROR with answers: the smallest answer TTL; NXDOMAIN or
+    /// NODATA: RFC 2308's min(SOA TTL, SOA MINIMUM) from the authority section, or not cached
+    /// at all without an SOA. Other rcodes are never stored (P6 treats them as failures).
+    public func put(_ key: Key, _ entry: Entry, now: UInt64) {
+        guard capacity > 0, let ttl = UpstreamCache.cacheTTL(entry) else { return }
+        let life = UInt64(min(ttl, maxTTL)) * 1_000_000_000
+        guard life > 0 else { return }
+        var e = entry
+        if ttl > maxTTL {
+            for i in e.answer.indices { e.answer[i].ttl = min(e.answer[i].ttl, maxTTL) }
+        }
+        state.withLock { s in
+            if s.entries[key] == nil {
+                s.order.append(key)
+            }
+            s.entries[key] = Stored(entry: e, storedAt: now, expiresAt: now + life)
+            while s.entries.count > capacity, s.orderHead < s.order.count {
+                let victim = s.order[s.orderHead]
+                s.orderHead += 1
+                s.entries[victim] = nil
+            }
+            // Compact the eviction queue once its dead prefix dominates.
+            if s.orderHead > 1024 && s.orderHead * 2 > s.order.count {
+                s.order.removeFirst(s.orderHead)
+                s.orderHead = 0
+                s.order.removeAll { s.entries[$0] == nil }
+            }
+        }
+    }
+
+    static func cacheTTL(_ e: Entry) -> UInt32? {
+        switch e.rcode {
+        case .noError where !e.answer.isEmpty:
+            return e.answer.map(\.ttl).min()
+        case .noError, .nxDomain:
+            guard let soa = e.authority.first(where: { $0.type == .soa }) else { return nil }
+            return min(soa.ttl, soa.soaMinimum ?? soa.ttl)
+        default:
+            return nil
+        }
+    }
+
+    public var count: Int { state.withLock { $0.entries.count } }
+    public var stats: (hits: UInt64, misses: UInt64, entries: Int) {
+        state.withLock { ($0.hits, $0.misses, $0.entries.count) }
+    }
+
+    /// Drops everything (used when the upstream configuration changes on reload).
+    public func removeAll() {
+        state.withLock { $0 = State() }
+    }
+}
