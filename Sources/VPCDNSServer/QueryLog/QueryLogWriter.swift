@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// L1–L3: writes query-log lines without ever blocking the answering path.
+///
+/// Answering threads only append a finished line to a bounded in-memory batch under a short
+/// lock (`submit`). A single writer task swaps the batch out every 50 ms and writes it with
+/// one `write(2)`. When the batch is full, a record is dropped and counted — never silently:
+/// the count is a metric and is logged at shutdown (L2). SIGUSR1 asks for a reopen, done by
+/// the writer between two batches, so a record lands in the old file or the new one (L3).
+/// On graceful shutdown every accepted record is written before `run` returns (O3).
+public final class QueryLogWriter: Service, Sendable {
+    struct State {
+        var batch: [String] = []
+        var accepted: UInt64 = 0
+        var dropped: UInt64 = 0
+        var reopenRequested = false
+    }
+
+    public let path: String
+    public let capacity: Int
+    private let state: Mutex<State>
+    private let written = Atomic<UInt64>(0)
+    private let fd = Atomic<Int32>(-1)
+    private let logger: Logger
+
+    /// `path` `-` is standard output. The folder is created when missing.
+    public init(path: String, capacity: Int = 262_144, logger: Logger = Logger(label: "vpcdns.querylog")) throws {
+        self.path = path
+        self.capacity = capacity
+        self.logger = logger
+        self.state = Mutex(State())
+        fd.store(try QueryLogWriter.open(path), ordering: .relaxed)
+    }
+
+    public struct OpenError: Error, CustomStringConvertible {
+        public let path: String
+        public let errno: Int32
+        public var description: String { "cannot open query log \(path): \(String(cString: strerror(errno)))" }
+    }
+
+    static func open(_ path: String) throws -> Int32 {
+        if path == "-" { return 1 }
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            makeDirectories(String(path[..<slash]))
+        }
+        let f = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard f >= 0 else { throw OpenError(path: path, errno: errno) }
+        return f
+    }
+
+    static func makeDirectories(_ dir: String) {
+        var prefix = dir.hasPrefix("/") ? "/" : ""
+        for part in dir.split(separator: "/") {
+            prefix += part + "/"
+            _ = mkdir(prefix, 0o755)
+        }
+    }
+
+    /// Hands one finished line (with its newline) to the writer. Never blocks on I/O.
+    /// Returns false when the record had to be dropped (the batch is full).
+    @discardableResult
+    public func submit(_ line: String) -> Bool {
+        state.withLock { s in
+            if s.batch.count >= capacity {
+                s.dropped += 1
+                return false
+            }
+            s.batch.append(line)
+            s.accepted += 1
+            return true
+        }
+    }
+
+    /// L3: reopen the file (SIGUSR1, reload). Takes effect before the next batch is written.
+    public func requestReopen() {
+        state.withLock { $0.reopenRequested = true }
+    }
+
+    public var counts: (accepted: UInt64, written: UInt64, dropped: UInt64) {
+        let (a, d) = state.withLock { ($0.accepted, $0.dropped) }
+        return (a, written.load(ordering: .relaxed), d)
+    }
+
+    /// Writes whatever is pending now (also used at shutdown).
+    public func flush() {
+        let (lines, reopen) = state.withLock { s -> ([String], Bool) in
+            let out = s.batch
+            s.batch.removeAll(keepingCapacity: true)
+            let r = s.reopenRequested
+            s.reopenRequested = false
+            return (out, r)
+        }
+        if !lines.isEmpty { writeAll(lines) }
+        if reopen { reopenFile() }
+    }
+
+    private func reopenFile() {
+        guard path != "-" else { return }
+        do {
+            let new = try QueryLogWriter.open(path)
+            let old = fd.exchange(new, ordering: .acquiringAndReleasing)
+            if old > 2 { close(old) }
+            logger.info("query log reopened", metadata: ["path": "\(path)"])
+        } catch {
+            logger.error("\(error)")
+        }
+    }
+
+    private func writeAll(_ lines: [String]) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(lines.count * 400)
+        for l in lines { bytes.append(contentsOf: l.utf8) }
+        let f = fd.load(ordering: .acquiring)
+        var off = 0
+        bytes.withUnsafeBytes { raw in
+            while off < raw.count {
+                let n = write(f, raw.baseAddress! + off, raw.count - off)
+                if n < 0 {
+                    if errno == EINTR || errno == EAGAIN { continue }
+                    logger.error("query log write failed: \(String(cString: strerror(errno)))")
+                    return
+                }
+                off += n
+            }
+        }
+        written.add(UInt64(lines.count), ordering: .relaxed)
+    }
+
+    public func run() async throws {
+        // Flush every 50 ms until shutdown, then write everything accepted and stop.
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                flush()
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        } onGracefulShutdown: {}
+        flush()
+        let c = counts
+        logger.info("query log closed", metadata: ["written": "\(c.written)", "dropped": "\(c.dropped)"])
+        if c.dropped > 0 {
+            logger.warning("query log dropped \(c.dropped) record(s): the writer could not keep up (L2)")
+        }
+        let f = fd.exchange(-1, ordering: .acquiringAndReleasing)
+        if f > 2 { close(f) }
+    }
+}
