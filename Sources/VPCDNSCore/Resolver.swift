@@ -47,7 +47,7 @@ public final class Resolver: Sendable {
         guard let v = view.vpcIndex else { return d }
 
         var chain: [ResourceRecord] = []
-        var visited: [DNSName] = [question.name]
+        var visited: [DNSName] = []
         var name = question.name
         while true {
             let link = resolveLink(name, question.type, vpc: v, via: view.via, explain: explain && chain.isEmpty)
@@ -73,7 +73,7 @@ public final class Resolver: Sendable {
             case .local(let zone, let result):
                 switch result {
                 case .answer(let rrs):
-                    d.outcome = .answer(Answer(rcode: .noError, authoritative: true, answer: chain + rrs))
+                    d.outcome = .answer(Answer(rcode: .noError, authoritative: true, answer: chain.isEmpty ? rrs : chain + rrs))
                     return d
                 case .nodata:
                     d.outcome = .answer(Answer(rcode: .noError, authoritative: true, answer: chain, authority: [zone.negativeSOA]))
@@ -91,6 +91,7 @@ public final class Resolver: Sendable {
                         d.outcome = .answer(Answer(rcode: .noError, authoritative: true, answer: chain))
                         return d
                     }
+                    if visited.isEmpty { visited.append(question.name) }
                     if visited.contains(target) {
                         d.reason = .cnameLoop
                         d.outcome = .answer(Answer(rcode: .servFail, authoritative: false))
@@ -114,7 +115,7 @@ public final class Resolver: Sendable {
     public func continueChain(after forward: Forward, upstreamChain: [ResourceRecord], target: DNSName, view: ViewChoice) -> Answer? {
         guard let v = view.vpcIndex else { return nil }
         var chain = forward.chain + upstreamChain
-        var visited = forward.visited
+        var visited = (forward.visited.isEmpty ? [forward.question.name] : forward.visited) + upstreamChain.map(\.name)
         var name = target
         while true {
             if visited.contains(name) { return Answer(rcode: .servFail, authoritative: false) }
@@ -164,7 +165,7 @@ public final class Resolver: Sendable {
         var labels = name.labelCount
         let maxLabels = zoneSet.maxLabels[v]
         while true {
-            if labels <= maxLabels, let cands = table[DNSName(uncheckedWire: Array(wire))] {
+            if labels <= maxLabels, let cands = table[NameKey(slice: wire)] {
                 for c in cands {
                     var inactive = c.inactive
                     if inactive == nil && c.inboundOnly && via != .inboundEndpoint { inactive = .inboundOnly }
@@ -250,7 +251,7 @@ public final class Resolver: Sendable {
         var notes: [String] = []
         for (zi, zone) in zoneSet.zones.enumerated() where !own.contains(zi) && name.isSubdomain(of: zone.apex) {
             let owners = zoneSet.candidates.indices.filter { other in
-                zoneSet.candidates[other][zone.apex]?.contains { if case .zone(zi) = $0.action { true } else { false } } ?? false
+                zoneSet.candidates[other][NameKey(zone.apex)]?.contains { if case .zone(zi) = $0.action { true } else { false } } ?? false
             }.map { model.vpcs[$0].id }
             guard !owners.isEmpty else { continue }
             let what: String

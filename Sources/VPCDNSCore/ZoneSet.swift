@@ -26,7 +26,7 @@ public struct ZoneSet: Sendable {
 
     public let zones: [ZoneData]
     /// Per VPC (index into Model.vpcs): domain -> candidates at exactly that domain, by rank.
-    let candidates: [[DNSName: [Candidate]]]
+    let candidates: [[NameKey: [Candidate]]]
     /// R10: endpoint-specific names of every interface endpoint, for every VPC.
     let endpointNames: [DNSName: Int]
     /// The longest label count among each VPC's candidate domains, so a lookup skips
@@ -35,12 +35,12 @@ public struct ZoneSet: Sendable {
 
     public init(model: Model) {
         var zones: [ZoneData] = []
-        var perVPC: [[DNSName: [Candidate]]] = Array(repeating: [:], count: model.vpcs.count)
+        var perVPC: [[NameKey: [Candidate]]] = Array(repeating: [:], count: model.vpcs.count)
         let vpcIndex = Dictionary(model.vpcs.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
         let ttl = model.settings.endpointDNSTTL
 
         func add(_ c: Candidate, vpc: Int) {
-            perVPC[vpc][c.domain, default: []].append(c)
+            perVPC[vpc][NameKey(c.domain), default: []].append(c)
         }
 
         // Private hosted zones (R3, R13).
@@ -126,7 +126,7 @@ public struct ZoneSet: Sendable {
         self.zones = zones
         self.candidates = perVPC
         self.endpointNames = endpointNames
-        self.maxLabels = perVPC.map { $0.keys.map(\.labelCount).max() ?? 0 }
+        self.maxLabels = perVPC.map { $0.keys.map(\.name.labelCount).max() ?? 0 }
     }
 
     /// Why an endpoint's private DNS cannot answer in its VPC, in the order an operator checks.

@@ -16,7 +16,7 @@ struct IsolationPropertyTests {
         for (zi, zone) in r.zoneSet.zones.enumerated() {
             if case .endpointName = zone.origin { continue } // public by design (R10)
             let owners = r.zoneSet.candidates.indices.filter { v in
-                r.zoneSet.candidates[v][zone.apex]?.contains { if case .zone(zi) = $0.action { true } else { false } } ?? false
+                r.zoneSet.candidates[v][NameKey(zone.apex)]?.contains { if case .zone(zi) = $0.action { true } else { false } } ?? false
             }
             let privateRecords = Set(zone.allRecords.filter { $0.type != .soa && $0.type != .ns })
             let names = Set(zone.allRecords.map(\.name)).flatMap { n -> [DNSName] in
