@@ -140,7 +140,11 @@ struct ZoneReader {
             let status = ldns_rr_new_frm_fp_l(&rr, fp, &ttl, &originSlot.pointer, &previousOwner.pointer, &lineNumber)
             // ldns hands the record over only on success; own it before anything can throw.
             let owned = rr.map(OwnedRR.init)
-            let after = max(ftell(fp), before)
+            let after = ftell(fp)
+            // Cannot happen with fmemopen; guards the ranges below and the loop against no progress.
+            guard before >= 0, after > before || feof(fp) != 0 else {
+                throw fail(text.line(of: max(before, 0)), "\(LDNS.message(status)) (the zone reader stopped advancing)")
+            }
             let span = text.significantSpan(before..<after)
             let startLine = span.map { text.line(of: $0.lowerBound) } ?? text.line(of: max(after - 1, 0))
 

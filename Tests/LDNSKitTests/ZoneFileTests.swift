@@ -121,6 +121,19 @@ struct ZoneFileTests {
         #expect(r[1].record.rdata == [10, 0, 0, 2])
     }
 
+    @Test func windowsLineEndings() throws {
+        let r = try parse("$TTL 60\r\na A 10.0.0.1\r\n\r\nb MX ( 10\r\n mail )\r\n")
+        #expect(r.map(\.line) == [2, 4])
+        #expect(r.map(\.record.ttl) == [60, 60])
+        #expect(r[1].record.rdata == [0, 10] + name("mail.example.com").wire)
+    }
+
+    @Test func overlongLineIsAnErrorNotACrash() throws {
+        let long = "a A 10.0.0.1\nb TXT \"" + String(repeating: "x", count: 20000) + "\"\nc A 10.0.0.2\n"
+        let error = try #require(parseError(long))
+        #expect(error.line == 2)
+    }
+
     @Test func duplicatesAndCaseVariantsAreKept() throws {
         let r = try parse("WWW A 10.0.0.1\nwww A 10.0.0.1\n")
         #expect(r.count == 2)
