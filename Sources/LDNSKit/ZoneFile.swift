@@ -162,6 +162,10 @@ struct ZoneReader {
                 throw fail(startLine, "$INCLUDE is not supported")
             default:
                 guard let span else { throw fail(startLine, LDNS.message(status)) }
+                // ldns reads a record into a fixed buffer and fails on what it cut off.
+                if span.count >= Int(LDNS_MAX_LINELEN) {
+                    throw fail(startLine, "record is longer than ldns's limit of \(LDNS_MAX_LINELEN) characters")
+                }
                 // A clearer reason from the header fields when there is one, else ldns's text.
                 if case .failure(let problem) = header(span) { throw fail(startLine, problem.text) }
                 throw fail(startLine, "\(LDNS.message(status)) in \"\(text.snippet(span))\"" + spanNote(span))
@@ -185,8 +189,10 @@ struct ZoneReader {
         var tokens = text.tokens(span, limit: blankOwner ? 3 : 4)
         if !blankOwner, let owner = tokens.first {
             if owner.hasPrefix("$") {
+                let argument = tokens.dropFirst().first
                 switch owner.uppercased() {
-                case "$ORIGIN": return .failure(Problem(text: "$ORIGIN needs a domain name"))
+                case "$ORIGIN":
+                    return .failure(Problem(text: argument.map { "bad $ORIGIN name \($0)" } ?? "$ORIGIN needs a domain name"))
                 case "$TTL": return .failure(Problem(text: "$TTL needs a value"))
                 default: return .failure(Problem(text: "\(owner) is not supported (only $ORIGIN and $TTL are)"))
                 }

@@ -49,6 +49,7 @@ let broken: [String] = [
     "a..b A 10.0.0.1\n",
     "$TTL abc\n",
     "a CH A 10.0.0.1\n",
+    "a A 10.0.0.1\r\nb TXT \"" + String(repeating: "x", count: 20000) + "\"\r\n", // longer than ldns's line buffer
 ]
 
 let values: [(RRType, String)] = [
@@ -69,7 +70,7 @@ write(goodPath, good[0])
 write(badPath, broken[0])
 
 var records = 0, errors = 0, presented = 0
-for _ in 0..<iterations {
+for iteration in 0..<iterations {
     for text in good {
         let r = try! ZoneFile.parse(text: text, origin: origin, path: "good")
         records += r.count
@@ -79,7 +80,10 @@ for _ in 0..<iterations {
         }
     }
     for text in broken {
-        do { _ = try ZoneFile.parse(text: text, origin: origin, path: "broken") } catch { errors += 1 }
+        do { _ = try ZoneFile.parse(text: text, origin: origin, path: "broken") } catch {
+            errors += 1
+            if iteration == 0 { print("  \(error)") }
+        }
     }
     records += (try! ZoneFile.load(path: goodPath, origin: origin)).count
     for path in [badPath, "\(dir)/missing.zone", dir] {

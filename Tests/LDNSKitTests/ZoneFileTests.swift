@@ -132,6 +132,7 @@ struct ZoneFileTests {
         let long = "a A 10.0.0.1\nb TXT \"" + String(repeating: "x", count: 20000) + "\"\nc A 10.0.0.2\n"
         let error = try #require(parseError(long))
         #expect(error.line == 2)
+        #expect(error.message == "record is longer than ldns's limit of 10230 characters")
     }
 
     @Test func duplicatesAndCaseVariantsAreKept() throws {
@@ -169,6 +170,8 @@ struct ZoneFileTests {
         Broken(text: "a 2147483648 A 10.0.0.1\n", line: 1, message: "TTL 2147483648 is out of range (0-2147483647)"),
         Broken(text: "; c\n$TTL abc\n", line: 2, message: "$TTL: bad TTL abc"),
         Broken(text: "$TTL\n", line: 1, message: "$TTL needs a value"),
+        Broken(text: "$ORIGIN\n", line: 1, message: "$ORIGIN needs a domain name"),
+        Broken(text: "a A 10.0.0.1\n$ORIGIN bad..name.\n", line: 2, message: "bad $ORIGIN name bad..name."),
         Broken(text: "a A 10.0.0.1\nb IN BOGUS 10.0.0.2\n", line: 2, message: "unknown record type BOGUS"),
         Broken(text: "a A 10.0.0.1\n\n$INCLUDE other.zone\n", line: 3, message: "$INCLUDE is not supported"),
         Broken(text: "a A 10.0.0.1\nwww.other.org. A 10.0.0.2\n", line: 2,
