@@ -15,7 +15,8 @@ final class YAMLReader {
     init(file: String) { self.file = file }
 
     func error(_ key: String, _ message: String, line: Int? = nil) {
-        errors.append(Diagnostic(file: file, line: line ?? self.line(key), key: key, message: message))
+        // The document root has no key path; `-` keeps the FILE:LINE: KEY: shape.
+        errors.append(Diagnostic(file: file, line: line ?? self.line(key), key: key.isEmpty ? "-" : key, message: message))
     }
 
     func warning(_ key: String, _ message: String, line: Int? = nil) {
@@ -113,7 +114,7 @@ final class YAMLReader {
 
     func bool(_ node: Node?, at path: String) -> Bool? {
         guard let node else { return nil }
-        guard case .scalar(let s) = node.resolved, let v = Bool.construct(from: s), s.tag.rawValue == Tag.Name.bool.rawValue else {
+        guard case .scalar(let s) = node.resolved, let v = Bool.construct(from: s), node.resolved.tagName == Tag.Name.bool else {
             error(path, "expected true or false, found \(node.kindName)", line: node.line)
             return nil
         }
@@ -164,9 +165,12 @@ extension Node {
         self
     }
 
+    /// The resolved YAML tag (plain `true` is bool, quoted `"true"` a string).
+    var tagName: Tag.Name { Resolver.default.resolveTag(of: self) }
+
     var isNullScalar: Bool {
         guard case .scalar(let s) = resolved else { return false }
-        return s.tag.rawValue == Tag.Name.null.rawValue && s.style == .plain
+        return s.style == .plain && tagName == Tag.Name.null
     }
 
     /// How a node is described in "expected X, found Y" messages.
@@ -177,10 +181,10 @@ extension Node {
         case .alias: return "an alias"
         case .scalar(let s):
             if isNullScalar { return "nothing (null)" }
-            switch s.tag.rawValue {
-            case Tag.Name.int.rawValue: return "the integer \(s.string)"
-            case Tag.Name.bool.rawValue: return "the boolean \(s.string)"
-            case Tag.Name.float.rawValue: return "the number \(s.string)"
+            switch tagName {
+            case Tag.Name.int: return "the integer \(s.string)"
+            case Tag.Name.bool: return "the boolean \(s.string)"
+            case Tag.Name.float: return "the number \(s.string)"
             default: return "the string '\(s.string)'"
             }
         }
