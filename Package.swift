@@ -60,6 +60,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Not a product: run by scripts/leak-check.sh under LeakSanitizer.
+        .executableTarget(name: "ldns-leakcheck", dependencies: ["LDNSKit", "DNSWire"], swiftSettings: strict),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "LDNSKitTests", dependencies: ["LDNSKit", "DNSWire"]),
         .testTarget(name: "VPCDNSCoreTests", dependencies: ["VPCDNSCore", "VPCDNSConfig", "DNSWire"]),

@@ -59,12 +59,6 @@ enum LDNS {
         return Array(UnsafeBufferPointer(start: data, count: size))
     }
 
-    /// True for a DNAME rdf that ends in the root label (ldns keeps relative names unterminated).
-    static func isAbsolute(_ rdf: UnsafePointer<ldns_rdf>) -> Bool {
-        let b = bytes(rdf)
-        return b.last == 0 && (try? DNSName(wire: b)) != nil
-    }
-
     /// ldns's own text for a status (`Syntax error, could not parse the RR's rdata`).
     static func message(_ status: ldns_status) -> String {
         guard let c = ldns_get_errorstr_by_id(status) else { return "ldns error \(status.rawValue)" }

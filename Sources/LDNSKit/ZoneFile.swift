@@ -140,7 +140,11 @@ struct ZoneReader {
             let status = ldns_rr_new_frm_fp_l(&rr, fp, &ttl, &originSlot.pointer, &previousOwner.pointer, &lineNumber)
             // ldns hands the record over only on success; own it before anything can throw.
             let owned = rr.map(OwnedRR.init)
-            let after = max(ftell(fp), before)
+            let after = ftell(fp)
+            // Cannot happen with fmemopen; guards the ranges below and the loop against no progress.
+            guard before >= 0, after > before || feof(fp) != 0 else {
+                throw fail(text.line(of: max(before, 0)), "\(LDNS.message(status)) (the zone reader stopped advancing)")
+            }
             let span = text.significantSpan(before..<after)
             let startLine = span.map { text.line(of: $0.lowerBound) } ?? text.line(of: max(after - 1, 0))
 
@@ -262,25 +266,23 @@ struct ZoneReader {
         }
     }
 
-    /// ldns put the new origin in the slot. A relative `$ORIGIN sub` is relative to the
-    /// current origin (RFC 1035 §5.1); ldns would keep it unterminated and then produce
-    /// `name.sub.`, so it is made absolute here.
+    /// ldns put the new origin in the slot, but it reads a relative `$ORIGIN sub` as the
+    /// absolute `sub.`. RFC 1035 §5.1 makes it relative to the current origin, so relativity is
+    /// judged from the token (no unescaped trailing dot) and the current origin appended here.
     mutating func originDirective(_ span: ClosedRange<Int>?, slot: RDFSlot, line: Int) throws(ZoneFileError) {
-        if let span {
-            let tokens = text.tokens(span, limit: 3)
-            if tokens.count > 2 { throw fail(line, "unexpected text after $ORIGIN \(tokens[1]): \(tokens[2])") }
-        }
-        guard let rdf = slot.pointer else { throw fail(line, "$ORIGIN needs a domain name") }
-        let raw = LDNS.bytes(rdf)
+        let tokens = span.map { text.tokens($0, limit: 3) } ?? []
+        guard tokens.count >= 2, let rdf = slot.pointer else { throw fail(line, "$ORIGIN needs a domain name") }
+        if tokens.count > 2 { throw fail(line, "unexpected text after $ORIGIN \(tokens[1]): \(tokens[2])") }
         let newOrigin: DNSName
         do {
-            if LDNS.isAbsolute(rdf) {
-                newOrigin = try DNSName(wire: raw)
+            let parsed = try DNSName(wire: LDNS.bytes(rdf))
+            if ZoneText.isAbsolute(tokens[1]) || parsed.isRoot {
+                newOrigin = parsed
             } else {
-                newOrigin = try DNSName(wire: raw + currentOrigin.wire)
+                newOrigin = try DNSName(wire: parsed.wire.dropLast() + currentOrigin.wire)
             }
         } catch {
-            throw fail(line, "bad $ORIGIN: \(error)")
+            throw fail(line, "bad $ORIGIN \(tokens[1]): \(error)")
         }
         currentOrigin = newOrigin
         slot.replace(with: newOrigin)

@@ -164,4 +164,14 @@ struct ZoneText {
         guard let c = s.utf8.first else { return false }
         return c >= 48 && c <= 57
     }
+
+    /// A presentation name ends with an unescaped dot (`a.b.`, `.`; not `a\.`).
+    static func isAbsolute(_ token: String) -> Bool {
+        let u = Array(token.utf8)
+        guard u.last == UInt8(ascii: ".") else { return false }
+        var backslashes = 0
+        var i = u.count - 2
+        while i >= 0 && u[i] == UInt8(ascii: "\\") { backslashes += 1; i -= 1 }
+        return backslashes % 2 == 0
+    }
 }
