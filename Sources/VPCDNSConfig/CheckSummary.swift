@@ -76,9 +76,7 @@ public struct CheckSummary: Sendable {
         func inactive() -> String? {
             if e.kind != .interface { return "\(e.kind.rawValue) endpoints change no DNS answer (R12)" }
             if !e.privateDNSEnabled { return "private_dns_enabled is false" }
-            if let r2 { return r2 }
-            if e.privateDNSOnlyForInboundResolverEndpoint { return nil }
-            return nil
+            return r2
         }
         let why = inactive()
         let inboundOnly = e.privateDNSOnlyForInboundResolverEndpoint ? " (only for queries through an inbound endpoint, R7)" : ""
