@@ -52,10 +52,12 @@ public struct CheckSummary: Sendable {
         let r2 = usable ? nil : "VPC has \(vpc.enableDNSSupport ? "enable_dns_hostnames" : "enable_dns_support"): false (R2): resolved publicly"
         var out: [Name] = []
         for z in model.hostedZones where z.vpcIDs.contains(vpc.id) {
+            let owners = Set(z.records.map(\.name) + z.aliases.map(\.name)).sorted().map(\.text)
             out.append(Name(name: z.name.text, source: "phz",
-                            detail: "private hosted zone \(z.id)" + (z.file.map { " from \($0)" } ?? "") + " (\(z.records.count) records, \(z.aliases.count) aliases)",
+                            detail: "private hosted zone \(z.id)" + (z.file.map { " from \($0)" } ?? "")
+                                + " (\(z.records.count) records, \(z.aliases.count) aliases): \(owners.joined(separator: ", "))",
                             active: usable, reason: r2,
-                            fields: [("zone_id", .string(z.id)), ("file", .optional(z.file))]))
+                            fields: [("zone_id", .string(z.id)), ("file", .optional(z.file)), ("owners", .strings(owners))]))
         }
         for e in model.endpoints where e.vpcID == vpc.id {
             out += endpointNames(e, vpc: vpc, model: model, r2: r2)
