@@ -96,7 +96,12 @@ struct HostedZoneBuilder {
                 origins.append(origin)
             }
         } catch {
-            reader.append(Diagnostic(file: error.path, line: error.line, key: key, message: error.message))
+            if error.line == 0 {
+                // The file could not be opened: say so at the config's `file:` line.
+                reader.error(key, "\(error.path): \(error.message)")
+            } else {
+                reader.append(Diagnostic(file: error.path, line: error.line, key: key, message: error.message))
+            }
         }
     }
 

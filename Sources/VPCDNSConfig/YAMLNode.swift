@@ -51,7 +51,7 @@ final class YAMLReader {
             return nil
         }
         var out: [String: Node] = [:]
-        for (k, v) in map {
+        for (k, v) in Self.mergingKeys(map) {
             guard let name = k.scalar?.string else {
                 error(path, "mapping keys must be plain strings", line: k.line)
                 continue
@@ -71,6 +71,30 @@ final class YAMLReader {
             lines[keyPath] = v.isNullScalar ? k.line : v.line
         }
         return out
+    }
+
+    /// YAML merge keys (`<<: *defaults`): Yams.compose keeps them as plain keys, so apply
+    /// them here; keys written in the mapping itself win over merged ones.
+    static func mergingKeys(_ map: Node.Mapping) -> [(Node, Node)] {
+        let own = map.filter { $0.key.scalar?.string != "<<" }
+        let ownKeys = Set(own.compactMap { $0.key.scalar?.string })
+        var merged: [(Node, Node)] = []
+        for (k, v) in map where k.scalar?.string == "<<" {
+            let sources: [Node]
+            switch v {
+            case .mapping: sources = [v]
+            case .sequence(let seq): sources = Array(seq)
+            default: sources = []
+            }
+            for case .mapping(let m) in sources {
+                for (mk, mv) in m {
+                    guard let name = mk.scalar?.string, !ownKeys.contains(name),
+                          !merged.contains(where: { $0.0.scalar?.string == name }) else { continue }
+                    merged.append((mk, mv))
+                }
+            }
+        }
+        return own.map { ($0.key, $0.value) } + merged
     }
 
     /// The items of a sequence, each with its key path (`vpcs[3]`).
@@ -191,13 +215,13 @@ extension Node {
     }
 }
 
-/// A close known key for a typo ("did you mean X?"): edit distance at most 2, or at most a
-/// third of the word for long keys, and a shared prefix counts as close.
+/// A close known key for a typo ("did you mean X?"): edit distance 1 for short keys, up to 3
+/// for long ones (a quarter of the key's length), so `<<` never suggests `id`.
 func suggestion(for word: String, among candidates: [String]) -> String? {
     let w = word.lowercased()
     let scored = candidates.map { ($0, editDistance(w, $0.lowercased())) }
     guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
-    let limit = max(2, best.0.count / 3)
+    let limit = max(1, min(3, best.0.count / 4))
     return best.1 <= limit ? best.0 : nil
 }
 

@@ -91,4 +91,26 @@ import VPCDNSCore
     @Test func rootMustBeAMapping() {
         #expect(errorLines("- a\n- b\n") == ["t.yaml:1: -: expected a mapping with keys \(["account_id", "listen", "upstreams", "upstream_timeout_ms", "upstream_attempt_timeout_ms", "endpoint_dns_ttl", "cache_size", "udp_payload_size", "tcp_idle_timeout_ms", "max_tcp_connections", "default_vpc", "query_log", "log_cache_hits", "metrics", "vpcs", "endpoints", "endpoint_services", "hosted_zones"].joined(separator: ", ")), found a list"])
     }
+
+    @Test func yamlMergeKeysAreApplied() throws {
+        let c = try loaded("""
+        vpcs:
+          - &base
+            id: vpc-0a1
+            region: eu-central-1
+            cidrs: [10.0.0.0/16]
+            enable_dns_hostnames: true
+          - <<: *base
+            id: vpc-0b2
+            cidrs: [10.1.0.0/16]
+        """)
+        #expect(c.model.vpcs.map(\.id) == ["vpc-0a1", "vpc-0b2"])
+        #expect(c.model.vpcs[1].region == "eu-central-1" && c.model.vpcs[1].enableDNSHostnames)
+        #expect(c.model.vpcs[1].cidrs.map(\.description) == ["10.1.0.0/16"])
+    }
+
+    @Test func noSuggestionForFarOffKeys() {
+        #expect(errorLines("vpcs:\n  - {id: vpc-0a1, region: us-west-2, cidrs: [10.0.0.0/16], zz: 1}\n")
+                == ["t.yaml:2: vpcs[0].zz: unknown key 'zz'"])
+    }
 }
