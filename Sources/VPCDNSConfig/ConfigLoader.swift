@@ -1,1 +1,94 @@
-// Placeholder: the YAML loader lands here.
+import Foundation
+import VPCDNSCore
+import Yams
+
+/// Where each model entry was written: key paths and their lines, for `check` and `explain`.
+public struct SourceIndex: Sendable {
+    /// Line of every key path read (`vpcs[0]`, `vpcs[0].id`, ...).
+    public let lines: [String: Int]
+    /// Key path of each VPC, endpoint and service by id (`vpcs[2]`).
+    public let vpcPaths: [String: String]
+    public let endpointPaths: [String: String]
+    public let servicePaths: [String: String]
+    /// Key path of each hosted zone, parallel to `Model.hostedZones`.
+    public let zonePaths: [String]
+
+    public func line(_ keyPath: String) -> Int? { lines[keyPath] }
+}
+
+/// Loads `vpcdns.yaml` (and its zone files) into a validated `Model`, collecting every
+/// error rather than stopping at the first, so one `check` run shows all of them.
+public enum ConfigLoader {
+    public static let defaultPath = "config/vpcdns.yaml"
+
+    public static func load(path: String) -> Result<LoadedConfig, ConfigErrors> {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let why = FileManager.default.fileExists(atPath: path) ? "cannot read the file (not UTF-8 text, or no permission)" : "no such file"
+            return .failure(ConfigErrors(errors: [Diagnostic(file: path, line: 1, key: "-", message: why)], warnings: []))
+        }
+        return load(yaml: text, path: path)
+    }
+
+    /// `path` is used for messages and to resolve the relative paths inside the file.
+    public static func load(yaml: String, path: String) -> Result<LoadedConfig, ConfigErrors> {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            return .failure(ConfigErrors(errors: [syntaxError(error, yaml: yaml, path: path)], warnings: []))
+        }
+        let reader = YAMLReader(file: path)
+        let parsed = ModelBuilder(reader: reader, configPath: path).build(root: root)
+        Validation(reader: reader, parsed: parsed).run()
+        Warnings(reader: reader, parsed: parsed).run()
+        let warnings = sorted(reader.warnings)
+        guard reader.errors.isEmpty else {
+            return .failure(ConfigErrors(errors: sorted(reader.errors), warnings: warnings))
+        }
+        let model = Model(settings: parsed.settings, vpcs: parsed.vpcs.map(\.value), endpoints: parsed.endpoints.map(\.value),
+                          endpointServices: parsed.services.map(\.value), hostedZones: parsed.zones.map(\.zone))
+        let index = SourceIndex(
+            lines: reader.lines,
+            vpcPaths: Dictionary(parsed.vpcs.map { ($0.value.id, $0.path) }, uniquingKeysWith: { a, _ in a }),
+            endpointPaths: Dictionary(parsed.endpoints.map { ($0.value.id, $0.path) }, uniquingKeysWith: { a, _ in a }),
+            servicePaths: Dictionary(parsed.services.map { ($0.value.id, $0.path) }, uniquingKeysWith: { a, _ in a }),
+            zonePaths: parsed.zones.map(\.path))
+        return .success(LoadedConfig(model: model, warnings: warnings, path: path, sources: index))
+    }
+
+    /// The config file's problems first, in line order; zone files after, by path and line.
+    static func sorted(_ ds: [Diagnostic]) -> [Diagnostic] {
+        ds.enumerated().sorted { a, b in
+            let (x, y) = (a.element, b.element)
+            if x.file != y.file { return x.file < y.file }
+            if x.line != y.line { return x.line < y.line }
+            return a.offset < b.offset
+        }.map(\.element)
+    }
+
+    /// `FILE:LINE: -: message` for a YAML syntax error (no key path exists yet).
+    static func syntaxError(_ error: Error, yaml: String, path: String) -> Diagnostic {
+        var line = 1
+        var message = "\(error)"
+        if let e = error as? YamlError {
+            switch e {
+            case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+                 .composer(let context, let problem, let mark, _):
+                line = mark.line
+                message = "YAML syntax error: " + problem + (context.map { " (\($0.text) at line \($0.mark.line))" } ?? "")
+            case .reader(let problem, let offset, _, _):
+                if let offset { line = yaml.utf8.prefix(offset).filter { $0 == UInt8(ascii: "\n") }.count + 1 }
+                message = "cannot read YAML: \(problem)"
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                line = context.mark.line
+                message = "duplicate key(s) \(duplicates.sorted().joined(separator: ", "))"
+            default:
+                message = "YAML error: \(e)"
+            }
+        }
+        return Diagnostic(file: path, line: line, key: "-", message: message)
+    }
+}

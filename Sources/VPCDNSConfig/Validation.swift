@@ -1,0 +1,200 @@
+import DNSWire
+import VPCDNSCore
+
+/// Checks between entries: unique ids, references that must exist, overlapping prefixes
+/// and listeners (V1, V2), one rule per domain (R1), conflicting private DNS (R6), the S3
+/// inbound-only flag (R7), one zone per name per VPC. Each problem is reported at the
+/// later entry's line and names the earlier one's line (config.md).
+struct Validation {
+    let reader: YAMLReader
+    let parsed: ParsedConfig
+
+    func run() {
+        uniqueIDs()
+        references()
+        sharedPrefixes()
+        listeners()
+        ruleDomains()
+        privateDNSConflicts()
+        inboundOnlyFlag()
+        zoneNames()
+    }
+
+    private func line(_ path: String) -> Int { reader.line(path) }
+
+    /// Reports every repeat of a key after its first occurrence.
+    private func unique(_ items: [(String, String)], what: String) {
+        var first: [String: String] = [:]
+        for (value, path) in items {
+            if let f = first[value] {
+                reader.error(path, "duplicate \(what) \(value) (first at line \(line(f)))")
+            } else {
+                first[value] = path
+            }
+        }
+    }
+
+    private func uniqueIDs() {
+        unique(parsed.vpcs.map { ($0.value.id, "\($0.path).id") }, what: "VPC id")
+        unique(parsed.endpoints.map { ($0.value.id, "\($0.path).id") }, what: "endpoint id")
+        unique(parsed.services.map { ($0.value.id, "\($0.path).id") }, what: "endpoint service id")
+        unique(parsed.vpcs.flatMap { v in zip(v.value.inboundEndpoints, v.sub["inbound_endpoints"] ?? []).map { ($0.id, "\($1).id") } },
+               what: "inbound endpoint id")
+        unique(parsed.vpcs.flatMap { v in zip(v.value.resolverRules, v.sub["resolver_rules"] ?? []).map { ($0.id, "\($1).id") } },
+               what: "resolver rule id")
+        // Derived zone ids repeat on purpose for same-named zones in different VPCs; only
+        // ids written in the file must be unique.
+        unique(parsed.zones.filter { reader.lines["\($0.path).id"] != nil }.map { ($0.zone.id, "\($0.path).id") }, what: "hosted zone id")
+    }
+
+    private func references() {
+        let vpcIDs = Set(parsed.vpcs.map(\.value.id))
+        if let d = parsed.settings.defaultVPC, !vpcIDs.contains(d) {
+            reader.error("default_vpc", "no VPC with id \(d) in this file")
+        }
+        for e in parsed.endpoints where !vpcIDs.contains(e.value.vpcID) {
+            reader.error("\(e.path).vpc", "no VPC with id \(e.value.vpcID) in this file")
+        }
+        for z in parsed.zones {
+            for (id, p) in zip(z.zone.vpcIDs, z.vpcPaths) where !vpcIDs.contains(id) {
+                reader.error(p, "no VPC with id \(id) in this file")
+            }
+            unique(zip(z.zone.vpcIDs, z.vpcPaths).map { ($0, $1) }, what: "VPC")
+            aliasTargets(z)
+        }
+    }
+
+    /// R13: an alias points at a configured endpoint, or at one of its regional/zonal names.
+    private func aliasTargets(_ z: ParsedZone) {
+        let endpoints = parsed.endpoints.map(\.value)
+        for (a, o) in zip(z.zone.aliases, z.aliasOrigins) {
+            switch a.target {
+            case .endpoint(let id):
+                guard let ep = endpoints.first(where: { $0.id == id }) else {
+                    reader.error("\(o.key).alias.endpoint", "no endpoint with id \(id) in this file"); continue
+                }
+                if ep.kind != .interface { reader.error("\(o.key).alias.endpoint", "\(id) is a \(ep.kind.rawValue) endpoint; aliases point at Interface endpoints") }
+            case .dnsName(let name):
+                let known = endpoints.filter { $0.kind == .interface }.flatMap { [$0.regionalName] + $0.zonalNames.map(\.name) }
+                if !known.contains(name) {
+                    reader.error("\(o.key).alias.dns_name", "\(name.text) is not the regional or zonal DNS name of an endpoint in this file")
+                }
+            case .record:
+                break // checked with the zone (ZoneRules)
+            }
+        }
+    }
+
+    /// V2: two VPCs may claim the identical prefix only if both have resolver_addresses.
+    private func sharedPrefixes() {
+        var first: [IPPrefix: (vpc: Located<VPC>, path: String)] = [:]
+        for v in parsed.vpcs {
+            let items = Array(zip(v.value.cidrs, v.sub["cidrs"] ?? [])) + Array(zip(v.value.clients, v.sub["clients"] ?? []))
+            for (prefix, path) in items {
+                guard let f = first[prefix] else { first[prefix] = (v, path); continue }
+                if f.vpc.path == v.path {
+                    reader.error(path, "\(prefix) is listed twice for this VPC (first at line \(line(f.path)))")
+                } else if !f.vpc.value.resolverAddresses.isEmpty && !v.value.resolverAddresses.isEmpty {
+                    reader.warning(path, "\(prefix) is claimed by both VPC \(f.vpc.value.id) (line \(line(f.path))) and VPC \(v.value.id): a client there on a shared listen address is REFUSED (ambiguous-vpc); each VPC is reachable only on its resolver_addresses")
+                } else {
+                    reader.error(path, "\(prefix) is claimed by both VPC \(f.vpc.value.id) (line \(line(f.path))) and VPC \(v.value.id): identical prefixes are allowed only when both VPCs have resolver_addresses")
+                }
+            }
+        }
+    }
+
+    /// V1: every listener address belongs to exactly one purpose.
+    private func listeners() {
+        var items: [(String, String)] = zip(parsed.settings.listen, parsed.listenPaths).map { ($0.description, $1) }
+        for v in parsed.vpcs {
+            items += zip(v.value.resolverAddresses, v.sub["resolver_addresses"] ?? []).map { ($0.description, $1) }
+            items += zip(v.value.inboundEndpoints.flatMap(\.addresses), v.sub["inbound_addresses"] ?? []).map { ($0.description, $1) }
+        }
+        if let m = parsed.settings.metrics { items.append((m.description, "metrics")) }
+        var first: [String: String] = [:]
+        for (addr, path) in items {
+            if let f = first[addr] {
+                reader.error(path, "listener address \(addr) is already used by \(f) (line \(line(f))); each address serves one purpose")
+            } else {
+                first[addr] = path
+            }
+        }
+    }
+
+    /// R1: AWS allows one rule per domain per VPC.
+    private func ruleDomains() {
+        for v in parsed.vpcs {
+            unique(zip(v.value.resolverRules, v.sub["resolver_rules"] ?? []).map { ($0.domain.text, "\($1).domain") },
+                   what: "resolver rule for domain")
+        }
+    }
+
+    /// One claim on a private DNS zone apex in one VPC.
+    private struct Claim {
+        var name: DNSName      // as written (may be a wildcard)
+        var apex: DNSName      // the hidden zone it creates (`*.x` -> `x`)
+        var key: String
+        var owner: String      // for messages
+    }
+
+    /// R6: the private DNS of endpoints (and consumed services) and the PHZs of one VPC must
+    /// not claim the same domain; worded like AWS's own error.
+    private func privateDNSConflicts() {
+        let services = Dictionary(parsed.services.map { ($0.value.id, $0.value) }, uniquingKeysWith: { a, _ in a })
+        for v in parsed.vpcs {
+            var claims: [Claim] = []
+            for e in parsed.endpoints where e.value.vpcID == v.value.id && e.value.kind == .interface && e.value.privateDNSEnabled {
+                let names: [DNSName]
+                if case .custom(_, let sid) = e.value.service {
+                    names = services[sid].flatMap { $0.verification == .verified ? $0.privateDNSName : nil }.map { [$0] } ?? []
+                } else {
+                    names = e.value.privateDNSNames
+                }
+                claims += names.map { Claim(name: $0, apex: $0.isWildcard ? $0.parent! : $0, key: "\(e.path).private_dns_enabled", owner: "endpoint \(e.value.id)") }
+            }
+            for z in parsed.zones where z.zone.vpcIDs.contains(v.value.id) {
+                claims.append(Claim(name: z.zone.name, apex: z.zone.name, key: "\(z.path).name", owner: "hosted zone \(z.zone.name.text)"))
+            }
+            claims.sort { line($0.key) < line($1.key) }
+            var seen: [DNSName: Claim] = [:]
+            for c in claims {
+                guard let f = seen[c.apex] else { seen[c.apex] = c; continue }
+                guard f.key != c.key else { continue }
+                if f.owner.hasPrefix("hosted zone") && c.owner.hasPrefix("hosted zone") { continue } // zoneNames() says it better
+                let shown = c.name.isWildcard || !f.name.isWildcard ? c.name : f.name
+                reader.error(c.key, "conflicting DNS domain for \(shown.text) in VPC \(v.value.id) (\(f.owner) at line \(line(f.key)) already claims it)")
+            }
+        }
+    }
+
+    /// R7: the inbound-only flag needs an S3 Interface endpoint with private DNS and an S3
+    /// Gateway endpoint in the same VPC.
+    private func inboundOnlyFlag() {
+        for e in parsed.endpoints where e.value.privateDNSOnlyForInboundResolverEndpoint {
+            let key = "\(e.path).private_dns_only_for_inbound_resolver_endpoint"
+            let ep = e.value
+            if !ep.isS3 || ep.kind != .interface {
+                reader.error(key, "private_dns_only_for_inbound_resolver_endpoint applies only to S3 Interface endpoints")
+            } else if !ep.privateDNSEnabled {
+                reader.error(key, "private_dns_only_for_inbound_resolver_endpoint needs private_dns_enabled: true")
+            } else if !parsed.endpoints.contains(where: { $0.value.vpcID == ep.vpcID && $0.value.kind == .gateway && $0.value.service == ep.service }) {
+                reader.error(key, "To set private_dns_only_for_inbound_resolver_endpoint to true, the VPC \(ep.vpcID) must have a gateway endpoint for the service")
+            }
+        }
+    }
+
+    /// Two zones with the same name in one VPC are a configuration error (as in AWS).
+    private func zoneNames() {
+        var first: [String: ParsedZone] = [:]
+        for z in parsed.zones {
+            for vpc in z.zone.vpcIDs {
+                let k = "\(vpc) \(z.zone.name.text)"
+                if let f = first[k] {
+                    reader.error("\(z.path).name", "a second hosted zone named \(z.zone.name.text) for VPC \(vpc) (first at line \(line("\(f.path).name"))); a VPC can be associated with one zone of a given name")
+                } else {
+                    first[k] = z
+                }
+            }
+        }
+    }
+}

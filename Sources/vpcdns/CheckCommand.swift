@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import VPCDNSConfig
+
+/// `vpcdns check [--config PATH] [--json]`: loads and validates without opening a socket.
+/// The summary itself is built by `CheckSummary` (VPCDNSConfig); this only prints it.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate the configuration and zone files, and show what each VPC sees."
+    )
+
+    @Option(name: .long, help: "Configuration file.")
+    var config: String = ConfigLoader.defaultPath
+
+    @Flag(name: .long, help: "Print one JSON object with the summary, the warnings and the errors.")
+    var json = false
+
+    func run() throws {
+        let summary = CheckSummary(path: config, result: ConfigLoader.load(path: config))
+        if json {
+            print(summary.json.rendered())
+        } else {
+            print(summary.text, terminator: "")
+            let stderr = (summary.warnings + summary.errors).map { $0.description + "\n" }.joined()
+            FileHandle.standardError.write(Data(stderr.utf8))
+        }
+        if !summary.ok { throw ExitCode(1) }
+    }
+}
