@@ -75,7 +75,7 @@ public struct Explanation: Sendable {
     func viaText() -> String {
         let v = decision.view
         switch v.via {
-        case .source: return "source address \(client) matches \(v.matchedPrefix?.description ?? "?") (V2)"
+        case .source: return "\(client) matches \(v.matchedPrefix?.description ?? "?") (V2)"
         case .resolverAddress: return "the query reached \(listener), a resolver address of this VPC (V1)"
         case .inboundEndpoint: return "the query reached \(listener), inbound endpoint \(v.inboundEndpointID ?? "?") (V1)"
         case .defaultVPC: return "no VPC claims \(client); default_vpc applies (V3)"

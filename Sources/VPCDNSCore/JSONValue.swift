@@ -13,6 +13,8 @@ public enum JSONValue: Sendable, Equatable {
     public static func == (a: JSONValue, b: JSONValue) -> Bool { a.rendered() == b.rendered() }
 
     public static func str(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
+    public static func optional(_ s: String?) -> JSONValue { str(s) }
+    public static func strings(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
 
     /// Compact rendering on one line.
     public func rendered() -> String {

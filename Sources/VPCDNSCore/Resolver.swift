@@ -63,7 +63,7 @@ public final class Resolver: Sendable {
             }
             if explain {
                 d.links.append(Link(name: name, kind: link.kind, zone: link.zone, zoneID: link.zoneID, local: link.local))
-                d.notes += elsewhereNotes(name, vpc: v)
+                if !link.local { d.notes += elsewhereNotes(name, vpc: v) }
             }
             switch link.result {
             case .forward(let targets):

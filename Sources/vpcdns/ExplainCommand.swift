@@ -1,0 +1,62 @@
+import ArgumentParser
+import DNSWire
+import Foundation
+import LDNSKit
+import VPCDNSConfig
+import VPCDNSCore
+
+/// `vpcdns explain NAME [TYPE] --from IP [--to IP:PORT] [--config PATH] [--json]`: the
+/// decision `serve` would make, printed for a person. Offline: it sends no packet.
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Show how a name would be answered for a client, and why (offline, sends no packet)."
+    )
+
+    @Argument(help: "The name to resolve.")
+    var name: String
+
+    @Argument(help: "The record type (A, AAAA, TXT, ... or TYPEnnn).")
+    var type: String = "A"
+
+    @Option(name: .long, help: "The client's source address.")
+    var from: String
+
+    @Option(name: .long, help: "The listener the query reaches, IP:PORT (default: the first `listen` address).")
+    var to: String?
+
+    @Option(name: .long, help: "Configuration file.")
+    var config: String = ConfigLoader.defaultPath
+
+    @Flag(name: .long, help: "Print the explanation as one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard IPAddress(from) != nil else { throw ValidationError("--from: not an IP address: \(from)") }
+        if let to, SocketEndpoint(to) == nil { throw ValidationError("--to: expected IP:PORT ([::1]:1053 for IPv6): \(to)") }
+        guard RRType(mnemonic: type) != nil else { throw ValidationError("unknown record type: \(type)") }
+        do { _ = try DNSName(name) } catch { throw ValidationError("bad name \(name): \(error)") }
+    }
+
+    func run() throws {
+        let loaded: LoadedConfig
+        switch ConfigLoader.load(path: config) {
+        case .success(let l): loaded = l
+        case .failure(let e):
+            FileHandle.standardError.write(Data((e.errors.map(\.description).joined(separator: "\n") + "\n").utf8))
+            throw ExitCode(1)
+        }
+        let model = loaded.model
+        let resolver = Resolver(model: model)
+        let client = IPAddress(from)!
+        let listener = to.flatMap { SocketEndpoint($0) } ?? model.settings.listen.first ?? SocketEndpoint("127.0.0.1:1053")!
+        let question = Question(name: try DNSName(name), type: RRType(mnemonic: type)!)
+        let decision = resolver.resolve(question, client: client, listener: listener, explain: true)
+        let e = Explanation(decision: decision, model: model, client: client, listener: listener)
+        if json {
+            print(e.json(format: RecordText.presentation, rdata: RecordText.rdataPresentation).rendered())
+        } else {
+            print(e.text(format: RecordText.presentation), terminator: "")
+        }
+    }
+}
