@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config/vpcdns.yaml
 
-.PHONY: deps build run test check explain bench leak-check clean
+.PHONY: deps build run test check explain bench bench-core leak-check clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,8 +23,8 @@ test: deps
 check: build
 	$(SWIFT) run vpcdns check --config $(CONFIG)
 
-## Micro-benchmark of the decision engine (release build).
-bench: deps
+## Micro-benchmark of the decision engine alone (release build).
+bench-core: deps
 	$(SWIFT) build -c release --product vpcdns-bench
 	.build/release/vpcdns-bench --config $(CONFIG)
 

@@ -62,6 +62,12 @@ let package = Package(
         ),
         // Not a product: run by scripts/leak-check.sh under LeakSanitizer.
         .executableTarget(name: "ldns-leakcheck", dependencies: ["LDNSKit", "DNSWire"], swiftSettings: strict),
+        // Micro-benchmark of the decision engine (not a test; see Makefile `bench-core`).
+        .executableTarget(
+            name: "vpcdns-bench",
+            dependencies: ["DNSWire", "VPCDNSCore", "VPCDNSConfig"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "LDNSKitTests", dependencies: ["LDNSKit", "DNSWire"]),
         .testTarget(name: "VPCDNSCoreTests", dependencies: ["VPCDNSCore", "VPCDNSConfig", "DNSWire"]),
