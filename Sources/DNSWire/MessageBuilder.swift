@@ -32,9 +32,12 @@ public struct ResponseSummary: Hashable, Sendable {
 /// `buffer.writeBytes(builder.bytes)`) before the next call.
 ///
 /// Compression (RFC 1035 §4.1.4): owner names, and names inside the rdata of the RFC 1035
-/// types CNAME, NS, PTR, MX and SOA, point at the longest suffix already written, compared
-/// case-insensitively. Other types' rdata — SRV targets included (RFC 2782, RFC 3597 §4) —
-/// is written as given, uncompressed.
+/// types CNAME, NS, PTR, MX and SOA, point at the longest suffix already written. Owners are
+/// lower-cased `DNSName`s, so they are matched case-insensitively (an answer owned by the
+/// asked name points at the echoed question, in the client's case, as BIND and Unbound do);
+/// rdata names are matched byte for byte so their case survives a round trip through the
+/// cache. Other types' rdata — SRV targets included (RFC 2782, RFC 3597 §4) — is written as
+/// given, uncompressed.
 ///
 /// Truncation policy (P2, RFC 2181 §9): records are written in order; when an answer or
 /// authority record does not fit, the whole RRset it belongs to (the run of records with the
@@ -273,7 +276,7 @@ public struct MessageBuilder: Sendable {
     /// Writes one record; false when its rdata is too long for RDLENGTH.
     mutating func writeRecord(_ r: ResourceRecord) -> Bool {
         guard r.rdata.count <= 0xFFFF else { return false }
-        writeName(r.name.wire[...], compress: true)
+        writeName(r.name.wire[...], compress: true, exactCase: false)
         appendU16(r.type.rawValue)
         appendU16(r.rrClass.rawValue)
         appendU32(r.ttl)
@@ -293,20 +296,20 @@ public struct MessageBuilder: Sendable {
         switch type.rawValue {
         case RRType.cname.rawValue, RRType.ns.rawValue, RRType.ptr.rawValue:
             if let end = MessageBuilder.nameEnd(rdata, from: 0), end == rdata.count {
-                writeName(rdata[...], compress: true)
+                writeName(rdata[...], compress: true, exactCase: true)
                 return
             }
         case RRType.mx.rawValue:
             if rdata.count >= 3, let end = MessageBuilder.nameEnd(rdata, from: 2), end == rdata.count {
                 bytes.append(rdata[0]); bytes.append(rdata[1])
-                writeName(rdata[2...], compress: true)
+                writeName(rdata[2...], compress: true, exactCase: true)
                 return
             }
         case RRType.soa.rawValue:
             if let m = MessageBuilder.nameEnd(rdata, from: 0), let rn = MessageBuilder.nameEnd(rdata, from: m),
                rn + 20 == rdata.count {
-                writeName(rdata[0..<m], compress: true)
-                writeName(rdata[m..<rn], compress: true)
+                writeName(rdata[0..<m], compress: true, exactCase: true)
+                writeName(rdata[m..<rn], compress: true, exactCase: true)
                 bytes.append(contentsOf: rdata[rn...])
                 return
             }
@@ -330,13 +333,13 @@ public struct MessageBuilder: Sendable {
     }
 
     /// Writes an uncompressed, valid name (`name` ends with its root byte), pointing at the
-    /// longest suffix already in the message when `compress`.
-    mutating func writeName(_ name: ArraySlice<UInt8>, compress: Bool) {
+    /// longest suffix already in the message when `compress` (byte for byte when `exactCase`).
+    mutating func writeName(_ name: ArraySlice<UInt8>, compress: Bool, exactCase: Bool) {
         var i = name.startIndex
         while i < name.endIndex {
             let len = Int(name[i])
             if len == 0 { bytes.append(0); return }
-            if compress, let target = findSuffix(name, from: i) {
+            if compress, let target = findSuffix(name, from: i, exactCase: exactCase) {
                 appendU16(0xC000 | UInt16(target))
                 return
             }
@@ -349,16 +352,17 @@ public struct MessageBuilder: Sendable {
     }
 
     /// An offset where the suffix `name[from...]` is already written, or nil.
-    func findSuffix(_ name: ArraySlice<UInt8>, from: Int) -> Int? {
-        for t in compressionTargets where equalsName(at: Int(t), name, from: from) {
+    func findSuffix(_ name: ArraySlice<UInt8>, from: Int, exactCase: Bool) -> Int? {
+        for t in compressionTargets where equalsName(at: Int(t), name, from: from, exactCase: exactCase) {
             return Int(t)
         }
         return nil
     }
 
-    /// Case-insensitive comparison of the (possibly compressed) name written at `offset` with
-    /// `name[from...]`. Our own pointers always point backwards; hops are bounded anyway.
-    func equalsName(at offset: Int, _ name: ArraySlice<UInt8>, from: Int) -> Bool {
+    /// Compares the (possibly compressed) name written at `offset` with `name[from...]`,
+    /// ignoring ASCII case unless `exactCase`. Our own pointers always point backwards; hops
+    /// are bounded anyway.
+    func equalsName(at offset: Int, _ name: ArraySlice<UInt8>, from: Int, exactCase: Bool) -> Bool {
         var p = offset
         var i = from
         var hops = 0
@@ -375,7 +379,11 @@ public struct MessageBuilder: Sendable {
             if len == 0 { return true }
             let l = Int(len)
             guard p + l < bytes.count, i + l < name.endIndex else { return false }
-            for k in 1...l where asciiLower(bytes[p + k]) != asciiLower(name[i + k]) { return false }
+            if exactCase {
+                for k in 1...l where bytes[p + k] != name[i + k] { return false }
+            } else {
+                for k in 1...l where asciiLower(bytes[p + k]) != asciiLower(name[i + k]) { return false }
+            }
             p += l + 1
             i += l + 1
         }
