@@ -1,5 +1,5 @@
 import Testing
-@testable import DNSWire
+import DNSWire
 
 /// Not a timed assertion (the machine is shared): prints parse + encode throughput for the
 /// typical reply of libldns-from-swift.md's microbenchmark (45-byte query with EDNS 1232, one A

@@ -1,5 +1,5 @@
 import Testing
-@testable import DNSWire
+import DNSWire
 
 @Suite("QueryParser")
 struct QueryParserTests {

@@ -1,5 +1,5 @@
 import Testing
-@testable import DNSWire
+import DNSWire
 
 /// Throws 200,000 random and mutated datagrams at both parsers. The point is that nothing
 /// traps (a trap kills the test process, failing the run); on top, every reply the builder

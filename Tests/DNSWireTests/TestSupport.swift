@@ -1,4 +1,4 @@
-@testable import DNSWire
+import DNSWire
 
 /// Bytes from a hex string; spaces and newlines are ignored.
 func hex(_ s: String) -> [UInt8] {
