@@ -209,15 +209,15 @@ public struct MessageBuilder: Sendable {
     mutating func writeQuestion(_ q: DNSQuestion) {
         let wire = q.name.wire
         let start = bytes.count
-        var labelStart = 0
-        for (i, b) in wire.enumerated() {
-            if i == labelStart {
-                if b != 0 { registerTarget(start + i) }
-                labelStart = i + Int(b) + 1
-                bytes.append(b)
-            } else {
-                bytes.append(q.caseMask.isSet(i) ? b & ~0x20 : b)
-            }
+        bytes.append(contentsOf: wire)
+        // Register each label start (not the root byte) as a compression target.
+        var i = 0
+        while i < wire.count, wire[i] != 0 {
+            registerTarget(start + i)
+            i += Int(wire[i]) + 1
+        }
+        if !q.caseMask.isAllLower {
+            for k in 0..<wire.count where q.caseMask.isSet(k) { bytes[start + k] &= ~0x20 }
         }
         appendU16(q.type.rawValue)
         appendU16(q.qclass.rawValue)
@@ -249,15 +249,12 @@ public struct MessageBuilder: Sendable {
         var written = 0
         var rrsetMark = bytes.count
         var rrsetCount = 0
-        var previous: ResourceRecord? = nil
-        for r in records {
-            if let p = previous, p.type == r.type, p.rrClass == r.rrClass, p.name == r.name {
-                // same RRset
-            } else {
+        for k in records.indices {
+            let r = records[k]
+            if k == records.startIndex || !MessageBuilder.sameRRset(records[k - 1], r) {
                 rrsetMark = bytes.count
                 rrsetCount = written
             }
-            previous = r
             let mark = bytes.count
             guard writeRecord(r) else {
                 // Rdata over 65535 bytes cannot be encoded; skip the record.
@@ -271,6 +268,11 @@ public struct MessageBuilder: Sendable {
             written += 1
         }
         return (written, true)
+    }
+
+    @inline(__always)
+    static func sameRRset(_ a: ResourceRecord, _ b: ResourceRecord) -> Bool {
+        a.type == b.type && a.rrClass == b.rrClass && a.name == b.name
     }
 
     /// Writes one record; false when its rdata is too long for RDLENGTH.
