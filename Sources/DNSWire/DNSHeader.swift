@@ -41,6 +41,17 @@ public struct DNSHeader: Hashable, Sendable {
     /// The low 4 bits of the rcode; EDNS carries the upper 8 (`DNSMessage.rcode` combines them).
     @inlinable public var rcodeLow: UInt8 { UInt8(flags & 0x000F) }
 
+    /// Reads just the header (id, flags, counts) of a datagram: enough to match an upstream
+    /// reply's id or see TC before parsing the rest. Nil when shorter than 12 bytes.
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> DNSHeader? {
+        read(WireReader(bytes))
+    }
+
+    /// Reads just the header of a datagram held in an array.
+    public static func parse(_ bytes: [UInt8]) -> DNSHeader? {
+        bytes.withUnsafeBytes { parse($0) }
+    }
+
     /// Reads the header from the first 12 bytes; nil when the datagram is shorter.
     static func read(_ r: WireReader) -> DNSHeader? {
         guard r.count >= 12,

@@ -64,6 +64,12 @@ public struct DNSMessage: Hashable, Sendable {
         RCode(rawValue: UInt16(header.rcodeLow) | UInt16(edns?.extendedRCode ?? 0) << 4)
     }
 
+    /// True when this message is a reply to the query with `id` and `question`: QR set, same
+    /// id, exactly one question equal to it ignoring case (P6: anything else is discarded).
+    public func isReply(toID id: UInt16, question: DNSQuestion) -> Bool {
+        header.isResponse && header.id == id && questions.count == 1 && questions[0].matches(question)
+    }
+
     /// Parses a complete message. Throws on anything malformed; never traps, and every loop is
     /// bounded by the packet size or a hop limit. Bytes after the last counted record are
     /// ignored.

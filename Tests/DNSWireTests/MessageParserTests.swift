@@ -31,6 +31,19 @@ struct MessageParserTests {
         #expect(m.edns == nil)
     }
 
+    @Test("header-only parse and matching a reply to its query (P6)")
+    func matching() throws {
+        let h = try #require(DNSHeader.parse(MessageParserTests.reply))
+        #expect(h.id == 1 && h.isResponse && !h.truncated && h.anCount == 3)
+        #expect(DNSHeader.parse([1, 2, 3]) == nil)
+        let m = try DNSMessage.parse(MessageParserTests.reply)
+        let asked = DNSQuestion(name: name("www.example.com"), type: .a)
+        #expect(m.isReply(toID: 1, question: asked))
+        #expect(!m.isReply(toID: 2, question: asked))
+        #expect(!m.isReply(toID: 1, question: DNSQuestion(name: name("www.example.com"), type: .aaaa)))
+        #expect(!m.isReply(toID: 1, question: DNSQuestion(name: name("www.example.org"), type: .a)))
+    }
+
     @Test("re-encoding parsed records and parsing again gives the same records")
     func roundTrip() throws {
         let m = try DNSMessage.parse(MessageParserTests.reply)
