@@ -19,7 +19,7 @@ public enum ResolvConf {
     /// The nameservers listed in resolv.conf text, in order, without duplicates.
     public static func nameservers(in text: String) -> [SocketEndpoint] {
         var result: [SocketEndpoint] = []
-        for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        for rawLine in text.split(whereSeparator: \.isNewline) {
             let line = rawLine.prefix { $0 != "#" && $0 != ";" }
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard words.count >= 2, words[0] == "nameserver" else { continue }
