@@ -93,9 +93,10 @@ public struct UpstreamClient: Sendable {
         self.policy = policy
     }
 
-    /// Resolves `query` (a complete DNS query message) through `targets`.
+    /// Starts resolving `query` (a complete DNS query message) through `targets` on
+    /// `eventLoop` (use the client query's loop: no hop when the answer comes back).
     /// The future always succeeds, with the result.
-    public func query(_ query: ByteBuffer, targets: [SocketEndpoint], on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamResult> {
+    public func startQuery(_ query: ByteBuffer, targets: [SocketEndpoint], on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamResult> {
         let promise = eventLoop.makePromise(of: UpstreamResult.self)
         let policy = self.policy
         let start: @Sendable () -> Void = {
@@ -109,7 +110,7 @@ public struct UpstreamClient: Sendable {
     /// The same, for async callers.
     public func query(_ query: ByteBuffer, targets: [SocketEndpoint], on eventLoop: any EventLoop) async -> UpstreamResult {
         // The future never fails.
-        (try? await self.query(query, targets: targets, on: eventLoop).get()) ?? .failure(.error("internal"))
+        (try? await startQuery(query, targets: targets, on: eventLoop).get()) ?? .failure(.error("internal"))
     }
 }
 

@@ -7,15 +7,13 @@ import VPCDNSCore
 /// A real NSD on 127.0.0.1 serving test zones: the stand-in for a public upstream.
 ///
 /// Writes nsd.conf and the zone files into a fresh temporary folder, picks a free port
-/// (UDP and TCP), runs `nsd -d -c CONF` as a direct child (so SIGTERM reaches NSD itself, not
-/// a shell), and waits until it answers. `stop()` (or `deinit`, when a test fails before
+/// (UDP and TCP), runs `nsd -d -c CONF` as a direct child with a clean signal mask (see
+/// `ChildProcess`), and waits until it answers. `stop()` (or `deinit`, when a test fails before
 /// reaching it) sends SIGTERM, waits, and removes the folder.
-final class NSDFixture: @unchecked Sendable {
-    // @unchecked: `process` is set once in init and only read afterwards; Foundation's
-    // Process is not Sendable but its terminate/isRunning are thread-safe.
+final class NSDFixture: Sendable {
     let endpoint: SocketEndpoint
     let directory: URL
-    private let process: Process
+    private let process: ChildProcess
 
     /// The default test zone `example.org`: `www` A, a big TXT RRset at `big` (over 512
     /// bytes, so a UDP answer without EDNS is truncated), and `case` mixed-case data.
@@ -63,19 +61,14 @@ final class NSDFixture: @unchecked Sendable {
             }
             let confURL = dir.appendingPathComponent("nsd.conf")
             try conf.write(to: confURL, atomically: true, encoding: .utf8)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/sbin/nsd")
-            p.arguments = ["-d", "-c", confURL.path]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            let p = try ChildProcess("/usr/sbin/nsd", ["-d", "-c", confURL.path])
             let endpoint = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(port))
             if await Self.waitUntilAnswering(endpoint, process: p) {
                 self.endpoint = endpoint
                 self.process = p
                 return
             }
-            Self.terminate(p)
+            p.stop()
             lastError = FixtureError("nsd did not answer on \(endpoint): \((try? String(contentsOf: dir.appendingPathComponent("nsd.log"), encoding: .utf8)) ?? "")")
         }
         try? FileManager.default.removeItem(at: dir)
@@ -87,17 +80,8 @@ final class NSDFixture: @unchecked Sendable {
     }
 
     func stop() {
-        Self.terminate(process)
+        process.stop()
         try? FileManager.default.removeItem(at: directory)
-    }
-
-    private static func terminate(_ p: Process) {
-        guard p.isRunning else { return }
-        p.terminate()  // SIGTERM
-        let deadline = Date().addingTimeInterval(3)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
     }
 
     /// A port free for UDP and TCP on 127.0.0.1 right now (bound with port 0, then released).
@@ -110,7 +94,7 @@ final class NSDFixture: @unchecked Sendable {
         return port
     }
 
-    private static func waitUntilAnswering(_ endpoint: SocketEndpoint, process: Process) async -> Bool {
+    private static func waitUntilAnswering(_ endpoint: SocketEndpoint, process: ChildProcess) async -> Bool {
         guard let client = try? await TestUDPClient.make() else { return false }
         defer { Task { await client.close() } }
         let deadline = ContinuousClock.now + .seconds(5)
