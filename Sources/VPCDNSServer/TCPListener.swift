@@ -133,7 +133,7 @@ final class TCPQueryHandler: ChannelDuplexHandler {
             promise?.succeed(())
             if closeAfter { context.close(promise: nil) }
         }
-        if readHeld && pending < maxPending {
+        if readHeld && pending < maxPending && context.channel.isWritable {
             readHeld = false
             context.read()
         }
@@ -148,14 +148,24 @@ final class TCPQueryHandler: ChannelDuplexHandler {
         context.write(wrapOutboundOut(framed), promise: promise)
     }
 
-    /// Backpressure: with `maxPending` answers outstanding, stop reading from the socket
-    /// until one completes (RFC 7766 6.2.1: a server may limit pipelined queries).
+    /// Backpressure: with `maxPending` answers outstanding, or while the client does not
+    /// read its answers (the socket's send buffer is full), stop reading from the socket
+    /// until that clears (RFC 7766 6.2.1: a server may limit pipelined queries). Without
+    /// the second rule a client that only writes would make us buffer answers without bound.
     func read(context: ChannelHandlerContext) {
-        if pending >= maxPending {
+        if pending >= maxPending || !context.channel.isWritable {
             readHeld = true
         } else {
             context.read()
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && readHeld && pending < maxPending {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

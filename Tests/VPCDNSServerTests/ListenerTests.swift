@@ -118,6 +118,25 @@ struct ListenerTests {
         }
     }
 
+    @Test("Answers from another thread reach UDP and TCP clients")
+    func offLoopAnswers() async throws {
+        try await withListeners(EchoProcessor(delay: .milliseconds(20))) { listeners, server in
+            let client = try await TestUDPClient.make()
+            defer { Task { await client.close() } }
+            let reply = try await client.exchange(TestDNS.query(id: 78, name: "away.example.org"), with: server)
+            #expect(reply.flatMap(TestDNS.header)?.id == 78)
+            let conn = try await TestTCPConnection.connect(to: server)
+            defer { Task { await conn.close() } }
+            var two = TestDNS.framed(TestDNS.query(id: 80, name: "away2.example.org"))
+            var both = TestDNS.framed(TestDNS.query(id: 79, name: "away.example.org"))
+            both.writeBuffer(&two)
+            try await conn.send(both)
+            let replies = await conn.inbox.wait(count: 2, timeout: .seconds(2))
+            #expect(Set(replies.compactMap { TestDNS.header($0)?.id }) == [79, 80])
+            #expect(await listeners.inFlight == 0)
+        }
+    }
+
     @Test("TCP: three pipelined queries in one write get three answers, out of order")
     func tcpPipelining() async throws {
         try await withListeners(EchoProcessor(delay: .milliseconds(150))) { _, server in
@@ -277,5 +296,21 @@ struct ListenerTests {
         #expect(got.first.flatMap(TestDNS.header)?.id == 11)
         #expect(try await client.exchange(TestDNS.query(id: 12, name: "x.example.org"), with: server, timeout: .milliseconds(150)) == nil)
         await #expect(throws: CancellationError.self) { try await listeners.update(to: [loopback]) }
+    }
+
+    @Test("Graceful shutdown over TCP: the pending answer is written before the connection closes")
+    func gracefulShutdownTCP() async throws {
+        let listeners = DNSListeners(group: testGroup, processor: EchoProcessor(delay: .milliseconds(150)))
+        try await listeners.update(to: [loopback])
+        let server = await listeners.listeners[0].bound
+        let conn = try await TestTCPConnection.connect(to: server)
+        defer { Task { await conn.close() } }
+        try await conn.send(TestDNS.framed(TestDNS.query(id: 21, name: "slow.example.org")))
+        try await Task.sleep(for: .milliseconds(30))
+        await listeners.shutdown(gracePeriod: .seconds(2))
+        let got = await conn.inbox.wait(count: 1, timeout: .milliseconds(100))
+        #expect(got.first.flatMap(TestDNS.header)?.id == 21)
+        #expect(await conn.waitClosed(timeout: .milliseconds(500)))
+        await #expect(throws: (any Error).self) { try await TestTCPConnection.connect(to: server) }
     }
 }
