@@ -1,0 +1,57 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import VPCDNSCore
+
+/// The listeners as a swift-service-lifecycle `Service`: serves until graceful shutdown,
+/// then stops reading, lets pending answers finish for `gracePeriod`, and closes (O3).
+///
+/// `serve` should open the listeners itself before starting the `ServiceGroup`
+/// (`listeners.update(to:)`), so that a bind failure is an error before anything runs and
+/// the `listening on ...` lines print once everything is open. Pass `endpoints` instead to
+/// have `run()` open them.
+public struct ListenerService: Service {
+    public let listeners: DNSListeners
+    private let endpoints: [SocketEndpoint]?
+    private let gracePeriod: Duration
+
+    public init(listeners: DNSListeners, endpoints: [SocketEndpoint]? = nil, gracePeriod: Duration = .seconds(2)) {
+        self.listeners = listeners
+        self.endpoints = endpoints
+        self.gracePeriod = gracePeriod
+    }
+
+    public func run() async throws {
+        if let endpoints {
+            try await listeners.update(to: endpoints)
+        }
+        do {
+            try await gracefulShutdown()
+            await listeners.shutdown(gracePeriod: gracePeriod)
+        } catch {
+            // Cancelled: no time for grace.
+            await listeners.shutdown(gracePeriod: .zero)
+            throw error
+        }
+    }
+}
+
+/// Owns an event loop group for the lifetime of a `ServiceGroup`: shuts it down after
+/// graceful shutdown. List it *before* the services that use it (the group stops services in
+/// reverse order, so it goes last).
+public struct EventLoopGroupService: Service {
+    public let group: MultiThreadedEventLoopGroup
+
+    /// One loop per core, as the listeners expect.
+    public init(group: MultiThreadedEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)) {
+        self.group = group
+    }
+
+    public func run() async throws {
+        do {
+            try await gracefulShutdown()
+        } catch {}
+        try await group.shutdownGracefully()
+    }
+}

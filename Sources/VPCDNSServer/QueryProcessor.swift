@@ -1,0 +1,131 @@
+import NIOCore
+import VPCDNSCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The transport a query arrived on. The processor needs it for truncation (UDP only, P2)
+/// and the query log needs it (`srcids`/metrics `proto`).
+public enum Transport: String, Sendable, Hashable, CustomStringConvertible {
+    case udp
+    case tcp
+
+    public var description: String { rawValue }
+}
+
+/// When a query was read, on two clocks: the monotonic one for durations and timeouts
+/// (never jumps), the wall clock for the query log's `query_timestamp`.
+public struct ReceiveTime: Sendable, Hashable {
+    /// Monotonic time, for latency metrics and deadlines.
+    public var monotonic: NIODeadline
+    /// Wall-clock time in nanoseconds since 1970-01-01T00:00:00Z.
+    public var wallNanoseconds: Int64
+
+    public init(monotonic: NIODeadline, wallNanoseconds: Int64) {
+        self.monotonic = monotonic
+        self.wallNanoseconds = wallNanoseconds
+    }
+
+    /// Reads both clocks (two vDSO calls, no allocation).
+    public static func now() -> ReceiveTime {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ReceiveTime(monotonic: .now(), wallNanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
+    }
+}
+
+/// Everything the listener knows about one query besides its bytes.
+public struct QueryContext: Sendable {
+    /// The source address and port of the query.
+    public var client: SocketEndpoint
+    /// The listener address the query arrived on (as bound, with its real port): the input
+    /// of V1 (`resolver_addresses`, `inbound_endpoints`).
+    public var listener: SocketEndpoint
+    public var transport: Transport
+    public var receivedAt: ReceiveTime
+
+    public init(client: SocketEndpoint, listener: SocketEndpoint, transport: Transport, receivedAt: ReceiveTime) {
+        self.client = client
+        self.listener = listener
+        self.transport = transport
+        self.receivedAt = receivedAt
+    }
+}
+
+/// What `QueryProcessor.process` decided, synchronously.
+public enum QueryProcessingResult: Sendable {
+    /// Send these bytes back now. On UDP the listener batches the write and flushes once per
+    /// read burst (so replies to one `recvmmsg` batch leave in one `sendmmsg`); on TCP it adds
+    /// the 2-byte length. The buffer must be a complete DNS message; the listener does not look
+    /// inside (truncation to the client's UDP size is the processor's job, P2).
+    case reply(ByteBuffer)
+    /// Send nothing (P4: too short, QR set). The listener counts it as dropped.
+    case drop
+    /// The answer will come later: the processor has kept the `QueryResponder` and will call
+    /// `respond(_:)` on it exactly once.
+    case pending
+}
+
+/// The way back to the client for a query answered later (`.pending`), e.g. after an
+/// upstream round trip.
+///
+/// It is a small value (the channel, the client address for UDP, and the listener's
+/// in-flight counter), so building one per query allocates nothing; only a processor that
+/// keeps it (in a closure or a future callback) pays for that, on the slow path.
+///
+/// `respond(_:)` may be called from any thread: off the channel's event loop it hops there.
+/// Call it **exactly once** per `.pending` result, and never after returning `.reply` or
+/// `.drop`. `nil` means "no answer" (counted as dropped; on TCP it still releases the
+/// connection's in-flight slot). Answering after the listener closed is harmless: the bytes
+/// are discarded.
+public struct QueryResponder: Sendable {
+    let channel: any Channel
+    /// UDP: where the reply goes. TCP: nil (the connection is the destination).
+    let peer: SocketAddress?
+    let inFlight: InFlightCounter
+
+    init(channel: any Channel, peer: SocketAddress?, inFlight: InFlightCounter) {
+        self.channel = channel
+        self.peer = peer
+        self.inFlight = inFlight
+    }
+
+    /// The event loop of the channel the query came in on. Upstream work for this query
+    /// should run here, so that the answer needs no thread hop.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
+    /// Sends `reply` (a complete DNS message) to the client, or nothing for `nil`.
+    public func respond(_ reply: ByteBuffer?) {
+        inFlight.end()
+        if peer != nil && reply == nil {
+            // UDP has no per-connection state to release: nothing to send, nothing to do.
+            inFlight.stats.dropped.add(1, ordering: .relaxed)
+            return
+        }
+        channel.writeAndFlush(DeferredReply(peer: peer, reply: reply), promise: nil)
+    }
+}
+
+/// A late answer travelling from `QueryResponder` through the pipeline to the listener's
+/// handler, which is the only place that may touch per-channel state.
+struct DeferredReply: Sendable {
+    var peer: SocketAddress?
+    var reply: ByteBuffer?
+}
+
+/// The single contract between the listeners (bytes in, bytes out) and the resolver.
+///
+/// The listeners call `process` for every UDP datagram and every framed TCP message, on the
+/// channel's event loop, in arrival order. The call must not block: local answers (private
+/// zones, cache hits, errors) should be encoded and returned as `.reply` straight away, which
+/// costs no future, no promise and no thread hop. Work that has to wait (upstream) returns
+/// `.pending` and later calls `responder.respond(_:)` exactly once.
+///
+/// The query buffer is a slice of the listener's receive buffer: read it, but copy what you
+/// keep beyond the call (holding it pins the receive buffer).
+public protocol QueryProcessor: Sendable {
+    func process(_ query: ByteBuffer, context: QueryContext, responder: QueryResponder) -> QueryProcessingResult
+}

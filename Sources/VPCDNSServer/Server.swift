@@ -1,1 +1,0 @@
-// Placeholder: the SwiftNIO server lands here.

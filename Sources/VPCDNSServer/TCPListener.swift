@@ -1,0 +1,315 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import VPCDNSCore
+
+/// One DNS-over-TCP connection (RFC 7766): framed queries go to the processor as they
+/// arrive, several may be in flight at once and answers leave as they complete (out of
+/// order). The connection is closed after `idleTimeout` without traffic while no answer is
+/// pending, and after the client half-closes once every pending answer has been written.
+///
+/// Loop-confined (created in the child channel initializer, added with `syncOperations`).
+final class TCPQueryHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = DeferredReply
+    typealias OutboundOut = ByteBuffer
+
+    private let processor: any QueryProcessor
+    private let inFlight: InFlightCounter
+    private let idleTimeout: TimeAmount
+    private let maxPending: Int
+    private var listener = SocketEndpoint(ip: .v4(0), port: 0)
+    private var client = SocketEndpoint(ip: .v4(0), port: 0)
+
+    /// Queries of this connection answered `.pending` and not yet written.
+    private var pending = 0
+    private var lastActivity = NIODeadline.now()
+    private var idleTimer: Scheduled<Void>?
+    private var needsFlush = false
+    /// The client sent FIN: close once nothing is pending.
+    private var inputClosed = false
+    /// A `read` held back because `maxPending` queries are in flight (backpressure).
+    private var readHeld = false
+
+    init(processor: any QueryProcessor, inFlight: InFlightCounter, idleTimeout: TimeAmount, maxPending: Int) {
+        self.processor = processor
+        self.inFlight = inFlight
+        self.idleTimeout = idleTimeout
+        self.maxPending = max(1, maxPending)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard idleTimer == nil else { return }
+        if let l = context.channel.localAddress.flatMap(SocketEndpoint.init) { listener = l }
+        if let r = context.channel.remoteAddress.flatMap(SocketEndpoint.init) { client = r }
+        lastActivity = .now()
+        scheduleIdleCheck(context, at: lastActivity + idleTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        context.fireChannelInactive()
+    }
+
+    /// One timer per connection, not one per message: activity only moves `lastActivity`,
+    /// and the timer, when it fires early, sleeps again until the real deadline.
+    private func scheduleIdleCheck(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            idleTimer = nil
+            guard context.channel.isActive else { return }
+            let due = lastActivity + idleTimeout
+            if pending > 0 || due > .now() {
+                scheduleIdleCheck(context, at: pending > 0 ? .now() + idleTimeout : due)
+            } else {
+                inFlight.stats.tcpIdleClosed.add(1, ordering: .relaxed)
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let query = unwrapInboundIn(data)
+        inFlight.stats.tcpQueries.add(1, ordering: .relaxed)
+        lastActivity = .now()
+        let queryContext = QueryContext(
+            client: client, listener: listener, transport: .tcp,
+            receivedAt: ReceiveTime(monotonic: lastActivity, wallNanoseconds: ReceiveTime.now().wallNanoseconds))
+        let responder = QueryResponder(channel: context.channel, peer: nil, inFlight: inFlight)
+        switch processor.process(query, context: queryContext, responder: responder) {
+        case .reply(let reply):
+            writeFramed(context, reply, promise: nil)
+            needsFlush = true
+        case .drop:
+            inFlight.stats.dropped.add(1, ordering: .relaxed)
+        case .pending:
+            pending += 1
+            inFlight.begin()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// Late answers from `QueryResponder.respond`.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let deferred = unwrapOutboundIn(data)
+        pending -= 1
+        lastActivity = .now()
+        let closeAfter = inputClosed && pending == 0
+        if let reply = deferred.reply {
+            if closeAfter {
+                let written = context.eventLoop.makePromise(of: Void.self)
+                written.futureResult.assumeIsolated().whenComplete { result in
+                    promise?.completeWith(result)
+                    context.close(promise: nil)
+                }
+                writeFramed(context, reply, promise: written)
+            } else {
+                writeFramed(context, reply, promise: promise)
+            }
+        } else {
+            inFlight.stats.dropped.add(1, ordering: .relaxed)
+            promise?.succeed(())
+            if closeAfter { context.close(promise: nil) }
+        }
+        if readHeld && pending < maxPending && context.channel.isWritable {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func writeFramed(_ context: ChannelHandlerContext, _ reply: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let framed = DNSTCPFrame.frame(reply, allocator: context.channel.allocator) else {
+            inFlight.stats.dropped.add(1, ordering: .relaxed)
+            promise?.succeed(())
+            return
+        }
+        context.write(wrapOutboundOut(framed), promise: promise)
+    }
+
+    /// Backpressure: with `maxPending` answers outstanding, or while the client does not
+    /// read its answers (the socket's send buffer is full), stop reading from the socket
+    /// until that clears (RFC 7766 6.2.1: a server may limit pipelined queries). Without
+    /// the second rule a client that only writes would make us buffer answers without bound.
+    func read(context: ChannelHandlerContext) {
+        if pending >= maxPending || !context.channel.isWritable {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && readHeld && pending < maxPending {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, e == .inputClosed {
+            // Half-close (RFC 7766 6.2.4 allows it): answer what was asked, then close.
+            inputClosed = true
+            if pending == 0 {
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// A TCP error (reset by peer, a decoder error on a broken length) ends this connection only.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        inFlight.stats.socketErrors.add(1, ordering: .relaxed)
+        context.close(promise: nil)
+    }
+}
+
+/// Thrown from the child channel initializer so that NIO closes the new connection at once.
+struct TCPConnectionLimitReached: Error {}
+
+/// The `max_tcp_connections` bound (P1), shared by every TCP listener. The limit can change
+/// on reload; connections above a lowered limit are not closed, new ones wait for room.
+final class TCPConnectionLimiter: Sendable {
+    let limit: Atomic<Int>
+    let stats: ListenerStats
+
+    init(limit: Int, stats: ListenerStats) {
+        self.limit = Atomic(limit)
+        self.stats = stats
+    }
+
+    func tryAcquire() -> Bool {
+        let max = limit.load(ordering: .relaxed)
+        var current = stats.tcpConnectionsOpen.load(ordering: .relaxed)
+        while current < max {
+            let (exchanged, original) = stats.tcpConnectionsOpen.compareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        stats.tcpConnectionsRejected.add(1, ordering: .relaxed)
+        return false
+    }
+
+    func release() {
+        stats.tcpConnectionsOpen.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// One TCP listen address: a server socket whose accepted connections are spread over the
+/// event loop group.
+final class TCPListener: Sendable {
+    let requested: SocketEndpoint
+    let bound: SocketEndpoint
+    let serverChannel: any Channel
+    let inFlight: InFlightCounter
+    /// Open connections, for a graceful stop. Touched on accept and close only.
+    private let connections: ConnectionRegistry
+
+    private init(
+        requested: SocketEndpoint, bound: SocketEndpoint, serverChannel: any Channel,
+        inFlight: InFlightCounter, connections: ConnectionRegistry
+    ) {
+        self.requested = requested
+        self.bound = bound
+        self.serverChannel = serverChannel
+        self.inFlight = inFlight
+        self.connections = connections
+    }
+
+    static func bind(
+        _ endpoint: SocketEndpoint,
+        requested: SocketEndpoint,
+        group: any EventLoopGroup,
+        configuration: ListenerConfiguration,
+        processor: any QueryProcessor,
+        limiter: TCPConnectionLimiter,
+        logger: Logger
+    ) async throws -> TCPListener {
+        let inFlight = InFlightCounter(stats: limiter.stats)
+        let connections = ConnectionRegistry()
+        let idle = TimeAmount.milliseconds(Int64(configuration.tcpIdleTimeoutMilliseconds))
+        let maxPending = configuration.tcpMaxPendingPerConnection
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                guard limiter.tryAcquire() else {
+                    return channel.eventLoop.makeFailedFuture(TCPConnectionLimitReached())
+                }
+                let id = ObjectIdentifier(channel)
+                connections.map.withLock { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    limiter.release()
+                    connections.map.withLock { _ = $0.removeValue(forKey: id) }
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
+                    try sync.addHandler(
+                        TCPQueryHandler(processor: processor, inFlight: inFlight, idleTimeout: idle, maxPending: maxPending))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(to: endpoint.socketAddress).get()
+        } catch {
+            throw ListenerError.cannotListen(.tcp, endpoint, describe(error))
+        }
+        guard let bound = channel.localAddress.flatMap(SocketEndpoint.init) else {
+            channel.close(promise: nil)
+            throw ListenerError.cannotListen(.tcp, endpoint, "no local address after bind")
+        }
+        return TCPListener(requested: requested, bound: bound, serverChannel: channel, inFlight: inFlight, connections: connections)
+    }
+
+    var openConnections: [any Channel] {
+        connections.map.withLock { Array($0.values) }
+    }
+
+    /// Stops accepting (closes the listening socket) and stops reading on open connections;
+    /// answers still pending can be written.
+    func stopReading() async {
+        try? await serverChannel.close().get()
+        for c in openConnections {
+            try? await c.setOption(.autoRead, value: false).get()
+        }
+    }
+
+    func close() async {
+        try? await serverChannel.close().get()
+        for c in openConnections {
+            try? await c.close().get()
+        }
+    }
+}
+
+/// Open TCP connections of one listener, so that a stop can reach them.
+final class ConnectionRegistry: Sendable {
+    let map = Mutex<[ObjectIdentifier: any Channel]>([:])
+}

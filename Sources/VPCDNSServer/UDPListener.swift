@@ -1,0 +1,199 @@
+import Logging
+import NIOCore
+import NIOPosix
+import VPCDNSCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads UDP queries, hands them to the processor, writes the replies.
+///
+/// Loop-confined: created inside the channel initializer and added with `syncOperations`,
+/// so it needs no locks and is not `Sendable`.
+final class UDPQueryHandler: ChannelDuplexHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundIn = DeferredReply
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    private let processor: any QueryProcessor
+    private let inFlight: InFlightCounter
+    private let logger: Logger
+    private var needsFlush = false
+    /// The bound address, read once the socket is bound (port 0 gets its real port).
+    private var listener = SocketEndpoint(ip: .v4(0), port: 0)
+
+    init(processor: any QueryProcessor, inFlight: InFlightCounter, logger: Logger) {
+        self.processor = processor
+        self.inFlight = inFlight
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { learnLocalAddress(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        learnLocalAddress(context)
+        context.fireChannelActive()
+    }
+
+    private func learnLocalAddress(_ context: ChannelHandlerContext) {
+        if let local = context.channel.localAddress.flatMap(SocketEndpoint.init) { listener = local }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let stats = inFlight.stats
+        stats.udpQueries.add(1, ordering: .relaxed)
+        guard let client = SocketEndpoint(envelope.remoteAddress) else {
+            stats.dropped.add(1, ordering: .relaxed)
+            return
+        }
+        let queryContext = QueryContext(client: client, listener: listener, transport: .udp, receivedAt: .now())
+        let responder = QueryResponder(channel: context.channel, peer: envelope.remoteAddress, inFlight: inFlight)
+        switch processor.process(envelope.data, context: queryContext, responder: responder) {
+        case .reply(let reply):
+            // No promise: saves an allocation; send errors surface in errorCaught.
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
+            needsFlush = true
+        case .drop:
+            stats.dropped.add(1, ordering: .relaxed)
+        case .pending:
+            inFlight.begin()
+        }
+    }
+
+    /// One flush per read burst: NIO then sends the burst's replies with one `sendmmsg`.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// Late answers (`QueryResponder.respond`) arrive here from the tail of the pipeline.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let deferred = unwrapOutboundIn(data)
+        guard let peer = deferred.peer, let reply = deferred.reply else {
+            promise?.succeed(())
+            return
+        }
+        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: peer, data: reply)), promise: promise)
+    }
+
+    /// Never close: on a UDP socket an error is about one peer (an ICMP port unreachable
+    /// after a reply, a failed send), not about the listener.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        inFlight.stats.socketErrors.add(1, ordering: .relaxed)
+        logger.debug("udp socket error", metadata: ["listener": "\(listener)", "error": "\(error)"])
+    }
+}
+
+/// One UDP listen address: `socketsPerAddress` sockets bound to the same address and port
+/// with `SO_REUSEPORT`, one per event loop, so the kernel spreads clients over the cores
+/// (one socket is served by one loop; peers.md §4).
+final class UDPListener: Sendable {
+    let requested: SocketEndpoint
+    /// The bound address, with the real port when `requested.port` was 0.
+    let bound: SocketEndpoint
+    let channels: [any Channel]
+    let inFlight: InFlightCounter
+
+    private init(requested: SocketEndpoint, bound: SocketEndpoint, channels: [any Channel], inFlight: InFlightCounter) {
+        self.requested = requested
+        self.bound = bound
+        self.channels = channels
+        self.inFlight = inFlight
+    }
+
+    /// Bytes per datagram slot of a `recvmmsg` batch. NIO splits one receive buffer evenly
+    /// over the batch, so the allocator's capacity must be slot size × batch size, or each
+    /// slot would be tiny and queries would be cut.
+    static let datagramSlotSize = 4096
+
+    static func bind(
+        _ endpoint: SocketEndpoint,
+        group: any EventLoopGroup,
+        configuration: ListenerConfiguration,
+        processor: any QueryProcessor,
+        stats: ListenerStats,
+        logger: Logger
+    ) async throws -> UDPListener {
+        let inFlight = InFlightCounter(stats: stats)
+        var channels: [any Channel] = []
+        var port = endpoint.port
+        var bound = endpoint
+        do {
+            for i in 0..<max(1, configuration.udpSocketsPerAddress) {
+                let target = SocketEndpoint(ip: endpoint.ip, port: port)
+                let channel = try await makeBootstrap(
+                    group: group, configuration: configuration, processor: processor,
+                    inFlight: inFlight, logger: logger
+                ).bind(to: target.socketAddress).get()
+                channels.append(channel)
+                if i == 0 {
+                    // Port 0: the first socket picks the port, the others join it.
+                    guard let local = channel.localAddress.flatMap(SocketEndpoint.init) else {
+                        throw ListenerError.cannotListen(.udp, endpoint, "no local address after bind")
+                    }
+                    port = local.port
+                    bound = local
+                }
+            }
+        } catch {
+            for c in channels { c.close(promise: nil) }
+            if let e = error as? ListenerError { throw e }
+            throw ListenerError.cannotListen(.udp, SocketEndpoint(ip: endpoint.ip, port: port), describe(error))
+        }
+        return UDPListener(requested: endpoint, bound: bound, channels: channels, inFlight: inFlight)
+    }
+
+    private static func makeBootstrap(
+        group: any EventLoopGroup,
+        configuration: ListenerConfiguration,
+        processor: any QueryProcessor,
+        inFlight: InFlightCounter,
+        logger: Logger
+    ) -> DatagramBootstrap {
+        let batch = max(1, configuration.udpReadBatch)
+        return DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.init(rawValue: SO_REUSEPORT)), value: 1)
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.udpReceiveBufferBytes))
+            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.udpSendBufferBytes))
+            .channelOption(.datagramVectorReadMessageCount, value: batch)
+            .channelOption(.maxMessagesPerRead, value: 4)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: datagramSlotSize * batch))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        UDPQueryHandler(processor: processor, inFlight: inFlight, logger: logger))
+                }
+            }
+    }
+
+    /// Stops reading new queries (in-flight ones can still be answered).
+    func stopReading() async {
+        for c in channels {
+            try? await c.setOption(.autoRead, value: false).get()
+        }
+    }
+
+    func close() async {
+        for c in channels {
+            try? await c.close().get()
+        }
+    }
+}
+
+/// "Permission denied", "Address already in use": the part of a NIO error a person needs.
+func describe(_ error: any Error) -> String {
+    if let io = error as? IOError {
+        return String(cString: strerror(io.errnoCode))
+    }
+    return "\(error)"
+}
