@@ -1,0 +1,179 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+import VPCDNSConfig
+import VPCDNSCore
+
+/// `vpcdns serve` put together: the model, the engine, the listeners, the query log and the
+/// signal handling, as services of one `ServiceGroup`.
+///
+/// Service order matters: the group stops services in reverse order, so the listeners
+/// (listed last) stop first and finish their in-flight queries, then the query log writes
+/// every accepted record, then the event loops go (O3).
+public final class ServerRuntime: Sendable {
+    public let configPath: String
+    public let listenOverride: [SocketEndpoint]?
+    public let engine: QueryEngine
+    public let listeners: DNSListeners
+    public let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+
+    public enum StartError: Error, CustomStringConvertible {
+        case config(ConfigErrors)
+        case upstreams(String)
+        case queryLog(String)
+        case listen(String)
+        public var description: String {
+            switch self {
+            case .config(let e): e.errors.map(\.description).joined(separator: "\n")
+            case .upstreams(let s), .queryLog(let s), .listen(let s): s
+            }
+        }
+    }
+
+    /// Loads the configuration, opens the query log and every listener. Nothing serves yet
+    /// when this throws; a bind failure names the address (O1).
+    public init(configPath: String, listenOverride: [SocketEndpoint]?, logger: Logger) async throws {
+        self.configPath = configPath
+        self.listenOverride = listenOverride
+        self.logger = logger
+        let loaded: LoadedConfig
+        switch ConfigLoader.load(path: configPath) {
+        case .success(let l): loaded = l
+        case .failure(let e): throw StartError.config(e)
+        }
+        for w in loaded.warnings { logger.warning("\(w)") }
+        let snapshot = try ServerRuntime.snapshot(loaded.model)
+        var queryLog: QueryLogWriter? = nil
+        if let path = loaded.model.settings.queryLog {
+            do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
+        }
+        engine = QueryEngine(snapshot: snapshot, queryLog: queryLog)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        listeners = DNSListeners(group: group, processor: engine, configuration: ServerRuntime.listenerConfiguration(loaded.model.settings), logger: logger)
+        do {
+            _ = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
+        } catch {
+            try? await group.shutdownGracefully()
+            throw StartError.listen("\(error)")
+        }
+    }
+
+    /// Every address served: `listen` (or `--listen`), each VPC's resolver addresses and
+    /// inbound endpoint addresses, without duplicates, in configuration order.
+    static func endpoints(_ model: Model, override: [SocketEndpoint]?) -> [SocketEndpoint] {
+        var out: [SocketEndpoint] = []
+        for e in (override ?? model.settings.listen) + model.vpcs.flatMap({ $0.resolverAddresses + $0.inboundEndpoints.flatMap(\.addresses) })
+        where !out.contains(e) {
+            out.append(e)
+        }
+        return out
+    }
+
+    static func listenerConfiguration(_ s: Settings) -> ListenerConfiguration {
+        var c = ListenerConfiguration()
+        c.tcpIdleTimeoutMilliseconds = s.tcpIdleTimeoutMs
+        c.maxTCPConnections = s.maxTCPConnections
+        return c
+    }
+
+    static func snapshot(_ model: Model) throws -> QueryEngine.Snapshot {
+        var upstreams: [SocketEndpoint] = []
+        for u in model.settings.upstreams {
+            switch u {
+            case .address(let a): upstreams.append(a)
+            case .system:
+                do { upstreams += try ResolvConf.nameservers() } catch { throw StartError.upstreams("upstreams: system: \(error)") }
+            }
+        }
+        return QueryEngine.Snapshot(resolver: Resolver(model: model), defaultUpstreams: upstreams)
+    }
+
+    /// The `listening on udp 127.0.0.1:1053` lines (cli.md).
+    public var listening: [BoundListener] {
+        get async { await listeners.listeners }
+    }
+
+    /// O2: re-reads the configuration and zones; on any error the old model keeps serving.
+    @discardableResult
+    public func reload() async -> Bool {
+        let loaded: LoadedConfig
+        switch ConfigLoader.load(path: configPath) {
+        case .success(let l): loaded = l
+        case .failure(let e):
+            for d in e.errors { logger.error("reload rejected: \(d)") }
+            return false
+        }
+        let new: QueryEngine.Snapshot
+        do { new = try ServerRuntime.snapshot(loaded.model) } catch {
+            logger.error("reload rejected: \(error)")
+            return false
+        }
+        let old = engine.current
+        engine.install(new)
+        await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings))
+        do {
+            let changes = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
+            for l in changes.opened { logger.info("\(l)") }
+            for l in changes.closed { logger.info("closed \(l.transport) \(l.bound)") }
+        } catch {
+            engine.install(old)
+            logger.error("reload rejected: \(error)")
+            return false
+        }
+        if loaded.model.settings.queryLog != old.settings.queryLog {
+            logger.warning("query_log changed: the new path takes effect at the next restart")
+        }
+        engine.queryLog?.requestReopen()
+        logger.info("configuration reloaded", metadata: ["vpcs": "\(loaded.model.vpcs.count)", "zones": "\(loaded.model.hostedZones.count)"])
+        return true
+    }
+
+    /// Runs until SIGTERM or SIGINT (O3); SIGHUP reloads (O2), SIGUSR1 reopens the log (L3).
+    public func run() async throws {
+        var services: [any Service] = [EventLoopGroupService(group: group)]
+        if let log = engine.queryLog { services.append(log) }
+        services.append(SignalService(runtime: self))
+        services.append(ListenerService(listeners: listeners))
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await serviceGroup.run()
+    }
+}
+
+/// SIGHUP and SIGUSR1, and the once-a-minute line about dropped packets (P4).
+struct SignalService: Service {
+    let runtime: ServerRuntime
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await signal in signals.cancelOnGracefulShutdown() {
+                    if signal == .sighup {
+                        await runtime.reload()
+                    } else {
+                        runtime.engine.queryLog?.requestReopen()
+                    }
+                }
+            }
+            tasks.addTask {
+                var reported = 0
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    try? await Task.sleep(for: .seconds(60))
+                    let dropped = runtime.listeners.stats.snapshot.dropped + Int(runtime.engine.stats.dropped.load(ordering: .relaxed))
+                    if dropped > reported {
+                        runtime.logger.warning("dropped \(dropped - reported) unreadable packet(s) in the last minute (\(dropped) in all)")
+                        reported = dropped
+                    }
+                }
+            }
+            try? await ServiceLifecycle.gracefulShutdown()
+            tasks.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Logging
+import VPCDNSConfig
+import VPCDNSCore
+import VPCDNSServer
+
+/// `vpcdns serve [--config PATH] [--listen IP:PORT ...]`: the resolver, in the foreground.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the resolver in the foreground (SIGHUP reload, SIGUSR1 reopen the query log, SIGTERM/SIGINT stop)."
+    )
+
+    @Option(name: .long, help: "Configuration file.")
+    var config: String = ConfigLoader.defaultPath
+
+    @Option(name: .long, help: "Replace the config's `listen` list (repeatable; port 0 picks a free port).")
+    var listen: [String] = []
+
+    @Option(name: .long, help: "Log level for operational events on standard error (trace, debug, info, notice, warning, error).")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        for l in listen where SocketEndpoint(l) == nil {
+            throw ValidationError("--listen: expected IP:PORT ([::1]:1053 for IPv6): \(l)")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        // Operational events go to standard error; standard output is left to `query_log: -`.
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "vpcdns")
+        let runtime: ServerRuntime
+        do {
+            runtime = try await ServerRuntime(configPath: config, listenOverride: listen.isEmpty ? nil : listen.compactMap { SocketEndpoint($0) },
+                                              logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        var lines = ""
+        for l in await runtime.listening { lines += "\(l)\n" }
+        FileHandle.standardError.write(Data(lines.utf8))
+        try await runtime.run()
+    }
+}
