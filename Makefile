@@ -17,6 +17,7 @@ run: build
 
 ## Runs every test (unit, decision tables, real sockets with dig/NSD, the CLI).
 test: deps
+	$(SWIFT) build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel 2>&1 | tee .build/test-output.txt; exit $${PIPESTATUS[0]}
 

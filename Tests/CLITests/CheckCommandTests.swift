@@ -13,7 +13,13 @@ struct CLI {
 
     struct Output { let status: Int32; let stdout: String; let stderr: String }
 
+    struct MissingBinary: Error, CustomStringConvertible {
+        var description: String { "\(CLI.binary) is missing: run `swift build` first (make test does)" }
+    }
+
     static func run(_ args: [String]) throws -> Output {
+        // A missing binary fails the test rather than skipping it: CI must not pass without it.
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw MissingBinary() }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
@@ -35,7 +41,7 @@ struct CLI {
     }
 }
 
-@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: CLI.binary), "build vpcdns first: swift build"))
+@Suite
 struct CheckCommandTests {
     @Test func exampleConfigPassesWithTheHostnamesWarning() throws {
         let r = try CLI.run(["check"])   // default path config/vpcdns.yaml, from the repository root
