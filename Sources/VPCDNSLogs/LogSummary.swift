@@ -4,6 +4,10 @@ import VPCDNSCore
 public struct NameCount: Sendable, Equatable {
     public var name: String
     public var count: Int
+    public init(name: String, count: Int) {
+        self.name = name
+        self.count = count
+    }
 }
 
 /// Latency percentiles from `vpcdns.latency_us` (nearest rank), in microseconds.
