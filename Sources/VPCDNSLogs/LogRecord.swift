@@ -47,69 +47,35 @@ public struct LogRecord: Sendable {
 
     /// Parses one line; on failure, why the line is not a record.
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<LogRecord, BadRecord> {
-        let data = Data(buffer: bytes)
-        let obj: Any
+        var s = RecordScanner(bytes)
         do {
-            obj = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            try s.scan()
         } catch {
-            return .failure(BadRecord("not JSON"))
+            return .failure(BadRecord(error.why))
         }
-        guard let o = obj as? [String: Any] else { return .failure(BadRecord("not a JSON object")) }
-        return parse(object: o, line: String(decoding: bytes, as: UTF8.self))
+        guard let name = s.queryName else { return .failure(BadRecord("missing query_name")) }
+        guard let type = s.queryType else { return .failure(BadRecord("missing query_type")) }
+        guard let rcode = s.rcode else { return .failure(BadRecord("missing rcode")) }
+        guard let vpc = s.vpcID else { return .failure(BadRecord("missing vpc_id")) }
+        guard let ts = s.timestamp else { return .failure(BadRecord("missing query_timestamp")) }
+        guard let micros = LogTime.parseTimestamp(ts) else {
+            return .failure(BadRecord("query_timestamp is not an ISO 8601 UTC time: \(ts)"))
+        }
+        var info: VPCDNSInfo? = nil
+        if s.hasVPCDNS, let d = s.decision {
+            info = VPCDNSInfo(decision: d, zone: s.zone, zoneID: s.zoneID, reason: s.reason, cache: s.cache, via: s.via,
+                              latencyMicros: s.latency)
+        }
+        return .success(LogRecord(
+            line: String(decoding: bytes, as: UTF8.self), vpcID: vpc, region: s.region, queryTimestamp: ts,
+            timeMicros: micros, queryName: name, queryType: type, rcode: rcode, answers: s.answers,
+            srcAddr: s.srcAddr, srcPort: s.srcPort, transport: s.transport, resolverEndpoint: s.resolverEndpoint,
+            instance: s.instance, firewallAction: s.firewallAction, vpcdns: info))
     }
 
     public static func parse(line: String) -> Result<LogRecord, BadRecord> {
         var s = line
         return s.withUTF8 { parse($0) }
-    }
-
-    static func parse(object o: [String: Any], line: String) -> Result<LogRecord, BadRecord> {
-        func required(_ key: String) -> Result<String, BadRecord> {
-            guard let v = o[key] else { return .failure(BadRecord("missing \(key)")) }
-            guard let s = v as? String else { return .failure(BadRecord("\(key) is not a string")) }
-            return .success(s)
-        }
-        func optionalString(_ v: Any?) -> String? {
-            if let s = v as? String { return s }
-            if let n = v as? NSNumber { return n.stringValue }
-            return nil
-        }
-        let name: String, type: String, rcode: String, vpc: String, ts: String
-        switch required("query_name") { case .success(let v): name = v; case .failure(let e): return .failure(e) }
-        switch required("query_type") { case .success(let v): type = v; case .failure(let e): return .failure(e) }
-        switch required("rcode") { case .success(let v): rcode = v; case .failure(let e): return .failure(e) }
-        switch required("vpc_id") { case .success(let v): vpc = v; case .failure(let e): return .failure(e) }
-        switch required("query_timestamp") { case .success(let v): ts = v; case .failure(let e): return .failure(e) }
-        guard let micros = LogTime.parseTimestamp(ts) else {
-            return .failure(BadRecord("query_timestamp is not an ISO 8601 UTC time: \(ts)"))
-        }
-        var answers: [LogAnswer] = []
-        if let a = o["answers"], !(a is NSNull) {
-            guard let list = a as? [Any] else { return .failure(BadRecord("answers is not an array")) }
-            for item in list {
-                guard let d = item as? [String: Any] else { return .failure(BadRecord("an answer is not an object")) }
-                answers.append(LogAnswer(rdata: optionalString(d["Rdata"]) ?? "", type: optionalString(d["Type"]) ?? "",
-                                         rrClass: optionalString(d["Class"]) ?? ""))
-            }
-        }
-        let srcids = o["srcids"] as? [String: Any]
-        var info: VPCDNSInfo? = nil
-        if let v = o["vpcdns"], !(v is NSNull) {
-            guard let d = v as? [String: Any] else { return .failure(BadRecord("vpcdns is not an object")) }
-            guard let decision = d["decision"] as? String else { return .failure(BadRecord("vpcdns.decision missing")) }
-            var latency: Int64? = nil
-            if let n = d["latency_us"] as? NSNumber { latency = n.int64Value }
-            info = VPCDNSInfo(decision: decision, zone: d["zone"] as? String, zoneID: d["zone_id"] as? String,
-                              reason: d["reason"] as? String, cache: d["cache"] as? String, via: d["via"] as? String,
-                              latencyMicros: latency)
-        }
-        return .success(LogRecord(
-            line: line, vpcID: vpc, region: o["region"] as? String, queryTimestamp: ts, timeMicros: micros,
-            queryName: name, queryType: type, rcode: rcode, answers: answers,
-            srcAddr: optionalString(o["srcaddr"]), srcPort: optionalString(o["srcport"]),
-            transport: o["transport"] as? String, resolverEndpoint: srcids?["resolver_endpoint"] as? String,
-            instance: srcids?["instance"] as? String, firewallAction: o["firewall_rule_action"] as? String,
-            vpcdns: info))
     }
 
     /// `query_name` lower-cased, with a trailing dot: the key names are counted by.
@@ -131,3 +97,4 @@ public struct BadRecord: Error, Sendable, Equatable, CustomStringConvertible {
     public init(_ why: String) { self.why = why }
     public var description: String { why }
 }
+

@@ -11,7 +11,7 @@ struct LogsCLITests {
         let r = try CLI.run(["logs", "filter", path])
         #expect(r.status == 0)
         #expect(r.stdout == Fixture.text(Fixture.vpcdnsLines))
-        #expect(r.stderr == "\(path):6: bad record: not JSON\n\(path):7: bad record: not a JSON object\n\(path): 2 bad line(s) in all\n")
+        #expect(r.stderr == "\(path):6: bad record: not JSON (object key expected at column 2)\n\(path):7: bad record: not a JSON object\n\(path): 2 bad line(s) in all\n")
     }
 
     @Test func filterOptionsAndTable() throws {
@@ -35,7 +35,7 @@ struct LogsCLITests {
         let a = try dir.gzip("aws.json.gz", Fixture.text(Fixture.awsLines))
         let r = try CLI.run(["logs", "summary", v, a, "--config", Fixture.config, "--json"])
         #expect(r.status == 0)
-        #expect(r.stderr == "\(v):11: bad record: not JSON\n\(v): 1 bad line(s) in all\n")
+        #expect(r.stderr == "\(v):11: bad record: not JSON (unexpected character at column 1)\n\(v): 1 bad line(s) in all\n")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(obj["records"] as? Int == 14 && obj["bad_lines"] as? Int == 1)
         let vpcs = try #require(obj["vpcs"] as? [[String: Any]])

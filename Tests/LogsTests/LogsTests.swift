@@ -63,11 +63,11 @@ import VPCDNSLogs
         #expect(result.records == 10 && result.badLines == 5)
         #expect(records.count == 10)
         #expect(messages == [
-            "\(path):4: bad record: not JSON\n",
+            "\(path):4: bad record: not JSON (unexpected character at column 1)\n",
             "\(path):5: bad record: not a JSON object\n",
             "\(path):6: bad record: missing query_timestamp\n",
             "\(path):7: bad record: query_timestamp is not an ISO 8601 UTC time: yesterday\n",
-            "\(path):8: bad record: not JSON\n",
+            "\(path):8: bad record: not JSON (unterminated string at column 37)\n",
             "\(path): 5 bad line(s) in all\n",
         ])
     }
@@ -79,7 +79,7 @@ import VPCDNSLogs
         let (records, result, messages) = readAll([path])
         #expect(records.count == 2 && result.badLines == 30)
         #expect(messages.count == 21)
-        #expect(messages.first == "\(path):2: bad record: not JSON\n")
+        #expect(messages.first == "\(path):2: bad record: not JSON (unexpected character at column 1)\n")
         #expect(messages.last == "\(path): 30 bad line(s) in all\n")
     }
 
@@ -100,6 +100,37 @@ import VPCDNSLogs
         let (records, result, _) = readAll([path])
         #expect(result.badLines == 0 && records.count == 3000)
         #expect(records.last?.queryName == "n2999.myservice.internal.")
+    }
+
+    @Test func lineParserAgreesWithJSONSerializationAndNamesTheProblem() throws {
+        // Agreement with Foundation on every fixture line.
+        for line in Fixture.vpcdnsLines + Fixture.awsLines {
+            let r = try LogRecord.parse(line: String(line.trimmingCharacters(in: .newlines))).get()
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(r.queryName == o["query_name"] as? String && r.vpcID == o["vpc_id"] as? String && r.rcode == o["rcode"] as? String)
+            #expect(r.answers.map(\.rdata) == (o["answers"] as? [[String: Any]])?.map { $0["Rdata"] as? String ?? "" })
+            #expect(r.vpcdns?.decision == (o["vpcdns"] as? [String: Any])?["decision"] as? String)
+        }
+        let base = #""query_type":"A","rcode":"NOERROR","vpc_id":"vpc-1","query_timestamp":"2026-11-27T20:15:03Z""#
+        // Escapes, whitespace, unknown nested values, repeated keys (the last wins, as in Foundation).
+        let ok = try LogRecord.parse(line: #" { "query_name" : "caf\u00e9\"\\\ud83d\ude00.example." , "x":{"y":[1,-2.5e3,true,null,{}]}, "#
+                                     + base + #", "vpc_id":"vpc-2", "srcport": 53 } "#).get()
+        #expect(ok.queryName == "caf\u{e9}\"\\\u{1F600}.example." && ok.vpcID == "vpc-2" && ok.srcPort == "53" && ok.isAWS)
+        func why(_ line: String) -> String? {
+            if case .failure(let e) = LogRecord.parse(line: line) { e.why } else { nil }
+        }
+        #expect(why(#"{"query_name":5,"# + base + "}") == "query_name is not a string")
+        #expect(why(#"{"query_name":"a.","answers":"x","# + base + "}") == "answers is not an array")
+        #expect(why(#"{"query_name":"a.","answers":[1],"# + base + "}") == "an answer is not an object")
+        #expect(why(#"{"query_name":"a.","vpcdns":[],"# + base + "}") == "vpcdns is not an object")
+        #expect(why(#"{"query_name":"a.","vpcdns":{"via":"source"},"# + base + "}") == "vpcdns.decision missing")
+        #expect(why(#"{"query_name":"a.","# + base + ",}")?.hasPrefix("not JSON") == true)
+        #expect(why(#"{"query_name":"a.","# + base + "} x")?.hasPrefix("not JSON (trailing characters") == true)
+        #expect(why(#"{"query_name":"a.","# + base + ",\"n\":01}")?.hasPrefix("not JSON") == true)
+        #expect(why(#"{"query_name":"a\q.","# + base + "}") == "not JSON (bad escape)")
+        #expect(why(#""just a string""#) == "not a JSON object")
+        #expect(why("[1,2") == "not JSON (unterminated array at end of line)")
+        #expect(why(#"{"query_name":"a.","vpcdns":{"decision":"upstream"},"# + base + "}") == nil)
     }
 
     // MARK: - Times, globs, filters
