@@ -1,5 +1,3 @@
-import Foundation
-
 /// One answer of a record: `{"Rdata": ..., "Type": ..., "Class": ...}`.
 public struct LogAnswer: Sendable, Equatable {
     public var rdata: String

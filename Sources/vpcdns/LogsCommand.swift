@@ -15,16 +15,16 @@ struct LogsCommand: ParsableCommand {
 
 /// The options `summary` and `filter` share.
 struct LogsCommonOptions: ParsableArguments {
-    @Argument(help: "Query-log files (JSON Lines, plain or gzip).")
+    @Argument(help: ArgumentHelp("Query-log files (JSON Lines, plain or gzip).", valueName: "FILE"))
     var files: [String]
 
-    @Option(name: .long, help: "Only records of this VPC id.")
+    @Option(name: .long, help: ArgumentHelp("Only records of this VPC id.", valueName: "ID"))
     var vpc: String?
 
-    @Option(name: .long, help: "Only records at or after TIME (2026-11-27T20:15:03Z, or an age: 30s, 15m, 2h, 1d).")
+    @Option(name: .long, help: ArgumentHelp("Only records at or after TIME (2026-11-27T20:15:03Z, or an age: 30s, 15m, 2h, 1d).", valueName: "TIME"))
     var since: String?
 
-    @Option(name: .long, help: "Only records before TIME (same forms as --since).")
+    @Option(name: .long, help: ArgumentHelp("Only records before TIME (same forms as --since).", valueName: "TIME"))
     var until: String?
 
     func validate() throws {
@@ -61,7 +61,7 @@ struct LogsSummaryCommand: ParsableCommand {
 
     @OptionGroup var common: LogsCommonOptions
 
-    @Option(name: .long, help: "Configuration file: adds the private DNS misses, with the reason the config gives.")
+    @Option(name: .long, help: ArgumentHelp("Configuration file: adds the private DNS misses, with the reason the config gives.", valueName: "PATH"))
     var config: String?
 
     @Flag(name: .long, help: "Print one JSON object.")
@@ -100,13 +100,13 @@ struct LogsFilterCommand: ParsableCommand {
 
     @OptionGroup var common: LogsCommonOptions
 
-    @Option(name: .long, help: "Query names matching GLOB (* and ?, case-insensitive, trailing dot optional).")
+    @Option(name: .long, help: ArgumentHelp("Query names matching GLOB (* and ?, case-insensitive, trailing dot optional).", valueName: "GLOB"))
     var name: String?
 
-    @Option(name: .long, help: "Only this rcode (NOERROR, NXDOMAIN, SERVFAIL, ...).")
+    @Option(name: .long, help: ArgumentHelp("Only this rcode (NOERROR, NXDOMAIN, SERVFAIL, ...).", valueName: "RCODE"))
     var rcode: String?
 
-    @Option(name: .long, help: "Only this vpcdns decision (upstream, private-hosted-zone, ...); AWS records never match.")
+    @Option(name: .long, help: ArgumentHelp("Only this vpcdns decision (upstream, private-hosted-zone, ...); AWS records never match.", valueName: "D"))
     var decision: String?
 
     @Flag(name: .long, help: "Print an aligned table instead of JSON Lines.")

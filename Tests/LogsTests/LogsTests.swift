@@ -91,6 +91,16 @@ import VPCDNSLogs
         #expect(result.errors.count == 1 && result.errors[0].description.hasPrefix(dir.path + "/missing.jsonl: cannot open"))
     }
 
+    @Test func truncatedGzipKeepsTheGoodRecordsAndIsAnError() throws {
+        let dir = try TempDir(); defer { dir.cleanup() }
+        let whole = try dir.gzipBytes(Fixture.text(Fixture.vpcdnsLines))
+        let path = dir.path + "/cut.gz"
+        try whole.prefix(whole.count - 12).write(to: URL(fileURLWithPath: path))   // the trailer and some data gone
+        let (records, result, _) = readAll([path])
+        #expect(result.errors.count == 1 && result.errors[0].description.hasPrefix(path + ": read error"))
+        #expect(records.count >= 1 && records.count <= 10)
+    }
+
     @Test func longLinesAcrossChunksAndNoFinalNewline() throws {
         let dir = try TempDir(); defer { dir.cleanup() }
         let many = (0..<3000).map { i in Fixture.record(Fixture.app, "n\(i).myservice.internal.", decision: "private-hosted-zone", seconds: Int64(i)) }
