@@ -230,7 +230,7 @@ struct RecordScanner {
     /// Reads the line; on success the fields are set.
     mutating func scan() throws(Failure) {
         ws()
-        guard i < n else { throw fail("empty line") }
+        guard i < n else { throw Failure(why: "blank line") }
         guard p[i] == UInt8(ascii: "{") else {
             try skip()
             ws()

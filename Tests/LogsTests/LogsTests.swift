@@ -139,6 +139,7 @@ import VPCDNSLogs
         #expect(why(#"{"query_name":"a.","# + base + ",\"n\":01}")?.hasPrefix("not JSON") == true)
         #expect(why(#"{"query_name":"a\q.","# + base + "}") == "not JSON (bad escape)")
         #expect(why(#""just a string""#) == "not a JSON object")
+        #expect(why("  \t ") == "blank line")
         #expect(why("[1,2") == "not JSON (unterminated array at end of line)")
         #expect(why(#"{"query_name":"a.","vpcdns":{"decision":"upstream"},"# + base + "}") == nil)
     }
