@@ -8,6 +8,7 @@ import PackageDescription
 //   VPCDNSCore     the pure decision engine: model, views, zones, AWS rules (no I/O, no clock)
 //   VPCDNSConfig   YAML + zone files -> validated Model; `check` summary and warnings
 //   VPCDNSServer   the I/O shell on SwiftNIO: listeners, upstreams, cache, query log
+//   VPCDNSLogs     reading query logs (plain or gzip, via CZlib): filter, summary, private DNS misses
 //   vpcdns         the command line
 let strict: [SwiftSetting] = [
     .treatWarning("SendableClosureCaptures", as: .error),
@@ -32,6 +33,7 @@ let package = Package(
             pkgConfig: "ldns",
             providers: [.apt(["libldns-dev"])]
         ),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "DNSWire", swiftSettings: strict),
         .target(name: "LDNSKit", dependencies: ["CLDNS", "DNSWire"], swiftSettings: strict),
         .target(name: "VPCDNSCore", dependencies: ["DNSWire"], swiftSettings: strict),
@@ -52,10 +54,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "VPCDNSLogs",
+            dependencies: ["CZlib", "DNSWire", "VPCDNSCore", "VPCDNSConfig"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "vpcdns",
             dependencies: [
-                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer",
+                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer", "VPCDNSLogs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,5 +89,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CLITests", dependencies: ["DNSWire"]),
+        .testTarget(name: "LogsTests", dependencies: ["VPCDNSLogs", "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "CZlib"]),
     ]
 )

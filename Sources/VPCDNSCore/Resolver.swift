@@ -26,7 +26,22 @@ public final class Resolver: Sendable {
     /// Decides the answer to `question` for `client` reaching `listener`.
     /// `explain: true` also records every candidate and check (kept off the hot path).
     public func resolve(_ question: Question, client: IPAddress, listener: SocketEndpoint, explain: Bool = false) -> Decision {
-        let view = views.select(client: client, listener: listener)
+        resolve(question, view: views.select(client: client, listener: listener), explain: explain)
+    }
+
+    /// Decides the answer to `question` as VPC `vpcIndex` (index into `model.vpcs`) asked it,
+    /// reached the way `via` says, without a client address or listener: for readers of
+    /// query logs, which know the VPC but not the listener. `.inboundEndpoint` stands for the
+    /// VPC's first inbound endpoint.
+    public func resolve(_ question: Question, vpcIndex: Int, via: Via, explain: Bool = false) -> Decision {
+        let vpc = model.vpcs[vpcIndex]
+        let inbound = via == .inboundEndpoint ? vpc.inboundEndpoints.first?.id : nil
+        let view = ViewChoice(vpcIndex: vpcIndex, vpcID: vpc.id, region: vpc.region, via: via, inboundEndpointID: inbound,
+                              matchedPrefix: nil, refusal: vpc.enableDNSSupport ? nil : .dnsSupportOff)
+        return resolve(question, view: view, explain: explain)
+    }
+
+    func resolve(_ question: Question, view: ViewChoice, explain: Bool) -> Decision {
         var d = Decision(question: question, view: view, kind: .refused, outcome: .refused)
         if explain { d.checks += viewChecks(view) }
         if let refusal = view.refusal {

@@ -1,0 +1,4 @@
+#ifndef VPCDNS_CZLIB_SHIM_H
+#define VPCDNS_CZLIB_SHIM_H
+#include <zlib.h>
+#endif
