@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config/vpcdns.yaml
 
-.PHONY: deps build run test check explain bench bench-core leak-check clean
+.PHONY: deps build run test check explain bench bench-scale bench-core leak-check clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,6 +23,19 @@ test: deps
 
 check: build
 	$(SWIFT) run vpcdns check --config $(CONFIG)
+
+## vpcdns vs Unbound (1 and 2 threads) vs NSD on loopback, then the 1M-record zone scale test;
+## prints the table with ratios and targets, also in bench-results/latest.txt (scripts/bench/run.sh).
+bench: deps
+	$(SWIFT) build -c release --product vpcdns
+	$(SWIFT) build -c release --product vpcdns-bench
+	scripts/bench/run.sh
+
+## The zone scale test alone (1,000 zones x 1,000 records, 100 VPCs).
+bench-scale: deps
+	$(SWIFT) build -c release --product vpcdns
+	$(SWIFT) build -c release --product vpcdns-bench
+	scripts/bench/scale.sh
 
 ## Micro-benchmark of the decision engine alone (release build).
 bench-core: deps

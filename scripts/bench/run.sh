@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# `make bench`: vpcdns against Unbound (1 and 2 threads) and NSD, same machine, same run.
+#
+# On loopback only: an upstream NSD (the "public" amazonaws.com and example.com, thousands
+# of names), vpcdns with a split-horizon config, Unbound configured for the same answers
+# (local-data for the private names, forward-zone "." to the same NSD), and NSD serving the
+# private names itself (the ceiling). dnsperf drives each in turn, identical settings:
+#   (a) private answers (endpoint private DNS names, vpce names, PHZ names), UDP and TCP
+#   (b) forwarded names already in the cache (one warm-up pass first)
+#   (c) forwarded names mostly missing from the cache (300,000 distinct names, <= 2 passes)
+# then the zone-scale test (scripts/bench/scale.sh). Prints the table with the ratios and
+# the targets, and writes it to bench-results/latest.txt.
+#
+# Settings (environment): BENCH_SECONDS (10) per measured run, BENCH_CLIENTS (10),
+# BENCH_OUTSTANDING (100), BENCH_SCALE (1: run the scale test), BENCH_KEEP (1: keep the
+# temporary folder), VPCDNS_BIN (.build/release/vpcdns).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+source scripts/bench/lib.sh
+
+[ -x "$VPCDNS_BIN" ] || { echo "no $VPCDNS_BIN: swift build -c release --product vpcdns" >&2; exit 1; }
+for t in nsd nsd-checkconf unbound unbound-checkconf dnsperf dig python3; do
+  command -v "$t" >/dev/null || { echo "missing $t: scripts/install-deps.sh" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpcdns-bench.XXXXXX")
+RESULTS="$WORK/results.tsv"
+: > "$RESULTS"
+on_exit() {
+  bench_cleanup
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then bench_log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+start_time=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+bench_log "work folder $WORK; load average $load_before; ${BENCH_SECONDS} s per run"
+
+# --- the upstream "internet": NSD on loopback, up for the whole run -----------------------
+up_port=$(free_port)
+python3 scripts/bench/gen.py main "$WORK" --upstream-port "$up_port" >&2
+up_conf="$WORK/upstream/nsd.conf"
+sed "s|@PORT@|$up_port|g" "$WORK/upstream/nsd.conf.in" > "$up_conf"
+nsd-checkconf "$up_conf"
+nsd -d -c "$up_conf" > "$WORK/upstream/nsd.log" 2>&1 &
+UPSTREAM_PID=$!
+remember_pid "$UPSTREAM_PID"
+wait_ready "$UPSTREAM_PID" "$up_port" host1.example.com A "$WORK/upstream/nsd.log"
+bench_log "upstream NSD on 127.0.0.1:$up_port (pid $UPSTREAM_PID)"
+
+# start SERVER: vpcdns | vpcdns+qlog | unbound-1t | unbound-2t | nsd-1 | nsd-2
+start() {
+  case "$1" in
+    vpcdns) start_vpcdns "$WORK/vpcdns.yaml" "$1" ;;
+    vpcdns+qlog) rm -f "$WORK/queries.jsonl"; start_vpcdns "$WORK/vpcdns-qlog.yaml" vpcdns-qlog ;;
+    unbound-1t) start_unbound "$WORK/unbound-1.conf.in" "$1" ;;
+    unbound-2t) start_unbound "$WORK/unbound-2.conf.in" "$1" ;;
+    nsd-1) start_nsd "$WORK/nsd-private/nsd-1.conf.in" "$1" ;;
+    nsd-2) start_nsd "$WORK/nsd-private/nsd-2.conf.in" "$1" ;;
+  esac
+  wait_ready "$SERVER_PID" "$SERVER_PORT" ec2.us-west-2.amazonaws.com A "$SERVER_LOG"
+}
+
+# --- the answers are the same everywhere (else the comparison means nothing) -------------
+answer_check="ok"
+start vpcdns; v_pid=$SERVER_PID; v_port=$SERVER_PORT
+start unbound-1t; u_pid=$SERVER_PID; u_port=$SERVER_PORT
+start nsd-1; n_pid=$SERVER_PID; n_port=$SERVER_PORT
+python3 scripts/bench/verify.py "$WORK/q-private-distinct.txt" vpcdns="$v_port" unbound="$u_port" nsd="$n_port" >&2 \
+  || answer_check="DIFFERENCES in private answers (see the log above)"
+python3 scripts/bench/verify.py "$WORK/q-cached-sample.txt" upstream="$up_port" vpcdns="$v_port" unbound="$u_port" >&2 \
+  || answer_check="DIFFERENCES in forwarded answers (see the log above)"
+stop_server "$v_pid"; stop_server "$u_pid"; stop_server "$n_pid"
+
+# --- the measured runs: one fresh server per run, workloads outer, servers inner ----------
+run() {  # run SERVER WORKLOAD
+  local server=$1 workload=$2
+  start "$server"
+  case "$workload" in
+    a) warm "$SERVER_PORT" "$WORK/q-private-distinct.txt"
+       measure "$server" a "$WORK/q-private.txt" "$BENCH_PASSES" ;;
+    a-tcp) warm "$SERVER_PORT" "$WORK/q-private-distinct.txt"
+       measure "$server" a-tcp "$WORK/q-private.txt" "$BENCH_PASSES" -m tcp ;;
+    b) warm "$SERVER_PORT" "$WORK/q-cached.txt"
+       measure "$server" b "$WORK/q-cached.txt" "$BENCH_PASSES" ;;
+    c) measure "$server" c "$WORK/q-miss.txt" "$BENCH_MISS_PASSES" ;;
+  esac
+  stop_server "$SERVER_PID"
+}
+
+for s in vpcdns vpcdns+qlog unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a; done
+for s in vpcdns unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done
+for s in vpcdns unbound-1t unbound-2t; do run "$s" b; done
+for s in vpcdns unbound-1t unbound-2t; do run "$s" c; done
+
+# --- zone scale ------------------------------------------------------------------------
+scale_file="$WORK/scale.txt"
+if [ "${BENCH_SCALE:-1}" = 1 ]; then
+  UPSTREAM_PORT=$up_port WORK="$WORK" RESULTS="$RESULTS" scripts/bench/scale.sh > "$scale_file"
+fi
+
+# --- the report --------------------------------------------------------------------------
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+elapsed=$(( $(date +%s) - start_time ))
+mkdir -p bench-results
+{
+  echo "vpcdns benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "machine: $(nproc) cores, $(sed -n 's/^model name.*: //p' /proc/cpuinfo | head -1); load average $load_before at start, $load_after at end"
+  echo "servers: vpcdns (release, $(nproc) event loops), $(unbound -V | head -1 | sed 's/Version/Unbound/'), $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 '^Version' | sed 's/Version/dnsperf/')"
+  echo "dnsperf: -s 127.0.0.1 -l $BENCH_SECONDS -c $BENCH_CLIENTS -q $BENCH_OUTSTANDING -T 1 (default), -t 5 (default); -n $BENCH_PASSES for (a)/(b), -n $BENCH_MISS_PASSES for (c); -m tcp for TCP."
+  echo "         identical for every server; no CPU pinning (2 shared cores: dnsperf, the server and the upstream NSD compete)."
+  echo "CPU us/q = server user+system CPU (/proc/PID/stat 14+15, all processes of the server) over the run / queries answered."
+  echo "upstream us/q = the loopback NSD upstream's CPU in the same run, per answered query. Peak RSS = VmHWM (summed over processes)."
+  echo "Unbound: local-zone/local-data for the same private names, forward-zone \".\" to the same NSD, so-rcvbuf 4m,"
+  echo "         msg-cache 50m + rrset-cache 100m (vpcdns cache_size 100000), iterator only; NSD: minimal-responses, reuseport."
+  echo "answer check (vpcdns, Unbound and NSD give the same answers): $answer_check"
+  echo
+  python3 scripts/bench/report.py "$RESULTS" "$scale_file"
+  echo
+  echo "total time of this benchmark run: ${elapsed} s"
+} | tee bench-results/latest.txt
+cp "$RESULTS" bench-results/latest.tsv
