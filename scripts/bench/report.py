@@ -26,7 +26,16 @@ def load(path):
         r["cpu_us"] = r["ticks"] / HZ / r["completed"] * 1e6 if r["completed"] else float("nan")
         r["up_us"] = r["upticks"] / HZ / r["completed"] * 1e6 if r["completed"] else float("nan")
         rows.append(r)
-    return rows
+    # Several rounds: keep each (server, workload)'s best round (highest QPS), and say how many.
+    best = {}
+    for r in rows:
+        k = (r["server"], r["workload"])
+        r["rounds"] = best[k]["rounds"] + 1 if k in best else 1
+        if k not in best or r["qps"] > best[k]["qps"]:
+            best[k] = r
+        else:
+            best[k]["rounds"] = r["rounds"]
+    return [r for r in rows if best[(r["server"], r["workload"])] is r]
 
 
 def fmt(v, spec):

@@ -11,7 +11,7 @@
 # then the zone-scale test (scripts/bench/scale.sh). Prints the table with the ratios and
 # the targets, and writes it to bench-results/latest.txt.
 #
-# Settings (environment): BENCH_SECONDS (10) per measured run, BENCH_CLIENTS (10),
+# Settings (environment): BENCH_SECONDS (5) per measured run, BENCH_ROUNDS (2), BENCH_CLIENTS (10),
 # BENCH_OUTSTANDING (100), BENCH_SCALE (1: run the scale test), BENCH_KEEP (1: keep the
 # temporary folder), VPCDNS_BIN (.build/release/vpcdns).
 set -euo pipefail
@@ -90,10 +90,15 @@ run() {  # run SERVER WORKLOAD
   stop_server "$SERVER_PID"
 }
 
-for s in vpcdns vpcdns+qlog unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a; done
-for s in vpcdns unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done
-for s in vpcdns unbound-1t unbound-2t; do run "$s" b; done
-for s in vpcdns unbound-1t unbound-2t; do run "$s" c; done
+# BENCH_ROUNDS rounds, each over every server: a busy spell of the machine then hits one
+# round of everyone, and the table keeps each server's best round.
+for round in $(seq 1 "$BENCH_ROUNDS"); do
+  bench_log "round $round of $BENCH_ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  for s in vpcdns vpcdns+qlog unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a; done
+  for s in vpcdns unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done
+  for s in vpcdns unbound-1t unbound-2t; do run "$s" b; done
+  for s in vpcdns unbound-1t unbound-2t; do run "$s" c; done
+done
 
 # --- zone scale ------------------------------------------------------------------------
 scale_file="$WORK/scale.txt"
@@ -109,6 +114,7 @@ mkdir -p bench-results
   echo "vpcdns benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "machine: $(nproc) cores, $(sed -n 's/^model name.*: //p' /proc/cpuinfo | head -1); load average $load_before at start, $load_after at end"
   echo "servers: vpcdns (release, $(nproc) event loops), $(unbound -V | head -1 | sed 's/Version/Unbound/'), $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 '^Version' | sed 's/Version/dnsperf/')"
+  echo "runs: every server fresh for every workload, $BENCH_ROUNDS rounds over all servers; each row is the server's best round (highest QPS)."
   echo "dnsperf: -s 127.0.0.1 -l $BENCH_SECONDS -c $BENCH_CLIENTS -q $BENCH_OUTSTANDING -T 1 (default), -t 5 (default); -n $BENCH_PASSES for (a)/(b), -n $BENCH_MISS_PASSES for (c); -m tcp for TCP."
   echo "         identical for every server; no CPU pinning (2 shared cores: dnsperf, the server and the upstream NSD compete)."
   echo "CPU us/q = server user+system CPU (/proc/PID/stat 14+15, all processes of the server) over the run / queries answered."
