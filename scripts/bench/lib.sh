@@ -151,12 +151,12 @@ measure() {
   read -r a hwm _ < <(python3 "$BENCH_DIR/procstat.py" "$SERVER_PID")
   ua=0; [ -n "$UPSTREAM_PID" ] && read -r ua _ _ < <(python3 "$BENCH_DIR/procstat.py" "$UPSTREAM_PID")
   local sent completed lost qps lat secs rcodes
-  sent=$(awk '/Queries sent:/{print $3}' "$out")
-  completed=$(awk '/Queries completed:/{print $3}' "$out")
-  lost=$(awk '/Queries lost:/{print $3}' "$out")
-  qps=$(awk '/Queries per second:/{print $4}' "$out")
-  lat=$(awk '/Average Latency/{print $4}' "$out")
-  secs=$(awk '/Run time \(s\):/{print $4}' "$out")
+  sent=$(awk '/Queries sent:/{print $3; exit}' "$out")
+  completed=$(awk '/Queries completed:/{print $3; exit}' "$out")
+  lost=$(awk '/Queries lost:/{print $3; exit}' "$out")
+  qps=$(awk '/Queries per second:/{print $4; exit}' "$out")
+  lat=$(awk '/Average Latency/{print $4; exit}' "$out")
+  secs=$(awk '/Run time \(s\):/{print $4; exit}' "$out")
   rcodes=$(sed -n 's/^ *Response codes: *//p' "$out" | sed 's/ ([0-9.]*%)//g')
   printf 'round=%s\tserver=%s\tworkload=%s\tsent=%s\tcompleted=%s\tlost=%s\tqps=%s\tlat=%s\tticks=%s\tupticks=%s\thwm=%s\trcodes=%s\tsecs=%s\n' \
     "${round:-1}" "$server" "$workload" "$sent" "$completed" "$lost" "$qps" "$lat" "$((a - b))" "$((ua - ub))" "$hwm" "$rcodes" "$secs" >> "$RESULTS"

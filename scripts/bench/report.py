@@ -88,7 +88,7 @@ def check(lines, what, value, limit, ok):
 
 def ratios_and_targets(rows, scale):
     lines = ["", "Ratios (vpcdns / the better Unbound figure of 1 and 2 threads; vpcdns / the better NSD figure):"]
-    hdr = f"  {'workload':<28} {'QPS U':>7} {'CPU/q U':>8} {'lat U':>7} {'lost U':>7}   {'QPS N':>7} {'CPU/q N':>8}"
+    hdr = f"  {'workload':<28} {'QPS U':>7} {'CPU/q U':>8} {'lat U':>7} {"lost V/U":>9}   {'QPS N':>7} {'CPU/q N':>8}"
     lines.append(hdr)
     R = {}
     for w, title in WORKLOADS:
@@ -109,7 +109,7 @@ def ratios_and_targets(rows, scale):
         x = R[w]
         f = lambda r: "-" if r is None else f"{r:.2f}"
         lost = "-" if x["lost_u"] is None else f"{x['lost_v']}/{x['lost_u']}"
-        lines.append(f"  {title:<28} {f(x['qps_u']):>7} {f(x['cpu_u']):>8} {f(x['lat_u']):>7} {lost:>7}   {f(x['qps_n']):>7} {f(x['cpu_n']):>8}")
+        lines.append(f"  {title:<28} {f(x['qps_u']):>7} {f(x['cpu_u']):>8} {f(x['lat_u']):>7} {lost:>9}   {f(x['qps_n']):>7} {f(x['cpu_n']):>8}")
     lines += ["", "Targets:"]
     g = lambda w, k: R.get(w, {}).get(k)
     c = lambda what, r, lim: check(lines, f"{what}: {'-' if r is None else f'{r:.2f}'} (target {lim})", r, lim,
