@@ -2,8 +2,8 @@
 # Zone scale: 1,000 zone files x 1,000 records (1,000,000 PHZ records), 100 VPCs with 10
 # zones each. Measures `vpcdns check` load time and peak RSS, `vpcdns serve` time to
 # listening and its RSS after the load, workload (a) against it (names from the first VPC's
-# zones), and `vpcdns-bench --config` (decision rate at that size). With BENCH_PROFILE=1, or
-# when the load misses its target (10 s, 1 GiB), a `perf record -g` profile of `vpcdns check`.
+# zones), and `vpcdns-bench --config` (decision rate at that size). With BENCH_PROFILE=1,
+# `perf record -g` profiles of `vpcdns check` and of `vpcdns serve` up to listening.
 #
 # Run by scripts/bench/run.sh (which passes WORK, RESULTS, UPSTREAM_PORT), or alone:
 #   scripts/bench/scale.sh            (prints key=value lines, then the table of its one run)
@@ -60,7 +60,8 @@ for _ in $(seq 1 1200); do   # 60 s at most
 done
 if grep -q 'listening on udp' "$SERVER_LOG"; then
   echo "listen_secs=$(echo "$(date +%s.%N) - $t0" | bc -l | xargs printf '%.2f')"
-  read -r _ hwm _ < <(python3 "$BENCH_DIR/procstat.py" "$SERVER_PID")
+  read -r ticks hwm _ < <(python3 "$BENCH_DIR/procstat.py" "$SERVER_PID")
+  echo "listen_cpu_secs=$(echo "$ticks / $(getconf CLK_TCK)" | bc -l | xargs printf '%.2f')"
   echo "serve_hwm_kb=$hwm"
   echo "serve_rss_kb=$(awk '/^VmRSS:/{print $2}' /proc/"$SERVER_PID"/status)"
   first=$(head -1 "$SD/q-scale.txt")
@@ -86,23 +87,52 @@ else
   echo "vpcdns-bench: not built ($bench_bin); swift build -c release --product vpcdns-bench"
 fi
 
-# 5. A profile of the load, when asked or when it misses its target.
-over=$(echo "$cs >= 10 || $cm >= 1048576" | bc -l)
-if [ "${BENCH_PROFILE:-0}" = 1 ] || [ "$over" = 1 ]; then
+# 5. Profiles of the load (BENCH_PROFILE=1; they take as long as the loads themselves):
+#    `vpcdns check` (load + validation + the summary it prints) and `vpcdns serve` from exec
+#    to listening (the load alone). Top functions by self time and by inclusive time.
+demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else cat; fi; }
+perf_top() {  # perf_top DATA LABEL
+  perf report -i "$1" --stdio --no-children --percent-limit 1.5 -g none 2>/dev/null > "$SD/perf-self.txt" || true
+  perf report -i "$1" --stdio --children --percent-limit 4 -g none 2>/dev/null > "$SD/perf-children.txt" || true
+  grep -E '^ +[0-9.]+%' "$SD/perf-self.txt" | head -15 | demangle | cut -c1-220 | sed "s/^/profile $2 (self): /" || true
+  # Inclusive time, without the frames every call stack shares (threads, executors, main).
+  grep -E '^ +[0-9.]+%' "$SD/perf-children.txt" | demangle \
+    | grep -vE 'start_thread|_dispatch_|swift_job_run|runJobInEstablishedExecutorContext|AsyncParsableCommand|ParsableCommand|async_MainTQ|_start$|__libc_start|main$' \
+    | head -25 | cut -c1-220 | sed "s/^/profile $2 (inclusive): /" || true
+}
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then
   if command -v perf >/dev/null; then
     bench_log "scale: perf record -g vpcdns check"
-    if perf record -F 499 -g -o "$SD/perf.data" -- "$VPCDNS_BIN" check --config "$config" > /dev/null 2> "$SD/perf.err"; then
-      perf report -i "$SD/perf.data" --stdio --no-children --percent-limit 2 -g none 2>/dev/null \
-        | grep -E '^ +[0-9.]+%' | head -25 | sed 's/^/profile (self): /'
-      perf report -i "$SD/perf.data" --stdio --children --percent-limit 5 -g none 2>/dev/null \
-        | grep -E '^ +[0-9.]+%' | head -25 | sed 's/^/profile (children): /'
-      [ "${BENCH_KEEP:-0}" = 1 ] && mkdir -p bench-results && cp "$SD/perf.data" bench-results/scale-check.perf.data
+    if perf record -F 499 -g -o "$SD/perf-check.data" -- "$VPCDNS_BIN" check --config "$config" > /dev/null 2> "$SD/perf.err"; then
+      perf_top "$SD/perf-check.data" check
     else
       echo "profile: perf record failed: $(tail -1 "$SD/perf.err")"
+    fi
+    bench_log "scale: perf record -g vpcdns serve (until listening)"
+    port=$(free_port)
+    perf record -F 499 -g -o "$SD/perf-serve.data" -- "$VPCDNS_BIN" serve --config "$config" --listen "127.0.0.1:$port" \
+      > "$SD/perf-serve.log" 2>&1 &
+    perf_pid=$!
+    remember_pid "$perf_pid"
+    for _ in $(seq 1 2400); do   # 120 s at most
+      grep -q 'listening on udp' "$SD/perf-serve.log" 2>/dev/null && break
+      kill -0 "$perf_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    # Stop the vpcdns that perf started (perf's own child), then perf writes its data.
+    child=$(pgrep -P "$perf_pid" | head -1 || true)
+    [ -n "$child" ] && kill -TERM "$child" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$perf_pid" 2>/dev/null || break; sleep 0.1; done
+    stop_server "$perf_pid"
+    perf_top "$SD/perf-serve.data" serve
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+      mkdir -p bench-results && cp "$SD"/perf-*.data bench-results/ 2>/dev/null || true
     fi
   else
     echo "profile: perf not installed (apt-get install -y linux-perf)"
   fi
+elif [ "$(echo "$cs >= 10 || $cm >= 1048576" | bc -l)" = 1 ]; then
+  echo "profile: the load misses its target; BENCH_PROFILE=1 scripts/bench/scale.sh shows where the time goes"
 fi
 
 if [ "$standalone" = 1 ]; then
