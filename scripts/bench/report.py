@@ -35,7 +35,9 @@ def load(path):
             best[k] = r
         else:
             best[k]["rounds"] = r["rounds"]
-    return [r for r in rows if best[(r["server"], r["workload"])] is r]
+    kept = [r for r in rows if best[(r["server"], r["workload"])] is r]
+    order = ["vpcdns", "vpcdns+qlog", "unbound-1t", "unbound-2t", "nsd-1", "nsd-2", "vpcdns-1M"]
+    return sorted(kept, key=lambda r: order.index(r["server"]) if r["server"] in order else len(order))
 
 
 def fmt(v, spec):
