@@ -32,7 +32,8 @@ on_exit() {
   if [ "${BENCH_KEEP:-0}" = 1 ]; then bench_log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap on_exit EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 start_time=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

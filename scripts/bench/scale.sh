@@ -25,7 +25,8 @@ on_exit() {
   if [ "$standalone" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK"; fi
 }
 trap on_exit EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 SD="$WORK/scale"
 mkdir -p "$SD"
