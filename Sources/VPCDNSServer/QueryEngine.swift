@@ -1,5 +1,6 @@
 import DNSWire
 import Logging
+import NIOPosix
 import NIOCore
 import Synchronization
 import VPCDNSCore
@@ -14,13 +15,16 @@ import VPCDNSCore
 public final class QueryEngine: QueryProcessor {
     /// Everything a query reads, replaced atomically by `install`.
     public struct Snapshot: Sendable {
-        public let resolver: Resolver
+        public let resolver: VPCDNSCore.Resolver
         public let settings: Settings
         /// R9 targets, with `system` already read from resolv.conf.
         public let defaultUpstreams: [SocketEndpoint]
         public let upstream: UpstreamClient
+        /// Distinguishes snapshots, so per-thread memos of an older model are never used.
+        public let generation: UInt64
 
-        public init(resolver: Resolver, defaultUpstreams: [SocketEndpoint]) {
+        public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint]) {
+            self.generation = snapshotGenerations.add(1, ordering: .relaxed).newValue
             self.resolver = resolver
             self.settings = resolver.model.settings
             self.defaultUpstreams = defaultUpstreams
@@ -63,35 +67,61 @@ public final class QueryEngine: QueryProcessor {
         let snap = snapshot.withLock { $0 }
         let parsed = query.withUnsafeReadableBytes { QueryParser.parse($0) }
         let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
-        var builder = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
+        let scratch = LoopScratch.current(for: snap)
         switch parsed {
         case .drop:
             stats.dropped.add(1, ordering: .relaxed)
             return .drop
         case .bad(let bad):
             stats.badRequests.add(1, ordering: .relaxed)
-            builder.buildErrorResponse(for: bad, transport: transport)
-            let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
-            log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answer: [],
-                kind: .badRequest, zone: nil, zoneID: nil, reason: bad.kind.logReason, cache: .none, upstream: nil)
-            return .reply(ByteBuffer(bytes: builder.bytes))
+            scratch.builder.buildErrorResponse(for: bad, transport: transport)
+            if queryLog != nil {
+                let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
+                log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answers: [],
+                    kind: .badRequest, zone: nil, zoneID: nil, reason: bad.kind.logReason, cache: .none, upstream: nil)
+            }
+            return .reply(ByteBuffer(bytes: scratch.builder.bytes))
         case .query(let q):
-            let decision = snap.resolver.resolve(Question(name: q.question.name, type: q.question.type, rrClass: q.question.qclass),
-                                                 client: context.client.ip, listener: context.listener)
+            let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
+            // Local answers depend only on (VPC, inbound or not, name, type, class) in a given
+            // model, so the first one computed is remembered per thread and reused (R7 is the
+            // only rule that looks at how the query arrived).
+            var key: MemoKey? = nil
+            if view.refusal == nil, let v = view.vpcIndex {
+                let k = MemoKey(view: Int32(v) &* 2 &+ (view.via == .inboundEndpoint ? 1 : 0), type: q.question.type.rawValue,
+                                rrClass: q.question.qclass.rawValue, name: q.question.name)
+                if let local = scratch.memo[k] {
+                    return .reply(answerLocally(local, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
+                }
+                key = k
+            }
+            let decision = snap.resolver.resolve(Question(name: q.question.name, type: q.question.type, rrClass: q.question.qclass), view: view)
             switch decision.outcome {
             case .refused:
-                builder.buildResponse(for: q, rcode: .refused, transport: transport)
-                logDecision(snap, context: context, query: q, decision: decision, rcode: .refused, answer: [], cache: .none, upstream: nil)
-                return .reply(ByteBuffer(bytes: builder.bytes))
+                scratch.builder.buildResponse(for: q, rcode: .refused, transport: transport)
+                if queryLog != nil {
+                    logDecision(snap, context: context, query: q, decision: decision, rcode: .refused, answer: [], cache: .none, upstream: nil)
+                }
+                return .reply(ByteBuffer(bytes: scratch.builder.bytes))
             case .answer(let a):
-                builder.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer,
-                                      authority: a.authority, additional: a.additional, transport: transport)
-                logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .none, upstream: nil)
-                return .reply(ByteBuffer(bytes: builder.bytes))
+                let local = LocalAnswer(decision: decision, answer: a)
+                if let key { scratch.remember(key, local) }
+                return .reply(answerLocally(local, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
             case .forward(let f):
-                return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &builder)
+                return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
             }
         }
+    }
+
+    private func answerLocally(_ local: LocalAnswer, query q: DNSQuery, view: ViewChoice, snap: Snapshot, context: QueryContext,
+                               transport: DNSTransport, scratch: LoopScratch) -> ByteBuffer {
+        scratch.builder.buildResponse(for: q, rcode: local.rcode, authoritative: local.authoritative, answer: local.answer,
+                                      authority: local.authority, additional: local.additional, transport: transport)
+        if queryLog != nil {
+            log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answers: local.logAnswers,
+                kind: local.kind, zone: local.zone, zoneID: local.zoneID, reason: local.reason, cache: .none, upstream: nil)
+        }
+        return ByteBuffer(bytes: scratch.builder.bytes)
     }
 
     // MARK: - Upstream (R4, R9, R15, P5, P6)
@@ -165,11 +195,11 @@ public final class QueryEngine: QueryProcessor {
         var name = f.question.name
         var links: [ResourceRecord] = []
         var hops = 0
-        while hops <= Resolver.maxCNAMEs, let c = answer.first(where: { $0.type == .cname && $0.name == name }), let target = c.targetName {
+        while hops <= VPCDNSCore.Resolver.maxCNAMEs, let c = answer.first(where: { $0.type == .cname && $0.name == name }), let target = c.targetName {
             links.append(c)
             hops += 1
             if let local = snap.resolver.continueChain(after: f, upstreamChain: links, target: target, view: decision.view) {
-                let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
+                let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > VPCDNSCore.Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
                 return Completed(rcode: local.rcode, authoritative: false, answer: local.rcode == .servFail ? [] : local.answer,
                                  authority: local.authority, reason: reason)
             }
@@ -178,7 +208,7 @@ public final class QueryEngine: QueryProcessor {
         if f.chain.isEmpty {
             return Completed(rcode: rcode, authoritative: false, answer: answer, authority: authority, reason: nil)
         }
-        if f.chain.count + links.count > Resolver.maxCNAMEs {
+        if f.chain.count + links.count > VPCDNSCore.Resolver.maxCNAMEs {
             return Completed(rcode: .servFail, authoritative: false, answer: [], authority: [], reason: "cname-chain")
         }
         return Completed(rcode: rcode, authoritative: false, answer: f.chain + answer, authority: authority, reason: nil)
@@ -188,11 +218,13 @@ public final class QueryEngine: QueryProcessor {
 
     private func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
                              answer: [ResourceRecord], cache: QueryLogRecord.CacheUse, upstream: String?, reason: String? = nil) {
-        log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answer: answer, kind: d.kind,
+        guard queryLog != nil else { return }
+        log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answers: LocalAnswer.logForm(answer), kind: d.kind,
             zone: d.zone?.text, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
     }
 
-    private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
+    private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode,
+                     answers: [(rdata: String, type: String, rrClass: String)],
                      kind: DecisionKind, zone: String?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
         guard let writer = queryLog else { return }
         let elapsed = NIODeadline.now() - context.receivedAt.monotonic
@@ -205,7 +237,7 @@ public final class QueryEngine: QueryProcessor {
             queryType: question.map { $0.type.description } ?? "-",
             queryClass: question.map { $0.qclass.description } ?? "-",
             rcode: rcode.description,
-            answers: answer.map { ($0.rdataText, $0.type.description, $0.rrClass.description) },
+            answers: answers,
             srcAddr: context.client.ip.description,
             srcPort: context.client.port,
             transport: context.transport == .udp ? "UDP" : "TCP",
@@ -229,4 +261,80 @@ public final class EngineStats: Sendable {
     public let upstreamQueries = Atomic<UInt64>(0)
     public let upstreamFailures = Atomic<UInt64>(0)
     public init() {}
+}
+
+/// Generations of `QueryEngine.Snapshot`, process-wide.
+let snapshotGenerations = Atomic<UInt64>(0)
+
+/// The key of a remembered local answer.
+struct MemoKey: Hashable {
+    var view: Int32
+    var type: UInt16
+    var rrClass: UInt16
+    var name: DNSName
+}
+
+/// A local answer with everything the log needs, computed once.
+final class LocalAnswer: Sendable {
+    let kind: DecisionKind
+    let zone: String?
+    let zoneID: String?
+    let reason: String?
+    let rcode: RCode
+    let authoritative: Bool
+    let answer: [ResourceRecord]
+    let authority: [ResourceRecord]
+    let additional: [ResourceRecord]
+    let logAnswers: [(rdata: String, type: String, rrClass: String)]
+
+    init(decision d: Decision, answer a: Answer) {
+        kind = d.kind
+        zone = d.kind == .endpointDNSName ? nil : d.zone?.text
+        zoneID = d.zoneID
+        reason = d.reason?.description
+        rcode = a.rcode
+        authoritative = a.authoritative
+        answer = a.answer
+        authority = a.authority
+        additional = a.additional
+        logAnswers = LocalAnswer.logForm(a.answer)
+    }
+
+    static func logForm(_ rrs: [ResourceRecord]) -> [(rdata: String, type: String, rrClass: String)] {
+        rrs.map { ($0.rdataText, $0.type.description, $0.rrClass.description) }
+    }
+}
+
+/// Per-thread scratch of the engine: the reply builder (its buffer and compression table are
+/// reused, so encoding allocates nothing) and the memo of local answers. Each event loop is
+/// one thread, so nothing here is shared and nothing needs a lock.
+final class LoopScratch: @unchecked Sendable {
+    var builder = MessageBuilder()
+    var memo: [MemoKey: LocalAnswer] = [:]
+    var generation: UInt64 = 0
+    /// Bound on remembered answers per thread (wildcards could otherwise grow it without end).
+    static let memoLimit = 65_536
+
+    private static let perThread = ThreadSpecificVariable<LoopScratch>()
+
+    static func current(for snap: QueryEngine.Snapshot) -> LoopScratch {
+        let s: LoopScratch
+        if let existing = perThread.currentValue {
+            s = existing
+        } else {
+            s = LoopScratch()
+            perThread.currentValue = s
+        }
+        if s.generation != snap.generation {
+            s.memo.removeAll()
+            s.generation = snap.generation
+        }
+        s.builder.udpPayloadSize = UInt16(clamping: snap.settings.udpPayloadSize)
+        return s
+    }
+
+    func remember(_ key: MemoKey, _ answer: LocalAnswer) {
+        if memo.count >= LoopScratch.memoLimit { memo.removeAll(keepingCapacity: true) }
+        memo[key] = answer
+    }
 }
