@@ -14,7 +14,7 @@ import VPCDNSCore
 /// entirely from the snapshot it started with.
 public final class QueryEngine: QueryProcessor {
     /// Everything a query reads, replaced atomically by `install`.
-    public struct Snapshot: Sendable {
+    public final class Snapshot: Sendable {
         public let resolver: VPCDNSCore.Resolver
         public let settings: Settings
         /// R9 targets, with `system` already read from resolv.conf.
@@ -90,8 +90,8 @@ public final class QueryEngine: QueryProcessor {
             if view.refusal == nil, let v = view.vpcIndex {
                 let k = MemoKey(view: Int32(v) &* 2 &+ (view.via == .inboundEndpoint ? 1 : 0), type: q.question.type.rawValue,
                                 rrClass: q.question.qclass.rawValue, name: q.question.name)
-                if let local = scratch.memo[k] {
-                    return .reply(answerLocally(local, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
+                if let entry = scratch.memo[k] {
+                    return .reply(answerLocally(entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
                 }
                 key = k
             }
@@ -104,24 +104,48 @@ public final class QueryEngine: QueryProcessor {
                 }
                 return .reply(ByteBuffer(bytes: scratch.builder.bytes))
             case .answer(let a):
-                let local = LocalAnswer(decision: decision, answer: a)
-                if let key { scratch.remember(key, local) }
-                return .reply(answerLocally(local, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
+                let entry = MemoEntry(LocalAnswer(decision: decision, answer: a))
+                if let key { scratch.remember(key, entry) }
+                return .reply(answerLocally(entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
             case .forward(let f):
                 return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
             }
         }
     }
 
-    private func answerLocally(_ local: LocalAnswer, query q: DNSQuery, view: ViewChoice, snap: Snapshot, context: QueryContext,
+    /// Encodes a local answer. The first reply to a lower-case query is kept as bytes; later
+    /// queries of the same shape (EDNS or not, DO or not) get a copy with their ID and RD/CD
+    /// bits patched in, which is all that differs between them. The bytes after the question
+    /// do not depend on the question's case except through compression pointers into it, so
+    /// only all-lower-case questions take this path (mixed case, as with 0x20, is encoded
+    /// afresh so that every name keeps its case exactly, P3).
+    private func answerLocally(_ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot, context: QueryContext,
                                transport: DNSTransport, scratch: LoopScratch) -> ByteBuffer {
-        scratch.builder.buildResponse(for: q, rcode: local.rcode, authoritative: local.authoritative, answer: local.answer,
-                                      authority: local.authority, additional: local.additional, transport: transport)
+        let local = entry.local
+        let shape: UInt8 = q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1)
+        let lowerCase = q.question.caseMask.isAllLower
+        var reply: ByteBuffer
+        if lowerCase, entry.shape == shape,
+           entry.encoded.count <= MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: scratch.builder.udpPayloadSize, transport: transport) {
+            reply = ByteBuffer(bytes: entry.encoded)
+            let keep: UInt16 = ~(DNSHeader.rdBit | DNSHeader.cdBit)
+            let flags = (reply.getInteger(at: 2, as: UInt16.self) ?? 0) & keep | (q.header.flags & ~keep)
+            reply.setInteger(q.header.id, at: 0)
+            reply.setInteger(flags, at: 2)
+        } else {
+            let summary = scratch.builder.buildResponse(for: q, rcode: local.rcode, authoritative: local.authoritative, answer: local.answer,
+                                                        authority: local.authority, additional: local.additional, transport: transport)
+            if lowerCase, entry.shape == MemoEntry.none, !summary.truncated {
+                entry.encoded = scratch.builder.bytes
+                entry.shape = shape
+            }
+            reply = ByteBuffer(bytes: scratch.builder.bytes)
+        }
         if queryLog != nil {
             log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answers: local.logAnswers,
                 kind: local.kind, zone: local.zone, zoneID: local.zoneID, reason: local.reason, cache: .none, upstream: nil)
         }
-        return ByteBuffer(bytes: scratch.builder.bytes)
+        return reply
     }
 
     // MARK: - Upstream (R4, R9, R15, P5, P6)
@@ -305,12 +329,23 @@ final class LocalAnswer: Sendable {
     }
 }
 
+/// A remembered local answer and, once a lower-case query was answered, its encoded reply.
+/// Per thread, like the memo that holds it.
+final class MemoEntry {
+    static let none: UInt8 = 0xFF
+    let local: LocalAnswer
+    var encoded: [UInt8] = []
+    /// 0 no EDNS, 1 EDNS, 3 EDNS with DO; `none` until a reply was kept.
+    var shape: UInt8 = MemoEntry.none
+    init(_ local: LocalAnswer) { self.local = local }
+}
+
 /// Per-thread scratch of the engine: the reply builder (its buffer and compression table are
 /// reused, so encoding allocates nothing) and the memo of local answers. Each event loop is
 /// one thread, so nothing here is shared and nothing needs a lock.
 final class LoopScratch: @unchecked Sendable {
     var builder = MessageBuilder()
-    var memo: [MemoKey: LocalAnswer] = [:]
+    var memo: [MemoKey: MemoEntry] = [:]
     var generation: UInt64 = 0
     /// Bound on remembered answers per thread (wildcards could otherwise grow it without end).
     static let memoLimit = 65_536
@@ -333,8 +368,8 @@ final class LoopScratch: @unchecked Sendable {
         return s
     }
 
-    func remember(_ key: MemoKey, _ answer: LocalAnswer) {
+    func remember(_ key: MemoKey, _ entry: MemoEntry) {
         if memo.count >= LoopScratch.memoLimit { memo.removeAll(keepingCapacity: true) }
-        memo[key] = answer
+        memo[key] = entry
     }
 }
