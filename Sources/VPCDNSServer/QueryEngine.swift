@@ -91,6 +91,11 @@ public final class QueryEngine: QueryProcessor {
                 let k = MemoKey(view: Int32(v) &* 2 &+ (view.via == .inboundEndpoint ? 1 : 0), type: q.question.type.rawValue,
                                 rrClass: q.question.qclass.rawValue, name: q.question.name)
                 if let entry = scratch.memo[k] {
+                    if var decision = entry.forward {
+                        decision.view = view
+                        guard case .forward(let f) = decision.outcome else { preconditionFailure("memo holds forwards only as forwards") }
+                        return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
+                    }
                     return .reply(answerLocally(entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
                 }
                 key = k
@@ -108,6 +113,9 @@ public final class QueryEngine: QueryProcessor {
                 if let key { scratch.remember(key, entry) }
                 return .reply(answerLocally(entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
             case .forward(let f):
+                // The decision to forward is as deterministic as a local answer; remembering it
+                // leaves only the cache lookup for repeated public names.
+                if let key { scratch.remember(key, MemoEntry(forward: decision)) }
                 return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
             }
         }
@@ -121,7 +129,7 @@ public final class QueryEngine: QueryProcessor {
     /// afresh so that every name keeps its case exactly, P3).
     private func answerLocally(_ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot, context: QueryContext,
                                transport: DNSTransport, scratch: LoopScratch) -> ByteBuffer {
-        let local = entry.local
+        guard let local = entry.local else { preconditionFailure("answerLocally needs a local answer") }
         let shape: UInt8 = q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1)
         let lowerCase = q.question.caseMask.isAllLower
         var reply: ByteBuffer
@@ -333,11 +341,21 @@ final class LocalAnswer: Sendable {
 /// Per thread, like the memo that holds it.
 final class MemoEntry {
     static let none: UInt8 = 0xFF
-    let local: LocalAnswer
+    /// A local answer, or (for names that go upstream) the decision to forward, whose view
+    /// part is replaced by the asking query's view on use.
+    let local: LocalAnswer?
+    let forward: Decision?
     var encoded: [UInt8] = []
     /// 0 no EDNS, 1 EDNS, 3 EDNS with DO; `none` until a reply was kept.
     var shape: UInt8 = MemoEntry.none
-    init(_ local: LocalAnswer) { self.local = local }
+    init(_ local: LocalAnswer) {
+        self.local = local
+        self.forward = nil
+    }
+    init(forward: Decision) {
+        self.local = nil
+        self.forward = forward
+    }
 }
 
 /// Per-thread scratch of the engine: the reply builder (its buffer and compression table are
