@@ -109,6 +109,30 @@ struct ListenerTests {
         }
     }
 
+    @Test("recvmmsg batches: a burst of datagrams, large ones included, all answered whole")
+    func udpBurst() async throws {
+        try await withListeners { listeners, server in
+            let client = try await TestUDPClient.make()
+            defer { Task { await client.close() } }
+            var sizes: [UInt16: Int] = [:]
+            for i in 0..<100 {
+                var q = TestDNS.query(id: UInt16(i), name: "burst.example.org")
+                // Every tenth query padded to 3000 bytes: a batch slot must hold it all.
+                if i % 10 == 0 { q.writeRepeatingByte(0, count: 3000 - q.readableBytes) }
+                sizes[UInt16(i)] = q.readableBytes
+                client.channel.write(AddressedEnvelope(remoteAddress: server.socketAddress, data: q), promise: nil)
+            }
+            client.channel.flush()
+            let replies = await client.inbox.wait(count: 100, timeout: .seconds(3))
+            #expect(replies.count == 100)
+            for r in replies {
+                let h = try #require(TestDNS.header(r))
+                #expect(sizes[h.id] == r.readableBytes, "reply \(h.id) has the query's length")
+            }
+            #expect(listeners.stats.snapshot.udpQueries == 100)
+        }
+    }
+
     @Test("Late (.pending) answers reach the UDP client")
     func udpPending() async throws {
         try await withListeners(EchoProcessor(delay: .milliseconds(50))) { _, server in
