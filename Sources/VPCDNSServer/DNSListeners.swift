@@ -88,7 +88,7 @@ public actor DNSListeners {
         self.group = group
         self.processor = processor
         self.configuration = configuration
-        self.limiter = TCPConnectionLimiter(limit: configuration.maxTCPConnections, stats: stats)
+        self.limiter = TCPConnectionLimiter(configuration, stats: stats)
         self.logger = logger
     }
 
@@ -103,11 +103,20 @@ public actor DNSListeners {
         }
     }
 
-    /// Applies new limits (reload). Idle timeout and per-connection limits apply to
-    /// listeners opened afterwards; the connection bound applies at once.
+    /// Applies new settings (reload). The TCP settings apply at once to new connections on
+    /// every listener (the connection bound counts the open ones); the UDP socket settings
+    /// apply to listeners opened afterwards.
     public func reconfigure(_ configuration: ListenerConfiguration) {
         self.configuration = configuration
-        limiter.limit.store(configuration.maxTCPConnections, ordering: .relaxed)
+        limiter.apply(configuration)
+    }
+
+    /// True while every listener's sockets are open (for `/healthz`, O5). False before the
+    /// first `update(to:)` and after `shutdown`.
+    public var isServing: Bool {
+        !open.isEmpty && open.values.allSatisfy { pair in
+            pair.udp.channels.allSatisfy(\.isActive) && pair.tcp.serverChannel.isActive
+        }
     }
 
     /// Opens the addresses in `endpoints` that are not open, closes those open but not
@@ -202,7 +211,7 @@ public actor DNSListeners {
                 endpoint, group: group, configuration: configuration, processor: processor, stats: stats, logger: logger)
             do {
                 let tcp = try await TCPListener.bind(
-                    udp.bound, requested: endpoint, group: group, configuration: configuration,
+                    udp.bound, requested: endpoint, group: group,
                     processor: processor, limiter: limiter, logger: logger)
                 return (udp, tcp)
             } catch {

@@ -33,6 +33,7 @@ struct ListenerTests {
         try await withListeners(processor) { listeners, server in
             let all = await listeners.listeners
             #expect(all.count == 2)
+            #expect(await listeners.isServing)
             #expect(server.port != 0)
             #expect(all.map(\.description) == ["listening on udp 127.0.0.1:\(server.port)", "listening on tcp 127.0.0.1:\(server.port)"])
             let client = try await TestUDPClient.make()
@@ -105,6 +106,30 @@ struct ListenerTests {
             #expect(try await client.exchange(response, with: server, timeout: .milliseconds(100)) == nil)
             #expect(listeners.stats.snapshot.dropped == 2)
             #expect(try await client.exchange(TestDNS.query(id: 10, name: "ok.example.org"), with: server) != nil)
+        }
+    }
+
+    @Test("recvmmsg batches: a burst of datagrams, large ones included, all answered whole")
+    func udpBurst() async throws {
+        try await withListeners { listeners, server in
+            let client = try await TestUDPClient.make()
+            defer { Task { await client.close() } }
+            var sizes: [UInt16: Int] = [:]
+            for i in 0..<100 {
+                var q = TestDNS.query(id: UInt16(i), name: "burst.example.org")
+                // Every tenth query padded to 3000 bytes: a batch slot must hold it all.
+                if i % 10 == 0 { q.writeRepeatingByte(0, count: 3000 - q.readableBytes) }
+                sizes[UInt16(i)] = q.readableBytes
+                client.channel.write(AddressedEnvelope(remoteAddress: server.socketAddress, data: q), promise: nil)
+            }
+            client.channel.flush()
+            let replies = await client.inbox.wait(count: 100, timeout: .seconds(3))
+            #expect(replies.count == 100)
+            for r in replies {
+                let h = try #require(TestDNS.header(r))
+                #expect(sizes[h.id] == r.readableBytes, "reply \(h.id) has the query's length")
+            }
+            #expect(listeners.stats.snapshot.udpQueries == 100)
         }
     }
 
@@ -225,6 +250,13 @@ struct ListenerTests {
             try await again.send(TestDNS.framed(TestDNS.query(id: 4, name: "t.example.org")))
             #expect(await again.inbox.wait(count: 1, timeout: .seconds(2)).count == 1)
             await again.close()
+            // A reload lowers the bound: open connections stay, new ones are refused.
+            var lower = config
+            lower.maxTCPConnections = 1
+            await listeners.reconfigure(lower)
+            let refused = try await TestTCPConnection.connect(to: server)
+            #expect(await refused.waitClosed(timeout: .seconds(1)))
+            #expect(listeners.stats.snapshot.tcpConnectionsRejected == 2)
             for c in conns { await c.close() }
         }
     }
@@ -292,6 +324,7 @@ struct ListenerTests {
         let start = clock.now
         await listeners.shutdown(gracePeriod: .seconds(2))
         #expect(clock.now - start < .seconds(1), "waited for the answer, not the whole grace period")
+        #expect(await !listeners.isServing)
         let got = await client.inbox.wait(count: 1, timeout: .milliseconds(100))
         #expect(got.first.flatMap(TestDNS.header)?.id == 11)
         #expect(try await client.exchange(TestDNS.query(id: 12, name: "x.example.org"), with: server, timeout: .milliseconds(150)) == nil)

@@ -88,9 +88,15 @@ final class NSDFixture: Sendable {
     static func freePort() async throws -> Int {
         let udp = try await DatagramBootstrap(group: testGroup).bind(host: "127.0.0.1", port: 0).get()
         let port = udp.localAddress!.port!
-        defer { udp.close(promise: nil) }
-        let tcp = try await ServerBootstrap(group: testGroup).bind(host: "127.0.0.1", port: port).get()
-        try await tcp.close().get()
+        do {
+            let tcp = try await ServerBootstrap(group: testGroup).bind(host: "127.0.0.1", port: port).get()
+            try await tcp.close().get()
+        } catch {
+            try? await udp.close().get()
+            throw error
+        }
+        // Closed (not just asked to close) before the port is handed out.
+        try await udp.close().get()
         return port
     }
 
