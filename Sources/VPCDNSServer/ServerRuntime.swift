@@ -136,6 +136,7 @@ public final class ServerRuntime: Sendable {
         var services: [any Service] = [EventLoopGroupService(group: group)]
         if let log = engine.queryLog { services.append(log) }
         services.append(SignalService(runtime: self))
+        services.append(DroppedPacketReporter(stats: listeners.stats, logger: logger))
         services.append(ListenerService(listeners: listeners))
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
@@ -145,35 +146,18 @@ public final class ServerRuntime: Sendable {
     }
 }
 
-/// SIGHUP and SIGUSR1, and the once-a-minute line about dropped packets (P4).
+/// SIGHUP reloads (O2), SIGUSR1 reopens the query log (L3), until graceful shutdown.
 struct SignalService: Service {
     let runtime: ServerRuntime
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
-        await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
-                for await signal in signals.cancelOnGracefulShutdown() {
-                    if signal == .sighup {
-                        await runtime.reload()
-                    } else {
-                        runtime.engine.queryLog?.requestReopen()
-                    }
-                }
+        for await signal in signals.cancelOnGracefulShutdown() {
+            if signal == .sighup {
+                await runtime.reload()
+            } else {
+                runtime.engine.queryLog?.requestReopen()
             }
-            tasks.addTask {
-                var reported = 0
-                while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(60))
-                    let dropped = runtime.listeners.stats.snapshot.dropped + Int(runtime.engine.stats.dropped.load(ordering: .relaxed))
-                    if dropped > reported {
-                        runtime.logger.warning("dropped \(dropped - reported) unreadable packet(s) in the last minute (\(dropped) in all)")
-                        reported = dropped
-                    }
-                }
-            }
-            try? await ServiceLifecycle.gracefulShutdown()
-            tasks.cancelAll()
         }
     }
 }
