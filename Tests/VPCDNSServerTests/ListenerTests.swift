@@ -318,14 +318,15 @@ struct ListenerTests {
         let client = try await TestUDPClient.make()
         defer { Task { await client.close() } }
         try await client.send(TestDNS.query(id: 11, name: "slow.example.org"), to: server)
-        try await Task.sleep(for: .milliseconds(30))
+        // Wait (bounded) until the query is in flight: a fixed sleep is too short on a loaded machine.
+        for _ in 0..<200 where await listeners.inFlight == 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(await listeners.inFlight == 1)
         let clock = ContinuousClock()
         let start = clock.now
-        await listeners.shutdown(gracePeriod: .seconds(2))
-        #expect(clock.now - start < .seconds(1), "waited for the answer, not the whole grace period")
+        await listeners.shutdown(gracePeriod: .seconds(5))
+        #expect(clock.now - start < .seconds(3), "waited for the answer, not the whole grace period")
         #expect(await !listeners.isServing)
-        let got = await client.inbox.wait(count: 1, timeout: .milliseconds(100))
+        let got = await client.inbox.wait(count: 1, timeout: .seconds(1))
         #expect(got.first.flatMap(TestDNS.header)?.id == 11)
         #expect(try await client.exchange(TestDNS.query(id: 12, name: "x.example.org"), with: server, timeout: .milliseconds(150)) == nil)
         await #expect(throws: CancellationError.self) { try await listeners.update(to: [loopback]) }
@@ -339,11 +340,11 @@ struct ListenerTests {
         let conn = try await TestTCPConnection.connect(to: server)
         defer { Task { await conn.close() } }
         try await conn.send(TestDNS.framed(TestDNS.query(id: 21, name: "slow.example.org")))
-        try await Task.sleep(for: .milliseconds(30))
-        await listeners.shutdown(gracePeriod: .seconds(2))
-        let got = await conn.inbox.wait(count: 1, timeout: .milliseconds(100))
+        for _ in 0..<200 where await listeners.inFlight == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        await listeners.shutdown(gracePeriod: .seconds(5))
+        let got = await conn.inbox.wait(count: 1, timeout: .seconds(1))
         #expect(got.first.flatMap(TestDNS.header)?.id == 21)
-        #expect(await conn.waitClosed(timeout: .milliseconds(500)))
+        #expect(await conn.waitClosed(timeout: .seconds(3)))
         await #expect(throws: (any Error).self) { try await TestTCPConnection.connect(to: server) }
     }
 }
