@@ -327,6 +327,23 @@ struct ServeIntegrationTests {
         #expect(r1232.readableBytes <= 1232 && TestDNS.header(r1232)?.tc == true, "\(r1232.readableBytes) bytes")
     }
 
+    @Test("P2/P6: an upstream answer over 1232 bytes is fetched over TCP, truncated to the UDP client, whole over TCP")
+    func largeUpstreamAnswer() async throws {
+        let h = try await ServeHarness.start()
+        let name = "big.bulk.example"
+        let udp = try h.dig(name, "TXT", "+ignore")
+        #expect(udp.tc && udp.status == "NOERROR", "\(udp.output)")
+        let retried = try h.dig(name, "TXT")
+        #expect(retried.output.contains("Truncated, retrying in TCP mode"), "\(retried.output)")
+        #expect(retried.status == "NOERROR" && retried.rdata("TXT").count == 10, "\(retried.output)")
+        #expect(!retried.aa)
+        let log = await h.logRecords("big.bulk.example.", count: 2)
+        #expect(log.first?.vpcdns("cache") == "miss" && log.first?.vpcdns("upstream") == "\(h.publicNSD.endpoint)")
+        #expect((log.first?["answers"] as? [Any])?.count == 10, "the whole RRset came from NSD (over TCP: it does not fit 1232 bytes)")
+        #expect(log.last?.vpcdns("cache") == "hit")
+        #expect(log.last?.string("transport") == "TCP")
+    }
+
     // MARK: - P3: 0x20
 
     @Test("P3: the question is echoed byte for byte, letter case included, for local and forwarded answers")
@@ -531,6 +548,58 @@ struct ServeIntegrationTests {
         // And a second time, from the cache: still completed privately, still only for app.
         #expect(try h.dig("reports.example.com").rdata("A") == ["10.0.1.20"])
         #expect(try h.dig("reports.example.com", at: h.dbResolver).rdata("A").isEmpty)
+    }
+
+    // MARK: - IPv6 and wildcard listeners
+
+    @Test("An IPv6 loopback listener ([::1]:0) answers over UDP and TCP")
+    func ipv6Loopback() async throws {
+        let h = try await ServeHarness.start(.init(listen: ["127.0.0.1:0", "[::1]:0"]))
+        let v6 = try #require(h.listener("[::1]:"), "\(h.process.listeningLines)")
+        #expect(h.process.listeningLines.contains("listening on tcp \(v6)"))
+        let udp = try h.dig("ec2.us-west-2.amazonaws.com", at: v6)
+        #expect(Set(udp.rdata("A")) == ["10.0.1.10", "10.0.2.10"] && udp.aa, "::1 is an app client: \(udp.output)")
+        let tcp = try h.dig("www.example.com", at: v6, "+tcp")
+        #expect(tcp.rdata("A") == ["198.51.100.10"], "\(tcp.output)")
+        let log = await h.logRecords("ec2.us-west-2.amazonaws.com.")
+        #expect(log.first?.string("srcaddr") == "::1")
+    }
+
+    @Test("Wildcard listeners 0.0.0.0:P and [::]:P on the same port both open (IPv6 socket is v6-only)")
+    func wildcardBothFamilies() async throws {
+        // A port free on both wildcards: a dual-stack [::] bind covers IPv4 too.
+        let port = try await freePort(host: "::")
+        let h = try await ServeHarness.start(.init(listen: ["0.0.0.0:\(port)", "[::]:\(port)"]))
+        #expect(h.process.listeningLines.prefix(4) == [
+            "listening on udp 0.0.0.0:\(port)", "listening on tcp 0.0.0.0:\(port)",
+            "listening on udp [::]:\(port)", "listening on tcp [::]:\(port)",
+        ], "\(h.process.standardError)")
+        let v4 = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(port))
+        let v6 = SocketEndpoint("[::1]:\(port)")!
+        for server in [v4, v6] {
+            let r = try h.dig("www.myservice.internal", at: server)
+            #expect(r.rdata("A") == ["10.0.5.10"], "\(server): \(r.output)")
+            let t = try h.dig("www.myservice.internal", at: server, "+tcp")
+            #expect(t.rdata("A") == ["10.0.5.10"], "\(server) tcp: \(t.output)")
+        }
+        // An IPv4 client is seen as IPv4 (not ::ffff:127.0.0.1), so V2 matches it.
+        let log = await h.logRecords("www.myservice.internal.", count: 4)
+        #expect(Set(log.compactMap { $0.string("srcaddr") }) == ["127.0.0.1", "::1"], "\(log.compactMap { $0.string("srcaddr") })")
+    }
+
+    @Test("A wildcard UDP listener answers from the address the query was sent to")
+    func wildcardReplySource() async throws {
+        let port = try await freePort(host: "0.0.0.0")
+        let h = try await ServeHarness.start(.init(listen: ["0.0.0.0:\(port)"]))
+        // 127.0.0.5 is one of this host's addresses (all of 127/8 is local); a reply from
+        // 127.0.0.1 instead is dropped by dig ("reply from unexpected source").
+        let server = SocketEndpoint(ip: .v4(0x7F00_0005), port: UInt16(port))
+        await withKnownIssue("NIO cannot set the source address of a UDP send (IP_PKTINFO); bind specific addresses") {
+            let r = try h.dig("www.myservice.internal", at: server)
+            #expect(r.rdata("A") == ["10.0.5.10"], "\(r.output)")
+        }
+        // Over TCP the connection's own address is used: fine.
+        #expect(try h.dig("www.myservice.internal", at: server, "+tcp").rdata("A") == ["10.0.5.10"])
     }
 
     // MARK: - O1: bind failure, O3: signals

@@ -26,6 +26,8 @@ final class ServeHarness: Sendable {
         var upstreamTimeoutMs = 600
         var upstreamAttemptTimeoutMs = 200
         var cacheSize = 1000
+        /// The `--listen` arguments; the first must be an IPv4 loopback one (`listen`).
+        var listen = ["127.0.0.1:0"]
     }
 
     static let appVPC = "vpc-0a11ce0000000001a"
@@ -41,7 +43,7 @@ final class ServeHarness: Sendable {
     let corpNSD: NSDFixture
     let hole: (endpoint: SocketEndpoint, channel: any Channel)
     let process: ServeProcess
-    /// The `--listen 127.0.0.1:0` listener, with its real port.
+    /// The first `--listen` listener (`127.0.0.1:0` unless the options say otherwise), with its real port.
     let listen: SocketEndpoint
     let appResolver: SocketEndpoint
     let appInbound: SocketEndpoint
@@ -62,6 +64,16 @@ final class ServeHarness: Sendable {
             $TTL 300
             @    IN SOA a.root.test. hostmaster.root.test. 1 1800 900 604800 60
             @    IN NS  a.root.test.
+
+            """
+        // Upstream answers too big for one 1232-byte UDP reply (P2 and P6's TCP retry).
+        zones["bulk.example"] = """
+            $ORIGIN bulk.example.
+            $TTL 300
+            @    IN SOA ns1.bulk.example. hostmaster.bulk.example. 1 3600 600 86400 300
+            @    IN NS  ns1.bulk.example.
+            ns1  IN A   192.0.2.53
+            \((0..<10).map { i in "big  IN TXT \"\(String(repeating: "x", count: 150))\(i)\"" }.joined(separator: "\n"))
 
             """
         return zones
@@ -234,18 +246,19 @@ final class ServeHarness: Sendable {
                     let dbResolver = SocketEndpoint(ip: .v4(0x7F00_4E02), port: UInt16(try await freePort(host: "127.0.78.2")))
                     let text = config(
                         listen: ["127.0.0.1:1053"], upstream: publicNSD.endpoint, corp: corpNSD.endpoint, hole: hole.endpoint,
-                        appClients: ["127.0.0.1/32"], dbClients: ["127.0.0.2/32"],
+                        appClients: ["127.0.0.1/32", "::1/128"], dbClients: ["127.0.0.2/32"],
                         appResolver: appResolver, appInbound: appInbound, dbResolver: dbResolver,
                         queryLog: queryLog, options: options)
                     let configPath = dir.appendingPathComponent("vpcdns.yaml")
                     try text.write(to: configPath, atomically: true, encoding: .utf8)
                     let clock = ContinuousClock()
                     let started = clock.now
-                    let process = try ServeProcess(arguments: ["serve", "--config", configPath.path, "--listen", "127.0.0.1:0"], directory: dir)
+                    let process = try ServeProcess(
+                        arguments: ["serve", "--config", configPath.path] + options.listen.flatMap { ["--listen", $0] }, directory: dir)
                     do {
-                        let lines = try await process.waitListening(count: 8)
+                        let lines = try await process.waitListening(count: 2 * (options.listen.count + 3))
                         let startup = clock.now - started
-                        guard let first = lines.first, first.hasPrefix("listening on udp 127.0.0.1:"),
+                        guard let first = lines.first, first.hasPrefix("listening on udp "),
                               let listen = SocketEndpoint(String(first.dropFirst("listening on udp ".count))), listen.port != 0
                         else { throw FixtureError("unexpected first listener line: \(lines)") }
                         return ServeHarness(directory: dir, publicNSD: publicNSD, corpNSD: corpNSD, hole: hole, process: process,
@@ -287,6 +300,12 @@ final class ServeHarness: Sendable {
     func dig(_ name: String, _ type: String = "A", at server: SocketEndpoint? = nil, source: String? = nil,
              _ options: String...) throws -> DigRun.Result {
         try DigRun.query(name, type, server: server ?? listen, source: source, options: options)
+    }
+
+    /// The bound address printed for UDP after `prefix` (`[::1]:`, `0.0.0.0:`...).
+    func listener(_ prefix: String) -> SocketEndpoint? {
+        process.listeningLines.first { $0.hasPrefix("listening on udp \(prefix)") }
+            .flatMap { SocketEndpoint(String($0.dropFirst("listening on udp ".count))) }
     }
 
     /// The query-log records so far.
