@@ -447,6 +447,10 @@ struct ServeIntegrationTests {
         let firstTTL = try #require(first.ttl("A"))
         let nx = try h.dig("nope.example.com")
         #expect(nx.status == "NXDOMAIN", "\(nx.output)")
+        let nodata = try h.dig("www.example.com", "AAAA")
+        #expect(nodata.status == "NOERROR" && nodata.answers.isEmpty, "\(nodata.output)")
+        // Through app's FORWARD rule for example.net (targets: corp, then public NSD) ...
+        #expect(try h.dig("www.saas.example.net").rdata("A") == ["198.51.100.51"])
 
         h.publicNSD.stop()
         #expect(try h.dig("sts.us-west-2.amazonaws.com").status == "SERVFAIL", "NSD is really gone")
@@ -459,18 +463,30 @@ struct ServeIntegrationTests {
         let nx2 = try h.dig("nope.example.com")
         #expect(nx2.status == "NXDOMAIN", "negative answer cached (RFC 2308): \(nx2.output)")
 
-        let logs = await h.logRecords("www.example.com.") { $0.vpcdns("cache") == "hit" }
+        let logs = await h.logRecords("www.example.com.") { $0.vpcdns("cache") == "hit" && $0.string("query_type") == "A" }
         #expect(logs.count == 1)
         #expect(logs.first?.vpcdns("upstream") == nil)
-        let all = await h.logRecords("www.example.com.", count: 2)
+        let all = await h.logRecords("www.example.com.", count: 2) { $0.string("query_type") == "A" }
         #expect(all.compactMap { $0.vpcdns("cache") } == ["miss", "hit"])
         let nxLogs = await h.logRecords("nope.example.com.", count: 2)
         #expect(nxLogs.compactMap { $0.vpcdns("cache") } == ["miss", "hit"])
         #expect(nxLogs.allSatisfy { $0.string("rcode") == "NXDOMAIN" })
 
-        // The cache is per set of targets: database (same default upstreams) shares it;
-        // app's FORWARD rule for example.net does not reuse an entry fetched elsewhere.
+        let nodata2 = try h.dig("www.example.com", "AAAA")
+        #expect(nodata2.status == "NOERROR" && nodata2.answers.isEmpty, "NODATA cached too: \(nodata2.output)")
+
+        // The cache is per set of targets: database (the same default upstreams) shares the
+        // entries fetched for app by default ...
         #expect(try h.dig("www.example.com", at: h.dbResolver).rdata("A") == ["198.51.100.10"])
+        // ... but not the one fetched through app's FORWARD rule: database forwards
+        // www.saas.example.net to the default upstream, which is gone now.
+        #expect(try h.dig("www.saas.example.net").rdata("A") == ["198.51.100.51"], "app: a hit under its rule's targets")
+        let dbNet = try h.dig("www.saas.example.net", at: h.dbResolver)
+        #expect(dbNet.status == "SERVFAIL", "database never gets app's rule's entry: \(dbNet.output)")
+        let netLogs = await h.logRecords("www.saas.example.net.", count: 3)
+        #expect(netLogs.map { "\($0.string("vpc_id") ?? "") \($0.vpcdns("cache") ?? "")" } == [
+            "\(ServeHarness.appVPC) miss", "\(ServeHarness.appVPC) hit", "\(ServeHarness.dbVPC) miss",
+        ])
     }
 
     // MARK: - P6: upstream failures
