@@ -561,6 +561,19 @@ struct ServeIntegrationTests {
         let log = await h.logRecords("reports.example.com.") { $0.string("vpc_id") == ServeHarness.appVPC }
         #expect(log.first?.vpcdns("decision") == "upstream")
         #expect(log.first?.vpcdns("upstream") == "\(h.publicNSD.endpoint)")
+        // A private CNAME pointing outside is completed through upstream (no AA, decision
+        // of the first link, upstream named); private → public → private too.
+        let ext = try h.dig("ext.myservice.internal")
+        #expect(ext.status == "NOERROR" && !ext.aa, "\(ext.output)")
+        #expect(ext.rdata("CNAME") == ["www.example.com."] && ext.rdata("A") == ["198.51.100.10"], "\(ext.output)")
+        let extLog = await h.logRecords("ext.myservice.internal.")
+        #expect(extLog.first?.vpcdns("decision") == "private-hosted-zone")
+        #expect(extLog.first?.vpcdns("upstream") == "\(h.publicNSD.endpoint)")
+        let via = try h.dig("via.myservice.internal")
+        #expect(via.status == "NOERROR" && !via.aa, "\(via.output)")
+        #expect(via.rdata("CNAME").prefix(2) == ["reports.example.com.", "db.bank.example.com."], "\(via.output)")
+        #expect(via.rdata("A") == ["10.0.1.20"], "\(via.output)")
+
         // And a second time, from the cache: still completed privately, still only for app.
         #expect(try h.dig("reports.example.com").rdata("A") == ["10.0.1.20"])
         #expect(try h.dig("reports.example.com", at: h.dbResolver).rdata("A").isEmpty)

@@ -192,6 +192,12 @@ final class ServeHarness: Sendable {
                   - name: db.myservice.internal
                     type: A
                     alias: {endpoint: vpce-0db5a1b2c3d4e5f62}
+                  - name: ext.myservice.internal
+                    type: CNAME
+                    values: ['www.example.com.']
+                  - name: via.myservice.internal
+                    type: CNAME
+                    values: ['reports.example.com.']
                   - name: big.myservice.internal
                     type: TXT
                     values: [\(bigValues)]

@@ -79,12 +79,19 @@ final class ServeProcess: Sendable {
         status.withLock { s in
             if s != nil { return false }
             var st: Int32 = 0
-            if waitpid(pid, &st, WNOHANG) == pid { s = st }
+            let r = waitpid(pid, &st, WNOHANG)
+            if r == pid {
+                s = st
+            } else if r == -1 && errno == ECHILD {
+                // Reaped elsewhere: the pid may belong to someone else by now, so it must
+                // never be signalled again. Record it as gone (status unknown).
+                s = -1
+            }
             return s == nil
         }
     }
 
-    /// The exit code (128 + signal when killed by a signal), once it ended.
+    /// The exit code (128 + signal when killed by a signal; 255 when reaped elsewhere), once it ended.
     var exitCode: Int32? {
         _ = isRunning
         guard let st = status.withLock({ $0 }) else { return nil }
