@@ -16,6 +16,8 @@ enum Netns {
     static let prefix = "vpcdns-t-"
     /// Interface names are at most 15 bytes: `vpt` + 4 hex + role + side.
     static let linkPrefix = "vpt"
+    /// True when this process created /etc/netns (so it removes it again once empty).
+    nonisolated(unsafe) static var createdEtcNetns = false
 
     @discardableResult
     static func run(_ args: [String], check: Bool = true) throws -> Command.Result {
@@ -37,25 +39,37 @@ enum Netns {
         return nil
     }
 
-    /// Removes namespaces, links and /etc/netns folders left by a crashed earlier run.
+    /// Removes namespaces, links and /etc/netns folders left by a crashed earlier run: those
+    /// of this suite's prefix older than two minutes (a run takes a few seconds, so a younger
+    /// one may belong to a run going on right now in another checkout).
     static func preClean() {
-        if let list = try? run(["netns", "list"], check: false) {
-            for line in list.output.split(separator: "\n") {
-                let name = String(line.split(separator: " ").first ?? "")
-                if name.hasPrefix(prefix) { _ = try? run(["netns", "del", name], check: false) }
+        let now = Date()
+        var alive: [String] = []
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns") {
+            for name in names where name.hasPrefix(prefix) {
+                let created = (try? FileManager.default.attributesOfItem(atPath: "/var/run/netns/\(name)")[.modificationDate]) as? Date
+                if let created, now.timeIntervalSince(created) < 120 {
+                    alive.append(name)
+                } else {
+                    _ = try? run(["netns", "del", name], check: false)
+                }
             }
         }
+        // A namespace's veth pair goes with it; a link is left only when a run died between
+        // creating the pair and moving it. Its suffix then names no living namespace.
         if let links = try? run(["-o", "link", "show"], check: false) {
             for line in links.output.split(separator: "\n") {
                 // "12: vpt1a2ba0@if11: <...>"
                 let fields = line.split(separator: " ")
                 guard fields.count > 1 else { continue }
                 let name = fields[1].split(separator: "@").first.map(String.init)?.trimmingCharacters(in: CharacterSet(charactersIn: ":")) ?? ""
-                if name.hasPrefix(linkPrefix) && name.count == 9 { _ = try? run(["link", "del", name], check: false) }
+                guard name.hasPrefix(linkPrefix) && name.count == 9 else { continue }
+                let suffix = String(name.dropFirst(3).prefix(4))
+                if !alive.contains(where: { $0.hasSuffix("-\(suffix)") }) { _ = try? run(["link", "del", name], check: false) }
             }
         }
         if let dirs = try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns") {
-            for d in dirs where d.hasPrefix(prefix) { try? FileManager.default.removeItem(atPath: "/etc/netns/\(d)") }
+            for d in dirs where d.hasPrefix(prefix) && !alive.contains(d) { try? FileManager.default.removeItem(atPath: "/etc/netns/\(d)") }
         }
     }
 
@@ -77,6 +91,7 @@ enum Netns {
             try Netns.run(["-n", namespace, "link", "set", nsLink, "up"])
             try Netns.run(["-n", namespace, "link", "set", "lo", "up"])
             let dir = "/etc/netns/\(namespace)"
+            Netns.createdEtcNetns = Netns.createdEtcNetns || !FileManager.default.fileExists(atPath: "/etc/netns")
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try "nameserver \(hostAddress)\noptions timeout:1 attempts:2\n"
                 .write(toFile: "\(dir)/resolv.conf", atomically: true, encoding: .utf8)
@@ -86,6 +101,10 @@ enum Netns {
             _ = try? Netns.run(["netns", "del", namespace], check: false)
             _ = try? Netns.run(["link", "del", hostLink], check: false)  // gone with its peer already, normally
             try? FileManager.default.removeItem(atPath: "/etc/netns/\(namespace)")
+            // /etc/netns itself, when this suite made it and it is empty again.
+            if Netns.createdEtcNetns, (try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns"))?.isEmpty == true {
+                try? FileManager.default.removeItem(atPath: "/etc/netns")
+            }
         }
 
         /// Runs a command inside the namespace (its resolv.conf bind-mounted by `ip netns exec`).
