@@ -669,19 +669,31 @@ struct ServeIntegrationTests {
 
     @Test("O3: SIGTERM answers the query in flight, flushes the log and exits 0; SIGINT too")
     func sigterm() async throws {
-        let h = try await ServeHarness.start()
+        let h = try await ServeHarness.start(.init(tcpIdleTimeoutMs: 10_000))  // the idle connection stays open
         let client = try await TestUDPClient.make()
         defer { Task { await client.close() } }
-        // In flight for ~200 ms (the black hole first, then the corp NSD).
+        // In flight for ~200 ms (the black hole first, then the corp NSD), over UDP and TCP;
+        // and an idle TCP connection, which must not hold up the exit.
+        let idle = try await TestTCPConnection.connect(to: h.listen)
+        defer { Task { await idle.close() } }
+        let conn = try await TestTCPConnection.connect(to: h.listen)
+        defer { Task { await conn.close() } }
         try await client.send(RawDNS.query(id: 77, name: "www.failover.example"), to: h.listen)
+        try await conn.send(TestDNS.framed(RawDNS.query(id: 79, name: "www.failover.example")))
         try await Task.sleep(for: .milliseconds(60))
+        let clock = ContinuousClock()
+        let signalled = clock.now
         h.process.signal(SIGTERM)
         let got = await client.inbox.wait(count: 1, timeout: .seconds(3))
         let header = try #require(got.first.flatMap(TestDNS.header), "the in-flight query was answered")
         #expect(header.id == 77 && header.rcode == 0 && header.ancount == 1)
+        let gotTCP = await conn.inbox.wait(count: 1, timeout: .seconds(3))
+        let tcpHeader = try #require(gotTCP.first.flatMap(TestDNS.header), "the in-flight TCP query was answered")
+        #expect(tcpHeader.id == 79 && tcpHeader.rcode == 0 && tcpHeader.ancount == 1)
         #expect(await h.process.waitExit(timeout: .seconds(5)) == 0, "\(h.process.standardError)")
+        #expect(clock.now - signalled < .seconds(1), "no wait for the idle connection: \(clock.now - signalled)")
         let log = QueryLogFile.records(h.queryLogPath).filter { $0.string("query_name") == "www.failover.example." }
-        #expect(log.count == 1, "flushed before exit")
+        #expect(log.count == 2, "flushed before exit")
         // Stopped: no more answers.
         #expect(try await client.exchange(RawDNS.query(id: 78, name: "www.myservice.internal"), with: h.listen, timeout: .milliseconds(200)) == nil)
 
