@@ -61,7 +61,7 @@ public final class ServerRuntime: Sendable {
             throw StartError.listen("\(error)")
         }
         for e in endpoints where ServerRuntime.isWildcard(e) {
-            logger.warning("listening on \(e): UDP answers to a query sent to another of this host's addresses leave from the address the kernel picks, and clients drop them; list the addresses to serve instead of a wildcard")
+            logger.warning("wildcard address \(e): UDP answers to a query sent to another of this host's addresses leave from the address the kernel picks, and clients drop them; list the addresses to serve instead of a wildcard")
         }
     }
 
