@@ -53,12 +53,22 @@ public final class ServerRuntime: Sendable {
         engine = QueryEngine(snapshot: snapshot, queryLog: queryLog)
         group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         listeners = DNSListeners(group: group, processor: engine, configuration: ServerRuntime.listenerConfiguration(loaded.model.settings), logger: logger)
+        let endpoints = ServerRuntime.endpoints(loaded.model, override: listenOverride)
         do {
-            _ = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
+            _ = try await listeners.update(to: endpoints)
         } catch {
             try? await group.shutdownGracefully()
             throw StartError.listen("\(error)")
         }
+        for e in endpoints where ServerRuntime.isWildcard(e) {
+            logger.warning("wildcard address \(e): UDP answers to a query sent to another of this host's addresses leave from the address the kernel picks, and clients drop them; list the addresses to serve instead of a wildcard")
+        }
+    }
+
+    /// `0.0.0.0` or `::`: the UDP socket cannot choose the source address of its replies
+    /// (NIO offers no IP_PKTINFO on send).
+    static func isWildcard(_ e: SocketEndpoint) -> Bool {
+        e.ip == .v4(0) || e.ip == .v6(0)
     }
 
     /// Every address served: `listen` (or `--listen`), each VPC's resolver addresses and

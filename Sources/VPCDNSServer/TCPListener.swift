@@ -262,7 +262,7 @@ final class TCPListener: Sendable {
     ) async throws -> TCPListener {
         let inFlight = InFlightCounter(stats: limiter.stats)
         let connections = ConnectionRegistry()
-        let bootstrap = ServerBootstrap(group: group)
+        var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -286,6 +286,7 @@ final class TCPListener: Sendable {
                         TCPQueryHandler(processor: processor, inFlight: inFlight, idleTimeout: idle, maxPending: maxPending))
                 }
             }
+        if endpoint.isIPv6 { bootstrap = bootstrap.serverChannelOption(.ipv6Only, value: 1) }
         let channel: any Channel
         do {
             channel = try await bootstrap.bind(to: endpoint.socketAddress).get()
