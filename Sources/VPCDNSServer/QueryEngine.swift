@@ -19,14 +19,18 @@ public final class QueryEngine: QueryProcessor {
         /// R9 targets, with `system` already read from resolv.conf.
         public let defaultUpstreams: [SocketEndpoint]
         public let upstream: UpstreamClient
+        /// `vpcdns_dns_requests_total`, indexed by this model's VPC indexes (O5).
+        public let requests: RequestCounters
 
-        public init(resolver: Resolver, defaultUpstreams: [SocketEndpoint]) {
+        public init(resolver: Resolver, defaultUpstreams: [SocketEndpoint], upstreamObserver: (any UpstreamObserver)? = nil) {
             self.resolver = resolver
             self.settings = resolver.model.settings
             self.defaultUpstreams = defaultUpstreams
             self.upstream = UpstreamClient(policy: UpstreamPolicy(
                 totalTimeout: .milliseconds(Int64(resolver.model.settings.upstreamTimeoutMs)),
-                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))))
+                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))),
+                observer: upstreamObserver)
+            self.requests = RequestCounters(vpcIDs: resolver.model.vpcs.map(\.id))
         }
     }
 
@@ -34,9 +38,11 @@ public final class QueryEngine: QueryProcessor {
     public let cache: UpstreamCache
     public let queryLog: QueryLogWriter?
     public let stats = EngineStats()
+    public let metrics: DNSMetrics
     let logger: Logger
 
-    public init(snapshot: Snapshot, queryLog: QueryLogWriter?, logger: Logger = Logger(label: "vpcdns.engine")) {
+    public init(snapshot: Snapshot, queryLog: QueryLogWriter?, metrics: DNSMetrics = DNSMetrics(), logger: Logger = Logger(label: "vpcdns.engine")) {
+        self.metrics = metrics
         self.snapshot = Mutex(snapshot)
         self.cache = UpstreamCache(capacity: snapshot.settings.cacheSize)
         self.queryLog = queryLog
@@ -65,11 +71,13 @@ public final class QueryEngine: QueryProcessor {
         let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
         var builder = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
         switch parsed {
-        case .drop:
+        case .drop(let why):
             stats.dropped.add(1, ordering: .relaxed)
+            metrics.countDropped(why)
             return .drop
         case .bad(let bad):
             stats.badRequests.add(1, ordering: .relaxed)
+            metrics.countBadRequest(bad.kind)
             builder.buildErrorResponse(for: bad, transport: transport)
             let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
             log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answer: [],
@@ -98,6 +106,9 @@ public final class QueryEngine: QueryProcessor {
 
     private func forward(_ f: Forward, query q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext,
                          responder: QueryResponder, builder: inout MessageBuilder) -> QueryProcessingResult {
+        if f.question.type == .any {
+            return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &builder)
+        }
         let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
         if let hit = cache.get(key, now: Timestamp.monotonicNanos()) {
@@ -105,6 +116,8 @@ public final class QueryEngine: QueryProcessor {
             builder.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority, transport: transport)
             if snap.settings.logCacheHits {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
+            } else {
+                countAnswer(snap, context: context, view: decision.view, kind: decision.kind, rcode: a.rcode)
             }
             return .reply(ByteBuffer(bytes: builder.bytes))
         }
@@ -186,7 +199,7 @@ public final class QueryEngine: QueryProcessor {
 
     // MARK: - Query log
 
-    private func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
+    func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
                              answer: [ResourceRecord], cache: QueryLogRecord.CacheUse, upstream: String?, reason: String? = nil) {
         log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answer: answer, kind: d.kind,
             zone: d.zone?.text, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
@@ -194,6 +207,7 @@ public final class QueryEngine: QueryProcessor {
 
     private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
                      kind: DecisionKind, zone: String?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
+        countAnswer(snap, context: context, view: view, kind: kind, rcode: rcode)
         guard let writer = queryLog else { return }
         let elapsed = NIODeadline.now() - context.receivedAt.monotonic
         let record = QueryLogRecord(

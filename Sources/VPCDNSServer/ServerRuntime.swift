@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 import VPCDNSConfig
 import VPCDNSCore
@@ -18,6 +19,10 @@ public final class ServerRuntime: Sendable {
     public let engine: QueryEngine
     public let listeners: DNSListeners
     public let group: MultiThreadedEventLoopGroup
+    /// O5: the counters, their Prometheus rendering, and the `/metrics` server when configured.
+    public let metrics: DNSMetrics
+    public let exporter: MetricsExporter
+    let metricsServer = Mutex<MetricsHTTPServer?>(nil)
     let logger: Logger
 
     public enum StartError: Error, CustomStringConvertible {
@@ -25,10 +30,11 @@ public final class ServerRuntime: Sendable {
         case upstreams(String)
         case queryLog(String)
         case listen(String)
+        case metrics(String)
         public var description: String {
             switch self {
             case .config(let e): e.errors.map(\.description).joined(separator: "\n")
-            case .upstreams(let s), .queryLog(let s), .listen(let s): s
+            case .upstreams(let s), .queryLog(let s), .listen(let s), .metrics(let s): s
             }
         }
     }
@@ -45,19 +51,33 @@ public final class ServerRuntime: Sendable {
         case .failure(let e): throw StartError.config(e)
         }
         for w in loaded.warnings { logger.warning("\(w)") }
-        let snapshot = try ServerRuntime.snapshot(loaded.model)
+        let metrics = DNSMetrics()
+        self.metrics = metrics
+        let snapshot = try ServerRuntime.snapshot(loaded.model, observer: metrics)
+        metrics.adopt(snapshot.requests)
         var queryLog: QueryLogWriter? = nil
         if let path = loaded.model.settings.queryLog {
             do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
         }
-        engine = QueryEngine(snapshot: snapshot, queryLog: queryLog)
+        engine = QueryEngine(snapshot: snapshot, queryLog: queryLog, metrics: metrics)
         group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         listeners = DNSListeners(group: group, processor: engine, configuration: ServerRuntime.listenerConfiguration(loaded.model.settings), logger: logger)
+        exporter = MetricsExporter(metrics: metrics, engine: engine, listenerStats: listeners.stats)
         do {
             _ = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
         } catch {
             try? await group.shutdownGracefully()
             throw StartError.listen("\(error)")
+        }
+        if let m = loaded.model.settings.metrics {
+            do {
+                let server = try await bindMetrics(m)
+                metricsServer.withLock { $0 = server }
+            } catch {
+                await listeners.shutdown(gracePeriod: .zero)
+                try? await group.shutdownGracefully()
+                throw StartError.metrics("\(error)")
+            }
         }
     }
 
@@ -79,7 +99,7 @@ public final class ServerRuntime: Sendable {
         return c
     }
 
-    static func snapshot(_ model: Model) throws -> QueryEngine.Snapshot {
+    static func snapshot(_ model: Model, observer: (any UpstreamObserver)? = nil) throws -> QueryEngine.Snapshot {
         var upstreams: [SocketEndpoint] = []
         for u in model.settings.upstreams {
             switch u {
@@ -88,7 +108,7 @@ public final class ServerRuntime: Sendable {
                 do { upstreams += try ResolvConf.nameservers() } catch { throw StartError.upstreams("upstreams: system: \(error)") }
             }
         }
-        return QueryEngine.Snapshot(resolver: Resolver(model: model), defaultUpstreams: upstreams)
+        return QueryEngine.Snapshot(resolver: Resolver(model: model), defaultUpstreams: upstreams, upstreamObserver: observer)
     }
 
     /// The `listening on udp 127.0.0.1:1053` lines (cli.md).
@@ -99,6 +119,12 @@ public final class ServerRuntime: Sendable {
     /// O2: re-reads the configuration and zones; on any error the old model keeps serving.
     @discardableResult
     public func reload() async -> Bool {
+        let ok = await applyReload()
+        metrics.countReload(ok: ok)
+        return ok
+    }
+
+    private func applyReload() async -> Bool {
         let loaded: LoadedConfig
         switch ConfigLoader.load(path: configPath) {
         case .success(let l): loaded = l
@@ -107,12 +133,23 @@ public final class ServerRuntime: Sendable {
             return false
         }
         let new: QueryEngine.Snapshot
-        do { new = try ServerRuntime.snapshot(loaded.model) } catch {
+        do { new = try ServerRuntime.snapshot(loaded.model, observer: metrics) } catch {
             logger.error("reload rejected: \(error)")
             return false
         }
         let old = engine.current
+        // A changed `metrics` address: the new server is bound first, so a bind failure
+        // rejects the reload with nothing changed; the old one is closed once all went well.
+        let metricsChanged = loaded.model.settings.metrics != old.settings.metrics
+        var newMetrics: MetricsHTTPServer? = nil
+        if metricsChanged, let m = loaded.model.settings.metrics {
+            do { newMetrics = try await bindMetrics(m) } catch {
+                logger.error("reload rejected: \(error)")
+                return false
+            }
+        }
         engine.install(new)
+        metrics.adopt(new.requests)
         await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings))
         do {
             let changes = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
@@ -120,8 +157,19 @@ public final class ServerRuntime: Sendable {
             for l in changes.closed { logger.info("closed \(l.transport) \(l.bound)") }
         } catch {
             engine.install(old)
+            metrics.adopt(old.requests)
+            await newMetrics?.close()
             logger.error("reload rejected: \(error)")
             return false
+        }
+        if metricsChanged {
+            let previous = metricsServer.withLock { s in
+                let p = s
+                s = newMetrics
+                return p
+            }
+            await previous?.close()
+            if let p = previous { logger.info("metrics closed on http \(p.bound)") }
         }
         if loaded.model.settings.queryLog != old.settings.queryLog {
             logger.warning("query_log changed: the new path takes effect at the next restart")
@@ -135,6 +183,7 @@ public final class ServerRuntime: Sendable {
     public func run() async throws {
         var services: [any Service] = [EventLoopGroupService(group: group)]
         if let log = engine.queryLog { services.append(log) }
+        services.append(MetricsService(runtime: self))
         services.append(SignalService(runtime: self))
         services.append(ListenerService(listeners: listeners))
         let serviceGroup = ServiceGroup(configuration: .init(
@@ -165,7 +214,8 @@ struct SignalService: Service {
                 var reported = 0
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     try? await Task.sleep(for: .seconds(60))
-                    let dropped = runtime.listeners.stats.snapshot.dropped + Int(runtime.engine.stats.dropped.load(ordering: .relaxed))
+                    // The listeners count every query left unanswered, the engine's drops included.
+                    let dropped = runtime.listeners.stats.snapshot.dropped
                     if dropped > reported {
                         runtime.logger.warning("dropped \(dropped - reported) unreadable packet(s) in the last minute (\(dropped) in all)")
                         reported = dropped
