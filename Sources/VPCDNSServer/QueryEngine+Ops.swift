@@ -7,7 +7,7 @@ extension QueryEngine {
     @inline(__always)
     func countAnswer(_ snap: Snapshot, context: QueryContext, view: ViewChoice, kind: DecisionKind, rcode: RCode) {
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode,
-                            receivedAt: context.receivedAt.monotonic)
+                            elapsed: NIODeadline.now() - context.receivedAt.monotonic)
     }
 
     /// RFC 8482 §4.2 for names that would go upstream: ANY is not forwarded. The client gets

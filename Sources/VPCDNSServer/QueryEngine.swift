@@ -207,9 +207,9 @@ public final class QueryEngine: QueryProcessor {
 
     private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
                      kind: DecisionKind, zone: String?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
-        countAnswer(snap, context: context, view: view, kind: kind, rcode: rcode)
+        let elapsed = NIODeadline.now() - context.receivedAt.monotonic  // one clock read for both
+        metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode, elapsed: elapsed)
         guard let writer = queryLog else { return }
-        let elapsed = NIODeadline.now() - context.receivedAt.monotonic
         let record = QueryLogRecord(
             accountID: snap.settings.accountID,
             region: view.region ?? "-",

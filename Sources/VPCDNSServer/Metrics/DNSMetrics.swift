@@ -13,8 +13,10 @@ import VPCDNSCore
 // Design: the per-query path never touches a metric object, a dictionary or a string. It
 // adds 1 to a relaxed atomic in a preallocated table, at an index computed from small
 // integers (VPC index, transport, decision kind, rcode), plus one atomic add for the
-// latency bucket and one for the latency sum: three uncontended `lock xadd`s and one clock
-// read. The tables are *sharded* by thread (a hash of `pthread_self()`), so two event
+// latency bucket and one for the latency sum: three uncontended `lock xadd`s (the clock read
+// for the latency is the one the query log makes anyway). Measured with the same code built
+// -O on this 2-core VM: ~30 ns of CPU per query for the counting, ~24 ns more for a clock
+// read when the query log is off, with no slowdown when two threads count at once. The tables are *sharded* by thread (a hash of `pthread_self()`), so two event
 // loops on two cores rarely write the same cache line. The labelled Prometheus series are
 // built only at scrape time (`MetricsExporter`), which sums the shards and feeds
 // swift-prometheus counters with the difference since the last scrape.
@@ -192,12 +194,13 @@ public final class DNSMetrics: UpstreamObserver, Sendable {
 
     // MARK: hot path
 
-    /// One answered query (every path that answers goes through here exactly once).
+    /// One answered query (every path that answers goes through here exactly once), with the
+    /// time since it was read (the caller's clock read is shared with the query log's latency).
     @inline(__always)
     public func countAnswer(_ table: RequestCounters, vpcIndex: Int?, transport: Transport, kind: DecisionKind, rcode: RCode,
-                            receivedAt: NIODeadline) {
+                            elapsed: TimeAmount) {
         table.counters.add(table.slot(vpcIndex: vpcIndex, tcp: transport == .tcp, kind: kind, rcode: rcode))
-        let ns = max(0, (NIODeadline.now() - receivedAt).nanoseconds)
+        let ns = max(0, elapsed.nanoseconds)
         var b = 0
         let bounds = DNSMetrics.durationBounds
         while b < bounds.count && ns > bounds[b] { b &+= 1 }
