@@ -7,7 +7,7 @@ extension QueryEngine {
     @inline(__always)
     func countAnswer(_ snap: Snapshot, context: QueryContext, view: ViewChoice, kind: DecisionKind, rcode: RCode) {
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode,
-                            elapsed: NIODeadline.now() - context.receivedAt.monotonic)
+                            elapsed: metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil)
     }
 
     /// RFC 8482 §4.2 for names that would go upstream: ANY is not forwarded. The client gets

@@ -207,9 +207,10 @@ public final class QueryEngine: QueryProcessor {
 
     private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
                      kind: DecisionKind, zone: String?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
-        let elapsed = NIODeadline.now() - context.receivedAt.monotonic  // one clock read for both
+        // One clock read for the log's latency and the metrics' histogram, none when neither wants it.
+        let elapsed = queryLog != nil || metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode, elapsed: elapsed)
-        guard let writer = queryLog else { return }
+        guard let writer = queryLog, let elapsed else { return }
         let record = QueryLogRecord(
             accountID: snap.settings.accountID,
             region: view.region ?? "-",

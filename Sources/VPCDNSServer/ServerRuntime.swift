@@ -23,6 +23,10 @@ public final class ServerRuntime: Sendable {
     public let metrics: DNSMetrics
     public let exporter: MetricsExporter
     let metricsServer = Mutex<MetricsHTTPServer?>(nil)
+    /// SIGHUP and SIGUSR1, trapped from the start: `serve` prints that it is listening before
+    /// `run()` begins, and a SIGHUP sent right then (a reload just after a start) must not
+    /// kill the process by its default action. Signals are buffered until `run()` reads them.
+    let signals: UnixSignalsSequence
     let logger: Logger
 
     public enum StartError: Error, CustomStringConvertible {
@@ -45,6 +49,7 @@ public final class ServerRuntime: Sendable {
         self.configPath = configPath
         self.listenOverride = listenOverride
         self.logger = logger
+        self.signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
         let loaded: LoadedConfig
         switch ConfigLoader.load(path: configPath) {
         case .success(let l): loaded = l
@@ -55,6 +60,7 @@ public final class ServerRuntime: Sendable {
         self.metrics = metrics
         let snapshot = try ServerRuntime.snapshot(loaded.model, observer: metrics)
         metrics.adopt(snapshot.requests)
+        metrics.setTimed(loaded.model.settings.metrics != nil)
         var queryLog: QueryLogWriter? = nil
         if let path = loaded.model.settings.queryLog {
             do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
@@ -150,6 +156,7 @@ public final class ServerRuntime: Sendable {
         }
         engine.install(new)
         metrics.adopt(new.requests)
+        metrics.setTimed(loaded.model.settings.metrics != nil)
         await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings))
         do {
             let changes = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
@@ -158,6 +165,7 @@ public final class ServerRuntime: Sendable {
         } catch {
             engine.install(old)
             metrics.adopt(old.requests)
+            metrics.setTimed(old.settings.metrics != nil)
             await newMetrics?.close()
             logger.error("reload rejected: \(error)")
             return false
@@ -199,7 +207,7 @@ struct SignalService: Service {
     let runtime: ServerRuntime
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
+        let signals = runtime.signals
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 for await signal in signals.cancelOnGracefulShutdown() {

@@ -132,6 +132,17 @@ struct ServeOpsTests {
         #expect(Self.metric(m.body, #"vpcdns_reloads_total{result="ok"}"#) == 0)
     }
 
+    @Test("a SIGHUP sent the moment serve says it is listening reloads instead of killing it")
+    func earlySighup() async throws {
+        for _ in 0..<5 {
+            let r = try await Self.start()
+            defer { r.stop() }
+            r.serve.signal(SIGHUP)
+            #expect(await r.serve.waitForStderr("configuration reloaded"), "\(r.serve.stderr)")
+            #expect(r.serve.isRunning)
+        }
+    }
+
     @Test("SIGHUP adding a resolver address opens it; removing it closes it")
     func reloadListeners() async throws {
         let r = try await Self.start()

@@ -16,7 +16,8 @@ import VPCDNSCore
 // latency bucket and one for the latency sum: three uncontended `lock xadd`s (the clock read
 // for the latency is the one the query log makes anyway). Measured with the same code built
 // -O on this 2-core VM: ~30 ns of CPU per query for the counting, ~24 ns more for a clock
-// read when the query log is off, with no slowdown when two threads count at once. The tables are *sharded* by thread (a hash of `pthread_self()`), so two event
+// read when the query log is off, with no slowdown when two threads count at once. Without
+// `metrics` in the configuration the histogram (and so that clock read) is skipped. The tables are *sharded* by thread (a hash of `pthread_self()`), so two event
 // loops on two cores rarely write the same cache line. The labelled Prometheus series are
 // built only at scrape time (`MetricsExporter`), which sums the shards and feeds
 // swift-prometheus counters with the difference since the last scrape.
@@ -184,6 +185,14 @@ public final class DNSMetrics: UpstreamObserver, Sendable {
     public static let badPacketKinds: [String] = ["too-short", "response"] + BadQueryKind.allCases.map(\.rawValue)
     let badPackets = ShardedCounters(slots: DNSMetrics.badPacketKinds.count, shards: 1)
 
+    /// True while someone can read the histogram (`metrics` is set): only then is a clock
+    /// read paid for it when the query log is off.
+    private let timing = Atomic<Bool>(true)
+    public var timed: Bool {
+        get { timing.load(ordering: .relaxed) }
+    }
+    public func setTimed(_ on: Bool) { timing.store(on, ordering: .relaxed) }
+
     let reloadsOK = Atomic<UInt64>(0)
     let reloadsRejected = Atomic<UInt64>(0)
 
@@ -195,11 +204,13 @@ public final class DNSMetrics: UpstreamObserver, Sendable {
     // MARK: hot path
 
     /// One answered query (every path that answers goes through here exactly once), with the
-    /// time since it was read (the caller's clock read is shared with the query log's latency).
+    /// time since it was read (the caller's clock read is shared with the query log's latency;
+    /// nil when `timed` is off and there is no query log: no clock read, no histogram).
     @inline(__always)
     public func countAnswer(_ table: RequestCounters, vpcIndex: Int?, transport: Transport, kind: DecisionKind, rcode: RCode,
-                            elapsed: TimeAmount) {
+                            elapsed: TimeAmount?) {
         table.counters.add(table.slot(vpcIndex: vpcIndex, tcp: transport == .tcp, kind: kind, rcode: rcode))
+        guard let elapsed else { return }
         let ns = max(0, elapsed.nanoseconds)
         var b = 0
         let bounds = DNSMetrics.durationBounds
