@@ -13,7 +13,9 @@ extension QueryEngine {
     /// RFC 8482 §4.2 for names that would go upstream: ANY is not forwarded. The client gets
     /// NOERROR with one synthesised `HINFO "RFC8482" ""` record at the asked name (after the
     /// local CNAME chain, if a local CNAME led there), TTL 3600, no AA. Local names already
-    /// answer ANY with one RRset (the core, R3). The query log says `reason: rfc8482`.
+    /// answer ANY with one RRset (the core, R3). The query log shows the HINFO answer with no
+    /// `upstream` and `cache: none` (query-log.md's `reason` values are a closed list, so
+    /// none is added for this).
     ///
     /// Why not forward and keep the first RRset: it costs an upstream round trip for a query
     /// type whose answers are mostly used for amplification, and the upstream's answer would
@@ -24,7 +26,7 @@ extension QueryEngine {
         builder.buildResponse(for: q, rcode: .noError, authoritative: false, answer: answer, authority: [],
                               transport: context.transport == .udp ? .udp : .tcp)
         logDecision(snap, context: context, query: q, decision: decision, rcode: .noError, answer: answer, cache: .none,
-                    upstream: nil, reason: "rfc8482")
+                    upstream: nil)
         return .reply(ByteBuffer(bytes: builder.bytes))
     }
 

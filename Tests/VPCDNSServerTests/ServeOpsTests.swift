@@ -313,5 +313,18 @@ struct ServeOpsTests {
         }.reduce(0, +)
         #expect(answered == 1)
         #expect(Self.metric(m.body, "vpcdns_cache_misses_total") == 0)
+        // The query log shows the synthesised answer, and that no upstream was asked.
+        let logPath = r.serve.directory.appendingPathComponent("logs/queries.jsonl").path
+        var record: [String: Any]? = nil
+        _ = await Self.eventually(.seconds(3)) {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            record = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .first { $0["query_name"] as? String == "www.example.org." && $0["query_type"] as? String == "ANY" }
+            return record != nil
+        }
+        let rec = try #require(record)
+        #expect((rec["answers"] as? [[String: String]]) == [["Rdata": "\"RFC8482\" \"\"", "Type": "HINFO", "Class": "IN"]])
+        let v = try #require(rec["vpcdns"] as? [String: Any])
+        #expect(v["upstream"] == nil && v["reason"] == nil && v["decision"] as? String == "upstream")
     }
 }
