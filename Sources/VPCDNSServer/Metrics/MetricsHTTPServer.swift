@@ -5,7 +5,8 @@ import VPCDNSCore
 
 /// O5: `GET /metrics` (Prometheus text) and `GET /healthz` (200 `ok` / 503) over HTTP/1.1,
 /// on SwiftNIO's own HTTP/1 codec. Keep-alive is honoured; any other path is 404, any other
-/// method 405. The server shares the DNS event loops; a scrape renders on one of them.
+/// method 405. The server shares the DNS event loops; a scrape renders off them (on the
+/// Swift concurrency pool) and only the write happens on the loop.
 public final class MetricsHTTPServer: Sendable {
     public let requested: SocketEndpoint
     /// The address actually bound (port 0 gets its real port).
@@ -88,7 +89,14 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         }
         switch path {
         case "/metrics":
-            respond(context, h, .ok, exporter.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            // Rendered off the event loop: with many VPCs a scrape sums many counters, and the
+            // loop also serves DNS.
+            let promise = context.eventLoop.makePromise(of: String.self)
+            let exporter = self.exporter
+            promise.completeWithTask { exporter.render() }
+            promise.futureResult.assumeIsolated().whenSuccess { [self] text in
+                respond(context, h, .ok, text, contentType: "text/plain; version=0.0.4; charset=utf-8")
+            }
         case "/healthz":
             let promise = context.eventLoop.makePromise(of: Bool.self)
             let health = self.health
