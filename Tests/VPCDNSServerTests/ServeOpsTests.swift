@@ -244,6 +244,50 @@ struct ServeOpsTests {
         #expect(try Command.http("http://127.0.0.1:\(r.metricsPort)/nope").status == 404)
     }
 
+    @Test("metrics of TCP connections (open, refused) and of an upstream that never answers")
+    func tcpAndTimeoutMetrics() async throws {
+        // A loopback UDP socket that reads and never replies: the upstream that times out.
+        let silent = try await TestUDPClient.make()
+        defer { Task { await silent.close() } }
+        let silentPort = try #require(silent.channel.localAddress?.port)
+        let silentEndpoint = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(silentPort))
+        let nsd = try await NSDFixture()
+        defer { nsd.stop() }
+        let serve = try ServeProcess()
+        defer { serve.stop() }
+        let port = try await NSDFixture.freePort()
+        let metricsPort = try await NSDFixture.freePort()
+        try serve.write("ops.internal.zone", Self.zone(www: "10.9.0.1"))
+        try serve.write("vpcdns.yaml", Self.config(listen: port, metrics: metricsPort, upstream: silentEndpoint,
+                                                    extra: "max_tcp_connections: 1\nupstream_attempt_timeout_ms: 200")
+            .replacingOccurrences(of: "upstream_timeout_ms: 1500", with: "upstream_timeout_ms: 500"))
+        try serve.start()
+        #expect(await serve.waitForStderr("listening on tcp 127.0.0.1:\(port)"))
+        let server = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(port))
+
+        let first = try await TestTCPConnection.connect(to: server)
+        try await Task.sleep(for: .milliseconds(100))
+        let second = try await TestTCPConnection.connect(to: server)
+        #expect(await second.waitClosed(timeout: .seconds(2)))
+        var m = try Command.http("http://127.0.0.1:\(metricsPort)/metrics")
+        #expect(Self.metric(m.body, "vpcdns_tcp_connections") == 1)
+        #expect(Self.metric(m.body, "vpcdns_tcp_connections_refused_total") == 1)
+        await first.close()
+        await second.close()
+
+        let r = try Dig.query("www.example.org", server: server)
+        #expect(r.status == "SERVFAIL")
+        #expect(!silent.inbox.messages.withLock { $0 }.isEmpty)  // it was asked, and kept quiet
+        m = try Command.http("http://127.0.0.1:\(metricsPort)/metrics")
+        let timeouts = Self.metric(m.body, #"vpcdns_upstream_requests_total{target="\#(silentEndpoint)",result="timeout"}"#) ?? 0
+        #expect(timeouts >= 1)
+        #expect(Self.metric(m.body, #"vpcdns_upstream_requests_total{target="\#(silentEndpoint)",result="ok"}"#) == 0)
+        #expect(Self.metric(m.body, #"vpcdns_dns_requests_total{vpc="\#(Self.vpc)",proto="udp",decision="upstream",rcode="SERVFAIL"}"#) == 1)
+        #expect(try await Self.eventually(.seconds(3)) {
+            Self.metric(try Command.http("http://127.0.0.1:\(metricsPort)/metrics").body, "vpcdns_tcp_connections") == 0
+        })
+    }
+
     @Test("a metrics address that cannot be bound: an error naming it, exit 1")
     func metricsBindFailure() async throws {
         let r = try await Self.start()
