@@ -64,11 +64,21 @@ struct ServeOpsTests {
         }
     }
 
+    /// A port free for UDP and TCP on 127.0.0.1; `NSDFixture.freePort` fails when the UDP
+    /// port it got is taken for TCP, so ask a few times.
+    static func freePort() async throws -> Int {
+        var last: any Error = FixtureError("no free port")
+        for _ in 0..<10 {
+            do { return try await NSDFixture.freePort() } catch { last = error }
+        }
+        throw last
+    }
+
     static func start(resolverAddresses: [Int] = [], www: String = "10.9.0.1") async throws -> Running {
         let nsd = try await NSDFixture()
         let serve = try ServeProcess()
-        let port = try await NSDFixture.freePort()
-        let metricsPort = try await NSDFixture.freePort()
+        let port = try await Self.freePort()
+        let metricsPort = try await Self.freePort()
         try serve.write("ops.internal.zone", zone(www: www))
         try serve.write("vpcdns.yaml", config(listen: port, metrics: metricsPort, upstream: nsd.endpoint, resolverAddresses: resolverAddresses))
         try serve.start()
@@ -147,7 +157,7 @@ struct ServeOpsTests {
     func reloadListeners() async throws {
         let r = try await Self.start()
         defer { r.stop() }
-        let extra = try await NSDFixture.freePort()
+        let extra = try await Self.freePort()
         let extraServer = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(extra))
         try r.serve.write("vpcdns.yaml", Self.config(listen: r.port, metrics: r.metricsPort, upstream: r.nsd.endpoint, resolverAddresses: [extra]))
         r.serve.signal(SIGHUP)
@@ -255,8 +265,8 @@ struct ServeOpsTests {
         defer { nsd.stop() }
         let serve = try ServeProcess()
         defer { serve.stop() }
-        let port = try await NSDFixture.freePort()
-        let metricsPort = try await NSDFixture.freePort()
+        let port = try await Self.freePort()
+        let metricsPort = try await Self.freePort()
         try serve.write("ops.internal.zone", Self.zone(www: "10.9.0.1"))
         try serve.write("vpcdns.yaml", Self.config(listen: port, metrics: metricsPort, upstream: silentEndpoint,
                                                     extra: "max_tcp_connections: 1\nupstream_attempt_timeout_ms: 200")
@@ -294,7 +304,7 @@ struct ServeOpsTests {
         defer { r.stop() }
         let other = try ServeProcess()
         defer { other.stop() }
-        let port = try await NSDFixture.freePort()
+        let port = try await Self.freePort()
         try other.write("ops.internal.zone", Self.zone(www: "10.9.0.1"))
         try other.write("vpcdns.yaml", Self.config(listen: port, metrics: r.metricsPort, upstream: r.nsd.endpoint))
         try other.start()
@@ -306,7 +316,7 @@ struct ServeOpsTests {
     func metricsMove() async throws {
         let r = try await Self.start()
         defer { r.stop() }
-        let newPort = try await NSDFixture.freePort()
+        let newPort = try await Self.freePort()
         try r.serve.write("vpcdns.yaml", Self.config(listen: r.port, metrics: newPort, upstream: r.nsd.endpoint))
         r.serve.signal(SIGHUP)
         #expect(await r.serve.waitForStderr("metrics closed on http 127.0.0.1:\(r.metricsPort)"))
