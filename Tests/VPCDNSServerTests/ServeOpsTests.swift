@@ -199,7 +199,11 @@ struct ServeOpsTests {
             .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
         #expect(sent >= 2000, "\(out.stdout)")
         let m = try Command.http("http://127.0.0.1:\(r.metricsPort)/metrics")
-        #expect(Self.metric(m.body, #"vpcdns_reloads_total{result="ok"}"#) == 20)
+        // Signals sent while one is being handled may be merged by the kernel, so the count is
+        // "as many as were applied", each logged once (20 here unless the machine stalls).
+        let applied = r.serve.stderr.components(separatedBy: "configuration reloaded").count - 1
+        let ok = Self.metric(m.body, #"vpcdns_reloads_total{result="ok"}"#) ?? -1
+        #expect(ok == Double(applied) && applied >= 10 && applied <= 20, "ok \(ok), logged \(applied)")
         #expect(Self.metric(m.body, #"vpcdns_reloads_total{result="rejected"}"#) == 0)
         #expect(r.serve.isRunning)
     }
