@@ -142,6 +142,20 @@ struct ServeOpsTests {
         #expect(Self.metric(m.body, #"vpcdns_reloads_total{result="ok"}"#) == 0)
     }
 
+    @Test("SIGHUP with a broken zone file: rejected naming the zone file and line, the old zone keeps answering")
+    func reloadBrokenZone() async throws {
+        let r = try await Self.start()
+        defer { r.stop() }
+        try r.serve.write("ops.internal.zone", Self.zone(www: "10.9.0.4") + "bad  IN A   not-an-address\n")
+        r.serve.signal(SIGHUP)
+        let zonePath = r.serve.directory.appendingPathComponent("ops.internal.zone").path
+        #expect(await r.serve.waitForStderr("reload rejected: "), "\(r.serve.stderr)")
+        let line = r.serve.stderr.split(separator: "\n").first { $0.contains("reload rejected:") }.map(String.init) ?? ""
+        #expect(line.contains(try Regex("reload rejected: .*ops\\.internal\\.zone:[0-9]+: ")), "\(line) (zone \(zonePath))")
+        #expect(try Dig.query("www.ops.internal", server: r.server).answers.joined().contains("10.9.0.1"))
+        #expect(r.serve.isRunning)
+    }
+
     @Test("a SIGHUP sent the moment serve says it is listening reloads instead of killing it")
     func earlySighup() async throws {
         for _ in 0..<5 {
