@@ -178,6 +178,15 @@ public actor DNSListeners {
         await Self.drainAndClose(all, gracePeriod: gracePeriod)
     }
 
+    /// True while every configured address has its UDP sockets and TCP listening socket open
+    /// and no stop has begun (`/healthz`, O5).
+    public var allOpen: Bool {
+        !stopped && !order.isEmpty && order.allSatisfy { key in
+            guard let pair = open[key] else { return false }
+            return pair.udp.channels.allSatisfy(\.isActive) && pair.tcp.serverChannel.isActive
+        }
+    }
+
     /// Queries answered `.pending` and not yet answered, over all open listeners.
     public var inFlight: Int {
         open.values.reduce(0) { $0 + max(0, $1.udp.inFlight.current) + max(0, $1.tcp.inFlight.current) }

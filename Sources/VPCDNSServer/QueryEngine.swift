@@ -22,15 +22,19 @@ public final class QueryEngine: QueryProcessor {
         public let upstream: UpstreamClient
         /// Distinguishes snapshots, so per-thread memos of an older model are never used.
         public let generation: UInt64
+        /// `vpcdns_dns_requests_total`, indexed by this model's VPC indexes (O5).
+        public let requests: RequestCounters
 
-        public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint]) {
+        public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint], upstreamObserver: (any UpstreamObserver)? = nil) {
             self.generation = snapshotGenerations.add(1, ordering: .relaxed).newValue
             self.resolver = resolver
             self.settings = resolver.model.settings
             self.defaultUpstreams = defaultUpstreams
             self.upstream = UpstreamClient(policy: UpstreamPolicy(
                 totalTimeout: .milliseconds(Int64(resolver.model.settings.upstreamTimeoutMs)),
-                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))))
+                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))),
+                observer: upstreamObserver)
+            self.requests = RequestCounters(vpcIDs: resolver.model.vpcs.map(\.id))
         }
     }
 
@@ -38,9 +42,11 @@ public final class QueryEngine: QueryProcessor {
     public let cache: UpstreamCache
     public let queryLog: QueryLogWriter?
     public let stats = EngineStats()
+    public let metrics: DNSMetrics
     let logger: Logger
 
-    public init(snapshot: Snapshot, queryLog: QueryLogWriter?, logger: Logger = Logger(label: "vpcdns.engine")) {
+    public init(snapshot: Snapshot, queryLog: QueryLogWriter?, metrics: DNSMetrics = DNSMetrics(), logger: Logger = Logger(label: "vpcdns.engine")) {
+        self.metrics = metrics
         self.snapshot = Mutex(snapshot)
         self.cache = UpstreamCache(capacity: snapshot.settings.cacheSize)
         self.queryLog = queryLog
@@ -69,17 +75,17 @@ public final class QueryEngine: QueryProcessor {
         let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
         let scratch = LoopScratch.current(for: snap)
         switch parsed {
-        case .drop:
+        case .drop(let why):
             stats.dropped.add(1, ordering: .relaxed)
+            metrics.countDropped(why)
             return .drop
         case .bad(let bad):
             stats.badRequests.add(1, ordering: .relaxed)
+            metrics.countBadRequest(bad.kind)
             scratch.builder.buildErrorResponse(for: bad, transport: transport)
-            if queryLog != nil {
-                let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
-                log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answers: [],
-                    kind: .badRequest, zone: nil, zoneID: nil, reason: bad.kind.logReason, cache: .none, upstream: nil)
-            }
+            let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
+            log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answers: [],
+                kind: .badRequest, zone: nil, zoneID: nil, reason: bad.kind.logReason, cache: .none, upstream: nil)
             return .reply(ByteBuffer(bytes: scratch.builder.bytes))
         case .query(let q):
             let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
@@ -104,9 +110,7 @@ public final class QueryEngine: QueryProcessor {
             switch decision.outcome {
             case .refused:
                 scratch.builder.buildResponse(for: q, rcode: .refused, transport: transport)
-                if queryLog != nil {
-                    logDecision(snap, context: context, query: q, decision: decision, rcode: .refused, answer: [], cache: .none, upstream: nil)
-                }
+                logDecision(snap, context: context, query: q, decision: decision, rcode: .refused, answer: [], cache: .none, upstream: nil)
                 return .reply(ByteBuffer(bytes: scratch.builder.bytes))
             case .answer(let a):
                 let entry = MemoEntry(LocalAnswer(decision: decision, answer: a))
@@ -149,10 +153,9 @@ public final class QueryEngine: QueryProcessor {
             }
             reply = ByteBuffer(bytes: scratch.builder.bytes)
         }
-        if queryLog != nil {
-            log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answers: local.logAnswers,
-                kind: local.kind, zone: local.zone, zoneID: local.zoneID, reason: local.reason, cache: .none, upstream: nil)
-        }
+        // Counts the answer for metrics and, with the log on, writes the record (strings precomputed).
+        log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answers: local.logAnswers,
+            kind: local.kind, zone: local.zone, zoneID: local.zoneID, reason: local.reason, cache: .none, upstream: nil)
         return reply
     }
 
@@ -160,6 +163,9 @@ public final class QueryEngine: QueryProcessor {
 
     private func forward(_ f: Forward, query q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext,
                          responder: QueryResponder, builder: inout MessageBuilder) -> QueryProcessingResult {
+        if f.question.type == .any {
+            return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &builder)
+        }
         let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
         if let hit = cache.get(key, now: Timestamp.monotonicNanos()) {
@@ -167,6 +173,8 @@ public final class QueryEngine: QueryProcessor {
             builder.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority, transport: transport)
             if snap.settings.logCacheHits {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
+            } else {
+                countAnswer(snap, context: context, view: decision.view, kind: decision.kind, rcode: a.rcode)
             }
             return .reply(ByteBuffer(bytes: builder.bytes))
         }
@@ -248,9 +256,13 @@ public final class QueryEngine: QueryProcessor {
 
     // MARK: - Query log
 
-    private func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
+    func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
                              answer: [ResourceRecord], cache: QueryLogRecord.CacheUse, upstream: String?, reason: String? = nil) {
-        guard queryLog != nil else { return }
+        guard queryLog != nil else {
+            // Metrics only: no log strings are built.
+            countAnswer(snap, context: context, view: d.view, kind: d.kind, rcode: rcode)
+            return
+        }
         log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answers: LocalAnswer.logForm(answer), kind: d.kind,
             zone: d.zone?.text, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
     }
@@ -258,8 +270,10 @@ public final class QueryEngine: QueryProcessor {
     private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode,
                      answers: [(rdata: String, type: String, rrClass: String)],
                      kind: DecisionKind, zone: String?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
-        guard let writer = queryLog else { return }
-        let elapsed = NIODeadline.now() - context.receivedAt.monotonic
+        // One clock read for the log's latency and the metrics' histogram, none when neither wants it.
+        let elapsed = queryLog != nil || metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil
+        metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode, elapsed: elapsed)
+        guard let writer = queryLog, let elapsed else { return }
         let record = QueryLogRecord(
             accountID: snap.settings.accountID,
             region: view.region ?? "-",

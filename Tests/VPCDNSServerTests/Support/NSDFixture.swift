@@ -89,7 +89,11 @@ final class NSDFixture: Sendable {
         let udp = try await DatagramBootstrap(group: testGroup).bind(host: "127.0.0.1", port: 0).get()
         let port = udp.localAddress!.port!
         do {
-            let tcp = try await ServerBootstrap(group: testGroup).bind(host: "127.0.0.1", port: port).get()
+            // SO_REUSEADDR as the servers themselves set it: without it, a TIME_WAIT left on that
+            // port by an earlier TCP client (curl, dig +tcp, a load test) makes the probe fail.
+            let tcp = try await ServerBootstrap(group: testGroup)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: "127.0.0.1", port: port).get()
             try await tcp.close().get()
         } catch {
             try? await udp.close().get()
