@@ -41,7 +41,8 @@ public final class Resolver: Sendable {
         return resolve(question, view: view, explain: explain)
     }
 
-    func resolve(_ question: Question, view: ViewChoice, explain: Bool) -> Decision {
+    /// Decides with a view already chosen (the server selects the view once per query).
+    public func resolve(_ question: Question, view: ViewChoice, explain: Bool = false) -> Decision {
         var d = Decision(question: question, view: view, kind: .refused, outcome: .refused)
         if explain { d.checks += viewChecks(view) }
         if let refusal = view.refusal {

@@ -88,7 +88,7 @@ public actor DNSListeners {
         self.group = group
         self.processor = processor
         self.configuration = configuration
-        self.limiter = TCPConnectionLimiter(limit: configuration.maxTCPConnections, stats: stats)
+        self.limiter = TCPConnectionLimiter(configuration, stats: stats)
         self.logger = logger
     }
 
@@ -103,11 +103,20 @@ public actor DNSListeners {
         }
     }
 
-    /// Applies new limits (reload). Idle timeout and per-connection limits apply to
-    /// listeners opened afterwards; the connection bound applies at once.
+    /// Applies new settings (reload). The TCP settings apply at once to new connections on
+    /// every listener (the connection bound counts the open ones); the UDP socket settings
+    /// apply to listeners opened afterwards.
     public func reconfigure(_ configuration: ListenerConfiguration) {
         self.configuration = configuration
-        limiter.limit.store(configuration.maxTCPConnections, ordering: .relaxed)
+        limiter.apply(configuration)
+    }
+
+    /// True while every listener's sockets are open (for `/healthz`, O5). False before the
+    /// first `update(to:)` and after `shutdown`.
+    public var isServing: Bool {
+        !open.isEmpty && open.values.allSatisfy { pair in
+            pair.udp.channels.allSatisfy(\.isActive) && pair.tcp.serverChannel.isActive
+        }
     }
 
     /// Opens the addresses in `endpoints` that are not open, closes those open but not
@@ -169,6 +178,15 @@ public actor DNSListeners {
         await Self.drainAndClose(all, gracePeriod: gracePeriod)
     }
 
+    /// True while every configured address has its UDP sockets and TCP listening socket open
+    /// and no stop has begun (`/healthz`, O5).
+    public var allOpen: Bool {
+        !stopped && !order.isEmpty && order.allSatisfy { key in
+            guard let pair = open[key] else { return false }
+            return pair.udp.channels.allSatisfy(\.isActive) && pair.tcp.serverChannel.isActive
+        }
+    }
+
     /// Queries answered `.pending` and not yet answered, over all open listeners.
     public var inFlight: Int {
         open.values.reduce(0) { $0 + max(0, $1.udp.inFlight.current) + max(0, $1.tcp.inFlight.current) }
@@ -202,7 +220,7 @@ public actor DNSListeners {
                 endpoint, group: group, configuration: configuration, processor: processor, stats: stats, logger: logger)
             do {
                 let tcp = try await TCPListener.bind(
-                    udp.bound, requested: endpoint, group: group, configuration: configuration,
+                    udp.bound, requested: endpoint, group: group,
                     processor: processor, limiter: limiter, logger: logger)
                 return (udp, tcp)
             } catch {

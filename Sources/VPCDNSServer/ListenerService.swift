@@ -55,3 +55,32 @@ public struct EventLoopGroupService: Service {
         try await group.shutdownGracefully()
     }
 }
+
+/// P4: dropped packets are not query-logged, but counted, with "a line on standard error at
+/// most once a minute while the count grows". Runs until graceful shutdown.
+public struct DroppedPacketReporter: Service {
+    private let stats: ListenerStats
+    private let interval: Duration
+    private let logger: Logger
+
+    public init(stats: ListenerStats, interval: Duration = .seconds(60), logger: Logger) {
+        self.stats = stats
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let stats = self.stats, interval = self.interval, logger = self.logger
+        try? await cancelWhenGracefulShutdown {
+            var reported = 0
+            while true {
+                try await Task.sleep(for: interval)
+                let now = stats.dropped.load(ordering: .relaxed)
+                if now > reported {
+                    logger.warning("dropped packets", metadata: ["total": "\(now)", "new": "\(now - reported)"])
+                    reported = now
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 import DNSWire
 import Logging
+import NIOPosix
 import NIOCore
 import Synchronization
 import VPCDNSCore
@@ -13,20 +14,27 @@ import VPCDNSCore
 /// entirely from the snapshot it started with.
 public final class QueryEngine: QueryProcessor {
     /// Everything a query reads, replaced atomically by `install`.
-    public struct Snapshot: Sendable {
-        public let resolver: Resolver
+    public final class Snapshot: Sendable {
+        public let resolver: VPCDNSCore.Resolver
         public let settings: Settings
         /// R9 targets, with `system` already read from resolv.conf.
         public let defaultUpstreams: [SocketEndpoint]
         public let upstream: UpstreamClient
+        /// Distinguishes snapshots, so per-thread memos of an older model are never used.
+        public let generation: UInt64
+        /// `vpcdns_dns_requests_total`, indexed by this model's VPC indexes (O5).
+        public let requests: RequestCounters
 
-        public init(resolver: Resolver, defaultUpstreams: [SocketEndpoint]) {
+        public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint], upstreamObserver: (any UpstreamObserver)? = nil) {
+            self.generation = snapshotGenerations.add(1, ordering: .relaxed).newValue
             self.resolver = resolver
             self.settings = resolver.model.settings
             self.defaultUpstreams = defaultUpstreams
             self.upstream = UpstreamClient(policy: UpstreamPolicy(
                 totalTimeout: .milliseconds(Int64(resolver.model.settings.upstreamTimeoutMs)),
-                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))))
+                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))),
+                observer: upstreamObserver)
+            self.requests = RequestCounters(vpcIDs: resolver.model.vpcs.map(\.id))
         }
     }
 
@@ -34,9 +42,11 @@ public final class QueryEngine: QueryProcessor {
     public let cache: UpstreamCache
     public let queryLog: QueryLogWriter?
     public let stats = EngineStats()
+    public let metrics: DNSMetrics
     let logger: Logger
 
-    public init(snapshot: Snapshot, queryLog: QueryLogWriter?, logger: Logger = Logger(label: "vpcdns.engine")) {
+    public init(snapshot: Snapshot, queryLog: QueryLogWriter?, metrics: DNSMetrics = DNSMetrics(), logger: Logger = Logger(label: "vpcdns.engine")) {
+        self.metrics = metrics
         self.snapshot = Mutex(snapshot)
         self.cache = UpstreamCache(capacity: snapshot.settings.cacheSize)
         self.queryLog = queryLog
@@ -63,41 +73,99 @@ public final class QueryEngine: QueryProcessor {
         let snap = snapshot.withLock { $0 }
         let parsed = query.withUnsafeReadableBytes { QueryParser.parse($0) }
         let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
-        var builder = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
+        let scratch = LoopScratch.current(for: snap)
         switch parsed {
-        case .drop:
+        case .drop(let why):
             stats.dropped.add(1, ordering: .relaxed)
+            metrics.countDropped(why)
             return .drop
         case .bad(let bad):
             stats.badRequests.add(1, ordering: .relaxed)
-            builder.buildErrorResponse(for: bad, transport: transport)
+            metrics.countBadRequest(bad.kind)
+            scratch.builder.buildErrorResponse(for: bad, transport: transport)
             let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
-            log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answer: [],
+            log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answers: [],
                 kind: .badRequest, zone: nil, zoneID: nil, reason: bad.kind.logReason, cache: .none, upstream: nil)
-            return .reply(ByteBuffer(bytes: builder.bytes))
+            return .reply(ByteBuffer(bytes: scratch.builder.bytes))
         case .query(let q):
-            let decision = snap.resolver.resolve(Question(name: q.question.name, type: q.question.type, rrClass: q.question.qclass),
-                                                 client: context.client.ip, listener: context.listener)
+            let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
+            // Local answers depend only on (VPC, inbound or not, name, type, class) in a given
+            // model, so the first one computed is remembered per thread and reused (R7 is the
+            // only rule that looks at how the query arrived).
+            var key: MemoKey? = nil
+            if view.refusal == nil, let v = view.vpcIndex {
+                let k = MemoKey(view: Int32(v) &* 2 &+ (view.via == .inboundEndpoint ? 1 : 0), type: q.question.type.rawValue,
+                                rrClass: q.question.qclass.rawValue, name: q.question.name)
+                if let entry = scratch.memo[k] {
+                    if var decision = entry.forward {
+                        decision.view = view
+                        guard case .forward(let f) = decision.outcome else { preconditionFailure("memo holds forwards only as forwards") }
+                        return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
+                    }
+                    return .reply(answerLocally(entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
+                }
+                key = k
+            }
+            let decision = snap.resolver.resolve(Question(name: q.question.name, type: q.question.type, rrClass: q.question.qclass), view: view)
             switch decision.outcome {
             case .refused:
-                builder.buildResponse(for: q, rcode: .refused, transport: transport)
+                scratch.builder.buildResponse(for: q, rcode: .refused, transport: transport)
                 logDecision(snap, context: context, query: q, decision: decision, rcode: .refused, answer: [], cache: .none, upstream: nil)
-                return .reply(ByteBuffer(bytes: builder.bytes))
+                return .reply(ByteBuffer(bytes: scratch.builder.bytes))
             case .answer(let a):
-                builder.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer,
-                                      authority: a.authority, additional: a.additional, transport: transport)
-                logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .none, upstream: nil)
-                return .reply(ByteBuffer(bytes: builder.bytes))
+                let entry = MemoEntry(LocalAnswer(decision: decision, answer: a))
+                if let key { scratch.remember(key, entry) }
+                return .reply(answerLocally(entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
             case .forward(let f):
-                return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &builder)
+                // The decision to forward is as deterministic as a local answer; remembering it
+                // leaves only the cache lookup for repeated public names.
+                if let key { scratch.remember(key, MemoEntry(forward: decision)) }
+                return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
             }
         }
+    }
+
+    /// Encodes a local answer. The first reply to a lower-case query is kept as bytes; later
+    /// queries of the same shape (EDNS or not, DO or not) get a copy with their ID and RD/CD
+    /// bits patched in, which is all that differs between them. The bytes after the question
+    /// do not depend on the question's case except through compression pointers into it, so
+    /// only all-lower-case questions take this path (mixed case, as with 0x20, is encoded
+    /// afresh so that every name keeps its case exactly, P3).
+    private func answerLocally(_ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot, context: QueryContext,
+                               transport: DNSTransport, scratch: LoopScratch) -> ByteBuffer {
+        guard let local = entry.local else { preconditionFailure("answerLocally needs a local answer") }
+        let shape: UInt8 = q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1)
+        let lowerCase = q.question.caseMask.isAllLower
+        var reply: ByteBuffer
+        if lowerCase, entry.shape == shape,
+           entry.encoded.count <= MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: scratch.builder.udpPayloadSize, transport: transport) {
+            reply = ByteBuffer(bytes: entry.encoded)
+            let keep: UInt16 = ~(DNSHeader.rdBit | DNSHeader.cdBit)
+            let flags = (reply.getInteger(at: 2, as: UInt16.self) ?? 0) & keep | (q.header.flags & ~keep)
+            reply.setInteger(q.header.id, at: 0)
+            reply.setInteger(flags, at: 2)
+        } else {
+            let summary = scratch.builder.buildResponse(for: q, rcode: local.rcode, authoritative: local.authoritative, answer: local.answer,
+                                                        authority: local.authority, additional: local.additional, transport: transport)
+            if lowerCase, entry.shape == MemoEntry.none, !summary.truncated {
+                entry.encoded = scratch.builder.bytes
+                entry.shape = shape
+            }
+            reply = ByteBuffer(bytes: scratch.builder.bytes)
+        }
+        // Counts the answer for metrics and, with the log on, writes the record (strings precomputed).
+        log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answers: local.logAnswers,
+            kind: local.kind, zone: local.zone, zoneID: local.zoneID, reason: local.reason, cache: .none, upstream: nil)
+        return reply
     }
 
     // MARK: - Upstream (R4, R9, R15, P5, P6)
 
     private func forward(_ f: Forward, query q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext,
                          responder: QueryResponder, builder: inout MessageBuilder) -> QueryProcessingResult {
+        if f.question.type == .any {
+            return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &builder)
+        }
         let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
         if let hit = cache.get(key, now: Timestamp.monotonicNanos()) {
@@ -105,6 +173,8 @@ public final class QueryEngine: QueryProcessor {
             builder.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority, transport: transport)
             if snap.settings.logCacheHits {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
+            } else {
+                countAnswer(snap, context: context, view: decision.view, kind: decision.kind, rcode: a.rcode)
             }
             return .reply(ByteBuffer(bytes: builder.bytes))
         }
@@ -165,11 +235,11 @@ public final class QueryEngine: QueryProcessor {
         var name = f.question.name
         var links: [ResourceRecord] = []
         var hops = 0
-        while hops <= Resolver.maxCNAMEs, let c = answer.first(where: { $0.type == .cname && $0.name == name }), let target = c.targetName {
+        while hops <= VPCDNSCore.Resolver.maxCNAMEs, let c = answer.first(where: { $0.type == .cname && $0.name == name }), let target = c.targetName {
             links.append(c)
             hops += 1
             if let local = snap.resolver.continueChain(after: f, upstreamChain: links, target: target, view: decision.view) {
-                let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
+                let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > VPCDNSCore.Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
                 return Completed(rcode: local.rcode, authoritative: false, answer: local.rcode == .servFail ? [] : local.answer,
                                  authority: local.authority, reason: reason)
             }
@@ -178,7 +248,7 @@ public final class QueryEngine: QueryProcessor {
         if f.chain.isEmpty {
             return Completed(rcode: rcode, authoritative: false, answer: answer, authority: authority, reason: nil)
         }
-        if f.chain.count + links.count > Resolver.maxCNAMEs {
+        if f.chain.count + links.count > VPCDNSCore.Resolver.maxCNAMEs {
             return Completed(rcode: .servFail, authoritative: false, answer: [], authority: [], reason: "cname-chain")
         }
         return Completed(rcode: rcode, authoritative: false, answer: f.chain + answer, authority: authority, reason: nil)
@@ -186,16 +256,24 @@ public final class QueryEngine: QueryProcessor {
 
     // MARK: - Query log
 
-    private func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
+    func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
                              answer: [ResourceRecord], cache: QueryLogRecord.CacheUse, upstream: String?, reason: String? = nil) {
-        log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answer: answer, kind: d.kind,
+        guard queryLog != nil else {
+            // Metrics only: no log strings are built.
+            countAnswer(snap, context: context, view: d.view, kind: d.kind, rcode: rcode)
+            return
+        }
+        log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answers: LocalAnswer.logForm(answer), kind: d.kind,
             zone: d.zone?.text, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
     }
 
-    private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
+    private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode,
+                     answers: [(rdata: String, type: String, rrClass: String)],
                      kind: DecisionKind, zone: String?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
-        guard let writer = queryLog else { return }
-        let elapsed = NIODeadline.now() - context.receivedAt.monotonic
+        // One clock read for the log's latency and the metrics' histogram, none when neither wants it.
+        let elapsed = queryLog != nil || metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil
+        metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode, elapsed: elapsed)
+        guard let writer = queryLog, let elapsed else { return }
         let record = QueryLogRecord(
             accountID: snap.settings.accountID,
             region: view.region ?? "-",
@@ -205,7 +283,7 @@ public final class QueryEngine: QueryProcessor {
             queryType: question.map { $0.type.description } ?? "-",
             queryClass: question.map { $0.qclass.description } ?? "-",
             rcode: rcode.description,
-            answers: answer.map { ($0.rdataText, $0.type.description, $0.rrClass.description) },
+            answers: answers,
             srcAddr: context.client.ip.description,
             srcPort: context.client.port,
             transport: context.transport == .udp ? "UDP" : "TCP",
@@ -229,4 +307,101 @@ public final class EngineStats: Sendable {
     public let upstreamQueries = Atomic<UInt64>(0)
     public let upstreamFailures = Atomic<UInt64>(0)
     public init() {}
+}
+
+/// Generations of `QueryEngine.Snapshot`, process-wide.
+let snapshotGenerations = Atomic<UInt64>(0)
+
+/// The key of a remembered local answer.
+struct MemoKey: Hashable {
+    var view: Int32
+    var type: UInt16
+    var rrClass: UInt16
+    var name: DNSName
+}
+
+/// A local answer with everything the log needs, computed once.
+final class LocalAnswer: Sendable {
+    let kind: DecisionKind
+    let zone: String?
+    let zoneID: String?
+    let reason: String?
+    let rcode: RCode
+    let authoritative: Bool
+    let answer: [ResourceRecord]
+    let authority: [ResourceRecord]
+    let additional: [ResourceRecord]
+    let logAnswers: [(rdata: String, type: String, rrClass: String)]
+
+    init(decision d: Decision, answer a: Answer) {
+        kind = d.kind
+        zone = d.kind == .endpointDNSName ? nil : d.zone?.text
+        zoneID = d.zoneID
+        reason = d.reason?.description
+        rcode = a.rcode
+        authoritative = a.authoritative
+        answer = a.answer
+        authority = a.authority
+        additional = a.additional
+        logAnswers = LocalAnswer.logForm(a.answer)
+    }
+
+    static func logForm(_ rrs: [ResourceRecord]) -> [(rdata: String, type: String, rrClass: String)] {
+        rrs.map { ($0.rdataText, $0.type.description, $0.rrClass.description) }
+    }
+}
+
+/// A remembered local answer and, once a lower-case query was answered, its encoded reply.
+/// Per thread, like the memo that holds it.
+final class MemoEntry {
+    static let none: UInt8 = 0xFF
+    /// A local answer, or (for names that go upstream) the decision to forward, whose view
+    /// part is replaced by the asking query's view on use.
+    let local: LocalAnswer?
+    let forward: Decision?
+    var encoded: [UInt8] = []
+    /// 0 no EDNS, 1 EDNS, 3 EDNS with DO; `none` until a reply was kept.
+    var shape: UInt8 = MemoEntry.none
+    init(_ local: LocalAnswer) {
+        self.local = local
+        self.forward = nil
+    }
+    init(forward: Decision) {
+        self.local = nil
+        self.forward = forward
+    }
+}
+
+/// Per-thread scratch of the engine: the reply builder (its buffer and compression table are
+/// reused, so encoding allocates nothing) and the memo of local answers. Each event loop is
+/// one thread, so nothing here is shared and nothing needs a lock.
+final class LoopScratch: @unchecked Sendable {
+    var builder = MessageBuilder()
+    var memo: [MemoKey: MemoEntry] = [:]
+    var generation: UInt64 = 0
+    /// Bound on remembered answers per thread (wildcards could otherwise grow it without end).
+    static let memoLimit = 65_536
+
+    private static let perThread = ThreadSpecificVariable<LoopScratch>()
+
+    static func current(for snap: QueryEngine.Snapshot) -> LoopScratch {
+        let s: LoopScratch
+        if let existing = perThread.currentValue {
+            s = existing
+        } else {
+            s = LoopScratch()
+            perThread.currentValue = s
+        }
+        if s.generation != snap.generation {
+            s.memo.removeAll()
+            s.generation = snap.generation
+        }
+        s.builder.udpPayloadSize = UInt16(clamping: snap.settings.udpPayloadSize)
+        return s
+    }
+
+    func remember(_ key: MemoKey, _ entry: MemoEntry) {
+        if memo.count >= LoopScratch.memoLimit { memo.removeAll(keepingCapacity: true) }
+        memo[key] = entry
+    }
 }

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 import VPCDNSConfig
 import VPCDNSCore
@@ -18,6 +19,14 @@ public final class ServerRuntime: Sendable {
     public let engine: QueryEngine
     public let listeners: DNSListeners
     public let group: MultiThreadedEventLoopGroup
+    /// O5: the counters, their Prometheus rendering, and the `/metrics` server when configured.
+    public let metrics: DNSMetrics
+    public let exporter: MetricsExporter
+    let metricsServer = Mutex<MetricsHTTPServer?>(nil)
+    /// SIGHUP and SIGUSR1, trapped from the start: `serve` prints that it is listening before
+    /// `run()` begins, and a SIGHUP sent right then (a reload just after a start) must not
+    /// kill the process by its default action. Signals are buffered until `run()` reads them.
+    let signals: UnixSignalsSequence
     let logger: Logger
 
     public enum StartError: Error, CustomStringConvertible {
@@ -25,10 +34,11 @@ public final class ServerRuntime: Sendable {
         case upstreams(String)
         case queryLog(String)
         case listen(String)
+        case metrics(String)
         public var description: String {
             switch self {
             case .config(let e): e.errors.map(\.description).joined(separator: "\n")
-            case .upstreams(let s), .queryLog(let s), .listen(let s): s
+            case .upstreams(let s), .queryLog(let s), .listen(let s), .metrics(let s): s
             }
         }
     }
@@ -39,26 +49,52 @@ public final class ServerRuntime: Sendable {
         self.configPath = configPath
         self.listenOverride = listenOverride
         self.logger = logger
+        self.signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
         let loaded: LoadedConfig
         switch ConfigLoader.load(path: configPath) {
         case .success(let l): loaded = l
         case .failure(let e): throw StartError.config(e)
         }
         for w in loaded.warnings { logger.warning("\(w)") }
-        let snapshot = try ServerRuntime.snapshot(loaded.model)
+        let metrics = DNSMetrics()
+        self.metrics = metrics
+        let snapshot = try ServerRuntime.snapshot(loaded.model, observer: metrics)
+        metrics.adopt(snapshot.requests)
+        metrics.setTimed(loaded.model.settings.metrics != nil)
         var queryLog: QueryLogWriter? = nil
         if let path = loaded.model.settings.queryLog {
             do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
         }
-        engine = QueryEngine(snapshot: snapshot, queryLog: queryLog)
+        engine = QueryEngine(snapshot: snapshot, queryLog: queryLog, metrics: metrics)
         group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         listeners = DNSListeners(group: group, processor: engine, configuration: ServerRuntime.listenerConfiguration(loaded.model.settings), logger: logger)
+        exporter = MetricsExporter(metrics: metrics, engine: engine, listenerStats: listeners.stats)
+        let endpoints = ServerRuntime.endpoints(loaded.model, override: listenOverride)
         do {
-            _ = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
+            _ = try await listeners.update(to: endpoints)
         } catch {
             try? await group.shutdownGracefully()
             throw StartError.listen("\(error)")
         }
+        for e in endpoints where ServerRuntime.isWildcard(e) {
+            logger.warning("wildcard address \(e): UDP answers to a query sent to another of this host's addresses leave from the address the kernel picks, and clients drop them; list the addresses to serve instead of a wildcard")
+        }
+        if let m = loaded.model.settings.metrics {
+            do {
+                let server = try await bindMetrics(m)
+                metricsServer.withLock { $0 = server }
+            } catch {
+                await listeners.shutdown(gracePeriod: .zero)
+                try? await group.shutdownGracefully()
+                throw StartError.metrics("\(error)")
+            }
+        }
+    }
+
+    /// `0.0.0.0` or `::`: the UDP socket cannot choose the source address of its replies
+    /// (NIO offers no IP_PKTINFO on send).
+    static func isWildcard(_ e: SocketEndpoint) -> Bool {
+        e.ip == .v4(0) || e.ip == .v6(0)
     }
 
     /// Every address served: `listen` (or `--listen`), each VPC's resolver addresses and
@@ -79,7 +115,7 @@ public final class ServerRuntime: Sendable {
         return c
     }
 
-    static func snapshot(_ model: Model) throws -> QueryEngine.Snapshot {
+    static func snapshot(_ model: Model, observer: (any UpstreamObserver)? = nil) throws -> QueryEngine.Snapshot {
         var upstreams: [SocketEndpoint] = []
         for u in model.settings.upstreams {
             switch u {
@@ -88,7 +124,7 @@ public final class ServerRuntime: Sendable {
                 do { upstreams += try ResolvConf.nameservers() } catch { throw StartError.upstreams("upstreams: system: \(error)") }
             }
         }
-        return QueryEngine.Snapshot(resolver: Resolver(model: model), defaultUpstreams: upstreams)
+        return QueryEngine.Snapshot(resolver: Resolver(model: model), defaultUpstreams: upstreams, upstreamObserver: observer)
     }
 
     /// The `listening on udp 127.0.0.1:1053` lines (cli.md).
@@ -99,6 +135,12 @@ public final class ServerRuntime: Sendable {
     /// O2: re-reads the configuration and zones; on any error the old model keeps serving.
     @discardableResult
     public func reload() async -> Bool {
+        let ok = await applyReload()
+        metrics.countReload(ok: ok)
+        return ok
+    }
+
+    private func applyReload() async -> Bool {
         let loaded: LoadedConfig
         switch ConfigLoader.load(path: configPath) {
         case .success(let l): loaded = l
@@ -107,12 +149,24 @@ public final class ServerRuntime: Sendable {
             return false
         }
         let new: QueryEngine.Snapshot
-        do { new = try ServerRuntime.snapshot(loaded.model) } catch {
+        do { new = try ServerRuntime.snapshot(loaded.model, observer: metrics) } catch {
             logger.error("reload rejected: \(error)")
             return false
         }
         let old = engine.current
+        // A changed `metrics` address: the new server is bound first, so a bind failure
+        // rejects the reload with nothing changed; the old one is closed once all went well.
+        let metricsChanged = loaded.model.settings.metrics != old.settings.metrics
+        var newMetrics: MetricsHTTPServer? = nil
+        if metricsChanged, let m = loaded.model.settings.metrics {
+            do { newMetrics = try await bindMetrics(m) } catch {
+                logger.error("reload rejected: \(error)")
+                return false
+            }
+        }
         engine.install(new)
+        metrics.adopt(new.requests)
+        metrics.setTimed(loaded.model.settings.metrics != nil)
         await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings))
         do {
             let changes = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
@@ -120,8 +174,20 @@ public final class ServerRuntime: Sendable {
             for l in changes.closed { logger.info("closed \(l.transport) \(l.bound)") }
         } catch {
             engine.install(old)
+            metrics.adopt(old.requests)
+            metrics.setTimed(old.settings.metrics != nil)
+            await newMetrics?.close()
             logger.error("reload rejected: \(error)")
             return false
+        }
+        if metricsChanged {
+            let previous = metricsServer.withLock { s in
+                let p = s
+                s = newMetrics
+                return p
+            }
+            await previous?.close()
+            if let p = previous { logger.info("metrics closed on http \(p.bound)") }
         }
         if loaded.model.settings.queryLog != old.settings.queryLog {
             logger.warning("query_log changed: the new path takes effect at the next restart")
@@ -135,7 +201,9 @@ public final class ServerRuntime: Sendable {
     public func run() async throws {
         var services: [any Service] = [EventLoopGroupService(group: group)]
         if let log = engine.queryLog { services.append(log) }
+        services.append(MetricsService(runtime: self))
         services.append(SignalService(runtime: self))
+        services.append(DroppedPacketReporter(stats: listeners.stats, logger: logger))
         services.append(ListenerService(listeners: listeners))
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
@@ -145,35 +213,18 @@ public final class ServerRuntime: Sendable {
     }
 }
 
-/// SIGHUP and SIGUSR1, and the once-a-minute line about dropped packets (P4).
+/// SIGHUP reloads (O2), SIGUSR1 reopens the query log (L3), until graceful shutdown.
 struct SignalService: Service {
     let runtime: ServerRuntime
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
-        await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
-                for await signal in signals.cancelOnGracefulShutdown() {
-                    if signal == .sighup {
-                        await runtime.reload()
-                    } else {
-                        runtime.engine.queryLog?.requestReopen()
-                    }
-                }
+        // Trapped when the runtime was created, so a SIGHUP right after start reloads.
+        for await signal in runtime.signals.cancelOnGracefulShutdown() {
+            if signal == .sighup {
+                await runtime.reload()
+            } else {
+                runtime.engine.queryLog?.requestReopen()
             }
-            tasks.addTask {
-                var reported = 0
-                while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(60))
-                    let dropped = runtime.listeners.stats.snapshot.dropped + Int(runtime.engine.stats.dropped.load(ordering: .relaxed))
-                    if dropped > reported {
-                        runtime.logger.warning("dropped \(dropped - reported) unreadable packet(s) in the last minute (\(dropped) in all)")
-                        reported = dropped
-                    }
-                }
-            }
-            try? await ServiceLifecycle.gracefulShutdown()
-            tasks.cancelAll()
         }
     }
 }

@@ -190,15 +190,27 @@ final class TCPQueryHandler: ChannelDuplexHandler {
 /// Thrown from the child channel initializer so that NIO closes the new connection at once.
 struct TCPConnectionLimitReached: Error {}
 
-/// The `max_tcp_connections` bound (P1), shared by every TCP listener. The limit can change
-/// on reload; connections above a lowered limit are not closed, new ones wait for room.
+/// The TCP settings shared by every TCP listener, read when a connection is accepted, so a
+/// reload (`DNSListeners.reconfigure`) applies to new connections on existing listeners.
+/// Holds the `max_tcp_connections` bound (P1): connections above a lowered limit are not
+/// closed, new ones wait for room.
 final class TCPConnectionLimiter: Sendable {
     let limit: Atomic<Int>
+    let idleTimeoutMilliseconds: Atomic<Int>
+    let maxPendingPerConnection: Atomic<Int>
     let stats: ListenerStats
 
-    init(limit: Int, stats: ListenerStats) {
-        self.limit = Atomic(limit)
+    init(_ configuration: ListenerConfiguration, stats: ListenerStats) {
+        self.limit = Atomic(configuration.maxTCPConnections)
+        self.idleTimeoutMilliseconds = Atomic(configuration.tcpIdleTimeoutMilliseconds)
+        self.maxPendingPerConnection = Atomic(configuration.tcpMaxPendingPerConnection)
         self.stats = stats
+    }
+
+    func apply(_ configuration: ListenerConfiguration) {
+        limit.store(configuration.maxTCPConnections, ordering: .relaxed)
+        idleTimeoutMilliseconds.store(configuration.tcpIdleTimeoutMilliseconds, ordering: .relaxed)
+        maxPendingPerConnection.store(configuration.tcpMaxPendingPerConnection, ordering: .relaxed)
     }
 
     func tryAcquire() -> Bool {
@@ -244,16 +256,13 @@ final class TCPListener: Sendable {
         _ endpoint: SocketEndpoint,
         requested: SocketEndpoint,
         group: any EventLoopGroup,
-        configuration: ListenerConfiguration,
         processor: any QueryProcessor,
         limiter: TCPConnectionLimiter,
         logger: Logger
     ) async throws -> TCPListener {
         let inFlight = InFlightCounter(stats: limiter.stats)
         let connections = ConnectionRegistry()
-        let idle = TimeAmount.milliseconds(Int64(configuration.tcpIdleTimeoutMilliseconds))
-        let maxPending = configuration.tcpMaxPendingPerConnection
-        let bootstrap = ServerBootstrap(group: group)
+        var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -268,6 +277,8 @@ final class TCPListener: Sendable {
                     limiter.release()
                     connections.map.withLock { _ = $0.removeValue(forKey: id) }
                 }
+                let idle = TimeAmount.milliseconds(Int64(limiter.idleTimeoutMilliseconds.load(ordering: .relaxed)))
+                let maxPending = limiter.maxPendingPerConnection.load(ordering: .relaxed)
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
@@ -275,6 +286,7 @@ final class TCPListener: Sendable {
                         TCPQueryHandler(processor: processor, inFlight: inFlight, idleTimeout: idle, maxPending: maxPending))
                 }
             }
+        if endpoint.isIPv6 { bootstrap = bootstrap.serverChannelOption(.ipv6Only, value: 1) }
         let channel: any Channel
         do {
             channel = try await bootstrap.bind(to: endpoint.socketAddress).get()

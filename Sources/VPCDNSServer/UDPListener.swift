@@ -130,10 +130,11 @@ final class UDPListener: Sendable {
         do {
             for i in 0..<max(1, configuration.udpSocketsPerAddress) {
                 let target = SocketEndpoint(ip: endpoint.ip, port: port)
-                let channel = try await makeBootstrap(
+                var bootstrap = makeBootstrap(
                     group: group, configuration: configuration, processor: processor,
-                    inFlight: inFlight, logger: logger
-                ).bind(to: target.socketAddress).get()
+                    inFlight: inFlight, logger: logger)
+                if endpoint.isIPv6 { bootstrap = bootstrap.channelOption(.ipv6Only, value: 1) }
+                let channel = try await bootstrap.bind(to: target.socketAddress).get()
                 channels.append(channel)
                 if i == 0 {
                     // Port 0: the first socket picks the port, the others join it.
@@ -187,6 +188,20 @@ final class UDPListener: Sendable {
         for c in channels {
             try? await c.close().get()
         }
+    }
+}
+
+extension ChannelOption where Self == ChannelOptions.Types.SocketOption {
+    /// `IPV6_V6ONLY`. NIO makes every IPv6 socket dual-stack; the listeners set this on theirs
+    /// so that `[::]:53` and `0.0.0.0:53` can both be listened on (as with BIND and Unbound)
+    /// and an IPv4 client never arrives as `::ffff:a.b.c.d`, which V2 would not match.
+    static var ipv6Only: Self { .init(level: .ipv6, name: .ipv6_v6only) }
+}
+
+extension SocketEndpoint {
+    var isIPv6: Bool {
+        if case .v6 = ip { return true }
+        return false
     }
 }
 

@@ -88,9 +88,12 @@ public typealias UpstreamResult = Result<UpstreamAnswer, UpstreamFailure>
 /// locks; the state machine is loop-confined.
 public struct UpstreamClient: Sendable {
     public var policy: UpstreamPolicy
+    /// Told the outcome of every attempt (metrics, O5).
+    public var observer: (any UpstreamObserver)?
 
-    public init(policy: UpstreamPolicy = UpstreamPolicy()) {
+    public init(policy: UpstreamPolicy = UpstreamPolicy(), observer: (any UpstreamObserver)? = nil) {
         self.policy = policy
+        self.observer = observer
     }
 
     /// Starts resolving `query` (a complete DNS query message) through `targets` on
@@ -99,8 +102,10 @@ public struct UpstreamClient: Sendable {
     public func startQuery(_ query: ByteBuffer, targets: [SocketEndpoint], on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamResult> {
         let promise = eventLoop.makePromise(of: UpstreamResult.self)
         let policy = self.policy
+        let observer = self.observer
         let start: @Sendable () -> Void = {
             let exchange = UpstreamExchange(query: query, targets: targets, policy: policy, eventLoop: eventLoop, promise: promise)
+            exchange.observer = observer
             exchange.next()
         }
         if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
@@ -177,6 +182,7 @@ final class UpstreamExchange {
     private var attempts = 0
     private var lastError: String?
     private var roundHadTimeout = false
+    var observer: (any UpstreamObserver)?
 
     init(query: ByteBuffer, targets: [SocketEndpoint], policy: UpstreamPolicy, eventLoop: any EventLoop,
          promise: EventLoopPromise<UpstreamResult>) {
@@ -214,6 +220,14 @@ final class UpstreamExchange {
             ? UpstreamAttempt.udp(wire, to: target, until: attemptDeadline, on: eventLoop)
             : UpstreamAttempt.tcp(wire, to: target, until: attemptDeadline, on: eventLoop)
         future.assumeIsolated().whenSuccess { [self] outcome in
+            if let observer {
+                switch outcome {
+                case .answer: observer.upstreamAttempt(target: target, result: .ok)
+                case .failed: observer.upstreamAttempt(target: target, result: .error)
+                case .timedOut: observer.upstreamAttempt(target: target, result: .timeout)
+                case .truncated: break  // the TCP retry that follows is the attempt that counts
+                }
+            }
             switch outcome {
             case .answer(var reply):
                 if let id = WireHeader.id(query) { WireHeader.setID(id, in: &reply) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
 import VPCDNSConfig
 import VPCDNSCore
 import VPCDNSServer
@@ -45,6 +46,8 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
         }
+        // swift-metrics users in this process report into the registry behind `/metrics`.
+        MetricsSystem.bootstrap(runtime.exporter.metricsFactory)
         var lines = ""
         for l in await runtime.listening { lines += "\(l)\n" }
         FileHandle.standardError.write(Data(lines.utf8))

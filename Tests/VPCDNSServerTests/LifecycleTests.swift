@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 import Testing
 import VPCDNSCore
 @testable import VPCDNSServer
@@ -29,5 +30,46 @@ struct LifecycleTests {
         #expect(got.compactMap { TestDNS.header($0)?.id } == [1, 2])
         #expect(await listeners.listeners.isEmpty)
         #expect(try await client.exchange(TestDNS.query(id: 3, name: "a.example.org"), with: server, timeout: .milliseconds(150)) == nil)
+    }
+}
+
+/// Keeps log messages in memory for assertions.
+struct CapturingLogHandler: LogHandler {
+    let box: LogBox
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let meta = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        box.messages.withLock { $0.append("\(event.message) \(meta)") }
+    }
+}
+
+final class LogBox: Sendable {
+    let messages = Mutex<[String]>([])
+}
+
+extension LifecycleTests {
+    @Test("Dropped packets: one line per interval while the count grows, none otherwise")
+    func droppedReporter() async throws {
+        let box = LogBox()
+        let logger = Logger(label: "test") { _ in CapturingLogHandler(box: box) }
+        let stats = ListenerStats()
+        let reporter = DroppedPacketReporter(stats: stats, interval: .milliseconds(50), logger: logger)
+        let group = ServiceGroup(services: [reporter], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            stats.dropped.add(3, ordering: .relaxed)
+            try await Task.sleep(for: .milliseconds(180))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let lines = box.messages.withLock { $0 }.filter { $0.hasPrefix("dropped packets") }
+        #expect(lines == ["dropped packets new=3 total=3"])
     }
 }

@@ -33,6 +33,7 @@ struct ListenerTests {
         try await withListeners(processor) { listeners, server in
             let all = await listeners.listeners
             #expect(all.count == 2)
+            #expect(await listeners.isServing)
             #expect(server.port != 0)
             #expect(all.map(\.description) == ["listening on udp 127.0.0.1:\(server.port)", "listening on tcp 127.0.0.1:\(server.port)"])
             let client = try await TestUDPClient.make()
@@ -105,6 +106,30 @@ struct ListenerTests {
             #expect(try await client.exchange(response, with: server, timeout: .milliseconds(100)) == nil)
             #expect(listeners.stats.snapshot.dropped == 2)
             #expect(try await client.exchange(TestDNS.query(id: 10, name: "ok.example.org"), with: server) != nil)
+        }
+    }
+
+    @Test("recvmmsg batches: a burst of datagrams, large ones included, all answered whole")
+    func udpBurst() async throws {
+        try await withListeners { listeners, server in
+            let client = try await TestUDPClient.make()
+            defer { Task { await client.close() } }
+            var sizes: [UInt16: Int] = [:]
+            for i in 0..<100 {
+                var q = TestDNS.query(id: UInt16(i), name: "burst.example.org")
+                // Every tenth query padded to 3000 bytes: a batch slot must hold it all.
+                if i % 10 == 0 { q.writeRepeatingByte(0, count: 3000 - q.readableBytes) }
+                sizes[UInt16(i)] = q.readableBytes
+                client.channel.write(AddressedEnvelope(remoteAddress: server.socketAddress, data: q), promise: nil)
+            }
+            client.channel.flush()
+            let replies = await client.inbox.wait(count: 100, timeout: .seconds(3))
+            #expect(replies.count == 100)
+            for r in replies {
+                let h = try #require(TestDNS.header(r))
+                #expect(sizes[h.id] == r.readableBytes, "reply \(h.id) has the query's length")
+            }
+            #expect(listeners.stats.snapshot.udpQueries == 100)
         }
     }
 
@@ -225,6 +250,13 @@ struct ListenerTests {
             try await again.send(TestDNS.framed(TestDNS.query(id: 4, name: "t.example.org")))
             #expect(await again.inbox.wait(count: 1, timeout: .seconds(2)).count == 1)
             await again.close()
+            // A reload lowers the bound: open connections stay, new ones are refused.
+            var lower = config
+            lower.maxTCPConnections = 1
+            await listeners.reconfigure(lower)
+            let refused = try await TestTCPConnection.connect(to: server)
+            #expect(await refused.waitClosed(timeout: .seconds(1)))
+            #expect(listeners.stats.snapshot.tcpConnectionsRejected == 2)
             for c in conns { await c.close() }
         }
     }
@@ -286,13 +318,15 @@ struct ListenerTests {
         let client = try await TestUDPClient.make()
         defer { Task { await client.close() } }
         try await client.send(TestDNS.query(id: 11, name: "slow.example.org"), to: server)
-        try await Task.sleep(for: .milliseconds(30))
+        // Wait (bounded) until the query is in flight: a fixed sleep is too short on a loaded machine.
+        for _ in 0..<200 where await listeners.inFlight == 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(await listeners.inFlight == 1)
         let clock = ContinuousClock()
         let start = clock.now
-        await listeners.shutdown(gracePeriod: .seconds(2))
-        #expect(clock.now - start < .seconds(1), "waited for the answer, not the whole grace period")
-        let got = await client.inbox.wait(count: 1, timeout: .milliseconds(100))
+        await listeners.shutdown(gracePeriod: .seconds(5))
+        #expect(clock.now - start < .seconds(3), "waited for the answer, not the whole grace period")
+        #expect(await !listeners.isServing)
+        let got = await client.inbox.wait(count: 1, timeout: .seconds(1))
         #expect(got.first.flatMap(TestDNS.header)?.id == 11)
         #expect(try await client.exchange(TestDNS.query(id: 12, name: "x.example.org"), with: server, timeout: .milliseconds(150)) == nil)
         await #expect(throws: CancellationError.self) { try await listeners.update(to: [loopback]) }
@@ -306,11 +340,11 @@ struct ListenerTests {
         let conn = try await TestTCPConnection.connect(to: server)
         defer { Task { await conn.close() } }
         try await conn.send(TestDNS.framed(TestDNS.query(id: 21, name: "slow.example.org")))
-        try await Task.sleep(for: .milliseconds(30))
-        await listeners.shutdown(gracePeriod: .seconds(2))
-        let got = await conn.inbox.wait(count: 1, timeout: .milliseconds(100))
+        for _ in 0..<200 where await listeners.inFlight == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        await listeners.shutdown(gracePeriod: .seconds(5))
+        let got = await conn.inbox.wait(count: 1, timeout: .seconds(1))
         #expect(got.first.flatMap(TestDNS.header)?.id == 21)
-        #expect(await conn.waitClosed(timeout: .milliseconds(500)))
+        #expect(await conn.waitClosed(timeout: .seconds(3)))
         await #expect(throws: (any Error).self) { try await TestTCPConnection.connect(to: server) }
     }
 }

@@ -46,7 +46,9 @@ final class ChildProcess: @unchecked Sendable {
     var isRunning: Bool {
         guard !exited else { return false }
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
+        let r = waitpid(pid, &status, WNOHANG)
+        // ECHILD: reaped elsewhere, and the pid may be reused by now: never signal it again.
+        if r == pid || (r == -1 && errno == ECHILD) { exited = true }
         return !exited
     }
 

@@ -88,9 +88,19 @@ final class NSDFixture: Sendable {
     static func freePort() async throws -> Int {
         let udp = try await DatagramBootstrap(group: testGroup).bind(host: "127.0.0.1", port: 0).get()
         let port = udp.localAddress!.port!
-        defer { udp.close(promise: nil) }
-        let tcp = try await ServerBootstrap(group: testGroup).bind(host: "127.0.0.1", port: port).get()
-        try await tcp.close().get()
+        do {
+            // SO_REUSEADDR as the servers themselves set it: without it, a TIME_WAIT left on that
+            // port by an earlier TCP client (curl, dig +tcp, a load test) makes the probe fail.
+            let tcp = try await ServerBootstrap(group: testGroup)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: "127.0.0.1", port: port).get()
+            try await tcp.close().get()
+        } catch {
+            try? await udp.close().get()
+            throw error
+        }
+        // Closed (not just asked to close) before the port is handed out.
+        try await udp.close().get()
         return port
     }
 

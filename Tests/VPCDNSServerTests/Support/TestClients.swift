@@ -65,6 +65,8 @@ final class TestUDPClient: Sendable {
     static func make(ipv6: Bool = false) async throws -> TestUDPClient {
         let inbox = Inbox()
         let channel = try await DatagramBootstrap(group: testGroup)
+            // NIO's default datagram buffer is 2 KiB; replies can be larger.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65536))
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(InboxUDPHandler(inbox: inbox)) }
             }

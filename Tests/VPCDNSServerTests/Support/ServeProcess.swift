@@ -1,0 +1,174 @@
+import Foundation
+import VPCDNSCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The real `vpcdns serve` (`.build/debug/vpcdns`) as a child process, with its own temp
+/// folder holding the config and zone files, stderr captured to a file.
+///
+/// Loopback only: every address in the configs these tests write is 127.0.0.1.
+final class ServeProcess: @unchecked Sendable {
+    // @unchecked: `child` is set once in `start`; tests drive one instance from one task.
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { url.deleteLastPathComponent() }  // Support, VPCDNSServerTests, Tests
+        return url.path
+    }()
+    static var binary: String { root + "/.build/debug/vpcdns" }
+
+    let directory: URL
+    var configPath: String { directory.appendingPathComponent("vpcdns.yaml").path }
+    var stderrPath: String { directory.appendingPathComponent("stderr.txt").path }
+    private(set) var pid: pid_t = 0
+    private var exited = false
+    private(set) var exitStatus: Int32?
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("vpcdns-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+    }
+
+    struct MissingBinary: Error, CustomStringConvertible {
+        var description: String { "\(ServeProcess.binary) is missing: run `swift build` first (make test does)" }
+    }
+
+    /// Starts `vpcdns serve --config vpcdns.yaml ARGS`.
+    func start(_ args: [String] = []) throws {
+        guard FileManager.default.isExecutableFile(atPath: ServeProcess.binary) else { throw MissingBinary() }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([ServeProcess.binary, "serve", "--config", configPath] + args).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, ServeProcess.binary, &actions, &attr, argv, environ)
+        guard rc == 0 else { throw FixtureError("cannot start vpcdns: \(String(cString: strerror(rc)))") }
+        self.pid = pid
+    }
+
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    var isRunning: Bool {
+        guard pid != 0, !exited else { return false }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid {
+            exited = true
+            exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
+        }
+        return !exited
+    }
+
+    /// Waits until stderr contains `text` (true) or the process ended / `timeout` passed.
+    func waitForStderr(_ text: String, timeout: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if stderr.contains(text) { return true }
+            if !isRunning { return stderr.contains(text) }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return stderr.contains(text)
+    }
+
+    /// Waits for the process to end by itself; its exit code, or nil after `timeout`.
+    func waitForExit(timeout: Duration = .seconds(10)) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !isRunning { return exitStatus }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    func signal(_ sig: Int32) {
+        if isRunning { kill(pid, sig) }
+    }
+
+    /// SIGTERM, wait up to 5 s, then SIGKILL; always reaped. The folder is removed.
+    func stop() {
+        if isRunning {
+            kill(pid, SIGTERM)
+            for _ in 0..<500 where isRunning { usleep(10_000) }
+            if isRunning {
+                kill(-pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+                exited = true
+            }
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}
+
+/// Runs a command to completion with a time bound; stdout as text.
+enum Command {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ path: String, _ args: [String], timeout: TimeInterval = 30) throws -> Output {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read both pipes while it runs (a full pipe would block the child).
+        let outData = LockedData(), errData = LockedData()
+        let t1 = Thread { outData.set(out.fileHandleForReading.readDataToEndOfFile()) }
+        let t2 = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        t1.start()
+        t2.start()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        while !(outData.done && errData.done) { usleep(1_000) }
+        return Output(status: p.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
+                      stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+
+    /// `curl` against a loopback URL: (HTTP status, body).
+    static func http(_ url: String) throws -> (status: Int, body: String) {
+        precondition(url.hasPrefix("http://127.0.0.1:"), "tests talk to loopback only")
+        let r = try run("/usr/bin/curl", ["-s", "--max-time", "5", "-w", "\n%{http_code}", url], timeout: 10)
+        var lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let code = Int(lines.popLast() ?? "") ?? 0
+        return (code, lines.joined(separator: "\n"))
+    }
+}
+
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _data = Data()
+    private var _done = false
+    func set(_ d: Data) { lock.lock(); _data = d; _done = true; lock.unlock() }
+    var data: Data { lock.lock(); defer { lock.unlock() }; return _data }
+    var done: Bool { lock.lock(); defer { lock.unlock() }; return _done }
+}
