@@ -83,7 +83,12 @@ fi
 bench_bin="$(dirname "$VPCDNS_BIN")/vpcdns-bench"
 if [ -x "$bench_bin" ]; then
   bench_log "scale: vpcdns-bench"
-  timeout 300 "$bench_bin" --config "$config" --seconds 2 2>&1 | sed 's/^/vpcdns-bench: /' || echo "vpcdns-bench: failed"
+  timeout 300 "$bench_bin" --config "$config" --seconds 2 2>&1 | sed 's/^/vpcdns-bench 1M: /' || echo "vpcdns-bench: failed"
+  # The same two decisions with the small config, for comparison (run.sh's benchmark config,
+  # else the example; vpcdns-bench opens no socket and writes no log).
+  small="$WORK/vpcdns.yaml"
+  [ -f "$small" ] || small=config/vpcdns.yaml
+  timeout 120 "$bench_bin" --config "$small" --seconds 2 2>&1 | grep decisions/s | sed 's/^/vpcdns-bench small: /' || true
 else
   echo "vpcdns-bench: not built ($bench_bin); swift build -c release --product vpcdns-bench"
 fi
