@@ -132,9 +132,11 @@ public final class QueryEngine: QueryProcessor {
                 self.cache.put(key, entry, now: Timestamp.monotonicNanos())
                 let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: m.answer, authority: m.authority)
                 b.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority, transport: transport)
-                responder.respond(ByteBuffer(bytes: b.bytes))
+                // Logged before the answer leaves, as local answers are: once the listener sees
+                // no query in flight, its record is already with the writer (O3, L2).
                 self.logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .miss,
                                  upstream: answer.target.description, reason: a.reason)
+                responder.respond(ByteBuffer(bytes: b.bytes))
             case .failure(let failure):
                 self.stats.upstreamFailures.add(1, ordering: .relaxed)
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason, upstream: nil)
@@ -146,8 +148,8 @@ public final class QueryEngine: QueryProcessor {
     private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: String?) {
         var b = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
         b.buildResponse(for: q, rcode: .servFail, transport: context.transport == .udp ? .udp : .tcp)
-        responder.respond(ByteBuffer(bytes: b.bytes))
         logDecision(snap, context: context, query: q, decision: decision, rcode: .servFail, answer: [], cache: .miss, upstream: upstream, reason: reason)
+        responder.respond(ByteBuffer(bytes: b.bytes))
     }
 
     struct Completed {

@@ -69,4 +69,20 @@ struct QueryLogTests {
         #expect(old.split(separator: "\n").count == 11)
         #expect(new == "{\"n\":\"after\"}\n")
     }
+
+    @Test("after the final flush a record is refused and counted as dropped, never accepted and lost")
+    func lateRecordAfterClose() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vpcdns-qlog-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("queries.jsonl").path
+        let w = try QueryLogWriter(path: path)
+        #expect(w.submit("{\"n\":1}\n"))
+        w.flush(final: true)
+        #expect(!w.submit("{\"n\":2}\n"))
+        w.flush()
+        #expect(w.counts.accepted == 1)
+        #expect(w.counts.written == 1)
+        #expect(w.counts.dropped == 1)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "{\"n\":1}\n")
+    }
 }

@@ -21,6 +21,9 @@ public final class QueryLogWriter: Service, Sendable {
         var accepted: UInt64 = 0
         var dropped: UInt64 = 0
         var reopenRequested = false
+        /// Set by the final flush: a record that comes later cannot be written any more, so it
+        /// is dropped and counted rather than accepted and lost.
+        var closed = false
     }
 
     public let path: String
@@ -68,7 +71,7 @@ public final class QueryLogWriter: Service, Sendable {
     @discardableResult
     public func submit(_ line: String) -> Bool {
         state.withLock { s in
-            if s.batch.count >= capacity {
+            if s.batch.count >= capacity || s.closed {
                 s.dropped += 1
                 return false
             }
@@ -88,13 +91,15 @@ public final class QueryLogWriter: Service, Sendable {
         return (a, written.load(ordering: .relaxed), d)
     }
 
-    /// Writes whatever is pending now (also used at shutdown).
-    public func flush() {
+    /// Writes whatever is pending now (also used at shutdown). `final` closes the batch to
+    /// new records in the same critical section, so none is accepted after the last write.
+    public func flush(final: Bool = false) {
         let (lines, reopen) = state.withLock { s -> ([String], Bool) in
             let out = s.batch
-            s.batch.removeAll(keepingCapacity: true)
+            s.batch.removeAll(keepingCapacity: !final)
             let r = s.reopenRequested
             s.reopenRequested = false
+            if final { s.closed = true }
             return (out, r)
         }
         if !lines.isEmpty { writeAll(lines) }
@@ -141,9 +146,9 @@ public final class QueryLogWriter: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(50))
             }
         } onGracefulShutdown: {}
-        flush()
+        flush(final: true)
         let c = counts
-        logger.info("query log closed", metadata: ["written": "\(c.written)", "dropped": "\(c.dropped)"])
+        logger.info("query log closed", metadata: ["accepted": "\(c.accepted)", "written": "\(c.written)", "dropped": "\(c.dropped)"])
         if c.dropped > 0 {
             logger.warning("query log dropped \(c.dropped) record(s): the writer could not keep up (L2)")
         }
