@@ -127,6 +127,13 @@ final class ServeProcess: @unchecked Sendable {
         guard let w = value("written"), let d = value("dropped") else { return nil }
         return (w, d)
     }
+
+    /// `accepted=N` of the same line, when the server writes it.
+    var closeAccepted: Int? {
+        guard let line = stderr.split(separator: "\n").last(where: { $0.contains("query log closed") }),
+              let r = line.range(of: "accepted=") else { return nil }
+        return Int(line[r.upperBound...].prefix { $0.isNumber })
+    }
 }
 
 /// A fresh temporary folder, removed by `remove()`.
