@@ -191,11 +191,11 @@ public final class QueryEngine: QueryProcessor {
     private func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
                              answer: [ResourceRecord], cache: QueryLogRecord.CacheUse, upstream: String?, reason: String? = nil) {
         log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answer: answer, kind: d.kind,
-            zone: d.zone?.text, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
+            zone: d.zone, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
     }
 
     private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
-                     kind: DecisionKind, zone: String?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
+                     kind: DecisionKind, zone: DNSName?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
         guard let writer = queryLog else { return }
         let elapsed = NIODeadline.now() - context.receivedAt.monotonic
         let record = QueryLogRecord(
@@ -203,24 +203,26 @@ public final class QueryEngine: QueryProcessor {
             region: view.region ?? "-",
             vpcID: view.vpcID ?? "-",
             receivedAtMicros: context.receivedAt.wallNanoseconds / 1000,
-            queryName: question?.originalNameText ?? "-",
-            queryType: question.map { $0.type.description } ?? "-",
-            queryClass: question.map { $0.qclass.description } ?? "-",
+            // Names, addresses and answers go in as they are; the record writes their text
+            // straight into the line's bytes.
+            queryName: question.map { .asked($0) } ?? .text("-"),
+            queryType: question.map { QueryLogRecord.text($0.type) } ?? "-",
+            queryClass: question.map { QueryLogRecord.text($0.qclass) } ?? "-",
             rcode: rcode.description,
-            answers: answer.map { ($0.rdataText, $0.type.description, $0.rrClass.description) },
-            srcAddr: context.client.ip.description,
+            answers: .records(answer),
+            srcAddr: .ip(context.client.ip),
             srcPort: context.client.port,
             transport: context.transport == .udp ? "UDP" : "TCP",
             resolverEndpoint: view.inboundEndpointID,
             decision: kind.rawValue,
-            zone: kind == .endpointDNSName ? nil : zone,
+            zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) },
             zoneID: zoneID,
             reason: reason,
             cache: cache,
             upstream: upstream,
             via: view.via.rawValue,
             latencyMicros: elapsed.nanoseconds / 1000)
-        writer.submit(record.jsonLine())
+        writer.submit(record)
     }
 }
 

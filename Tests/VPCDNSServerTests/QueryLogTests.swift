@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import VPCDNSServer
+import VPCDNSCore
+import DNSWire
 
 @Suite("Query log record and writer")
 struct QueryLogTests {
@@ -34,6 +36,79 @@ struct QueryLogTests {
         #expect(v["cache"] as? String == "none")
         #expect(v["upstream"] == nil)
         #expect(v["reason"] == nil)
+    }
+
+    @Test("strings are escaped as JSONValue escapes them, timestamps padded, numbers whole")
+    func escaping() throws {
+        let odd = "a\"b\\c\nd\re\tf\u{01}\u{1F}é😀."
+        var r = record()
+        r.queryName = .text(odd)
+        r.receivedAtMicros = 1_767_225_600_000_007  // 2026-01-01T00:00:00.000007Z
+        r.srcPort = 0
+        r.latencyMicros = -5
+        let line = r.jsonLine()
+        var escaped = ""
+        JSONValue.writeString(odd, to: &escaped)
+        #expect(line.contains(#""query_name":"# + escaped + ","))
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(obj["query_name"] as? String == odd)
+        #expect(obj["query_timestamp"] as? String == "2026-01-01T00:00:00Z")
+        #expect(obj["srcport"] as? String == "0")
+        let v = try #require(obj["vpcdns"] as? [String: Any])
+        #expect(v["received_at"] as? String == "2026-01-01T00:00:00.000007Z")
+        #expect(v["latency_us"] as? Int == 0)
+        #expect(line.hasSuffix(#""latency_us":0}}"# + "\n"))
+    }
+
+    @Test("names, addresses and answers written from their wire form equal the text forms, escaped")
+    func rawFieldsEqualTextFields() throws {
+        var rng = SystemRandomNumberGenerator()
+        // Random names: printable and special bytes, upper case from the mask, the root too.
+        let alphabet: [UInt8] = Array("abcxyzABCXYZ09-_.\\\";()@$ ~".utf8) + [0, 1, 0x1F, 0x7F, 0x80, 0xC3, 0xFF]
+        for n in 0..<2000 {
+            var original: [UInt8] = []
+            for _ in 0..<(n == 0 ? 0 : Int.random(in: 1...4, using: &rng)) {
+                let len = Int.random(in: 1...12, using: &rng)
+                original.append(UInt8(len))
+                for _ in 0..<len { original.append(alphabet.randomElement(using: &rng)!) }
+            }
+            original.append(0)
+            let name = try DNSName(wire: original)
+            let q = DNSQuestion(name: name, type: .a, caseMask: NameCaseMask(originalWire: original))
+            var sink = ByteSink()
+            JSONBytes.name(.asked(q), to: &sink)
+            var viaBytes = sink.withBytes { Array($0) }
+            var viaText = ""
+            JSONValue.writeString(q.originalNameText, to: &viaText)
+            #expect(String(decoding: viaBytes, as: UTF8.self) == viaText, "\(original)")
+            var sink2 = ByteSink()
+            JSONBytes.name(.domain(name), to: &sink2)
+            viaBytes = sink2.withBytes { Array($0) }
+            viaText = ""
+            JSONValue.writeString(name.text, to: &viaText)
+            #expect(String(decoding: viaBytes, as: UTF8.self) == viaText, "\(original)")
+        }
+
+        let owner = try DNSName("www.example.com")
+        let records = [
+            ResourceRecord(name: owner, type: .a, ttl: 60, rdata: [10, 0, 1, 255]),
+            ResourceRecord(name: owner, type: .a, ttl: 60, rdata: [0, 0, 0, 0]),
+            ResourceRecord(name: owner, type: .a, ttl: 60, rdata: [1, 2, 3]),  // malformed: RFC 3597 form
+            ResourceRecord(name: owner, type: .aaaa, ttl: 60, rdata: [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1]),
+            ResourceRecord(name: owner, type: .mx, ttl: 60, rdata: [0, 10, 4] + Array("mail".utf8) + [0]),
+            ResourceRecord(name: owner, type: .txt, ttl: 60, rdata: [5] + Array("a\"b\\c".utf8)),
+            ResourceRecord(name: owner, type: RRType(65534), rrClass: RRClass(3), ttl: 60, rdata: [1, 2]),
+        ]
+        for ip in [IPAddress.v4(0x7F00_0001), IPAddress.v4(0xFFFF_FFFF), IPAddress.v4(0), IPAddress("2001:db8::1")!] {
+            var raw = record()
+            raw.answers = .records(records)
+            raw.srcAddr = .ip(ip)
+            var text = record()
+            text.answers = .text(records.map { ($0.rdataText, $0.type.description, $0.rrClass.description) })
+            text.srcAddr = .text(ip.description)
+            #expect(raw.jsonLine() == text.jsonLine())
+        }
+        #expect(record().jsonLine().contains(#""answers":[{"Rdata":"10.0.1.10","Type":"A","Class":"IN"},"#))
     }
 
     @Test("optional keys appear exactly when they apply")

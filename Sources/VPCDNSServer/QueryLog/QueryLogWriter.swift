@@ -9,15 +9,21 @@ import Synchronization
 
 /// L1–L3: writes query-log lines without ever blocking the answering path.
 ///
-/// Answering threads only append a finished line to a bounded in-memory batch under a short
-/// lock (`submit`). A single writer task swaps the batch out every 50 ms and writes it with
-/// one `write(2)`. When the batch is full, a record is dropped and counted — never silently:
+/// Answering threads encode a record into bytes on their own, then copy them to the end of a
+/// bounded in-memory batch (one byte array) under a short lock (`submit`). A single writer
+/// task swaps the batch out every 50 ms and writes it with one `write(2)`; the two byte arrays
+/// are reused, so a steady load allocates nothing here. When the batch is full, a record is dropped and counted — never silently:
 /// the count is a metric and is logged at shutdown (L2). SIGUSR1 asks for a reopen, done by
 /// the writer between two batches, so a record lands in the old file or the new one (L3).
 /// On graceful shutdown every accepted record is written before `run` returns (O3).
 public final class QueryLogWriter: Service, Sendable {
     struct State {
-        var batch: [String] = []
+        /// Finished lines, newlines included, one after another.
+        var batch: [UInt8] = []
+        /// Lines in `batch`.
+        var lines = 0
+        /// The array written last, emptied, kept for the next swap.
+        var spare: [UInt8] = []
         var accepted: UInt64 = 0
         var dropped: UInt64 = 0
         var reopenRequested = false
@@ -67,15 +73,31 @@ public final class QueryLogWriter: Service, Sendable {
     }
 
     /// Hands one finished line (with its newline) to the writer. Never blocks on I/O.
-    /// Returns false when the record had to be dropped (the batch is full).
+    /// Returns false when the record had to be dropped (the batch is full, or closed).
     @discardableResult
     public func submit(_ line: String) -> Bool {
+        var line = line
+        return line.withUTF8 { submit(bytes: $0) }
+    }
+
+    /// Encodes `record` and hands it to the writer (the per-query path).
+    @discardableResult
+    public func submit(_ record: QueryLogRecord) -> Bool {
+        var sink = ByteSink()
+        record.write(to: &sink)
+        return sink.withBytes { submit(bytes: $0) }
+    }
+
+    /// Hands one finished line, as UTF-8 with its newline, to the writer.
+    @discardableResult
+    public func submit(bytes line: UnsafeBufferPointer<UInt8>) -> Bool {
         state.withLock { s in
-            if s.batch.count >= capacity || s.closed {
+            if s.lines >= capacity || s.closed {
                 s.dropped += 1
                 return false
             }
-            s.batch.append(line)
+            s.batch.append(contentsOf: line)
+            s.lines += 1
             s.accepted += 1
             return true
         }
@@ -94,16 +116,25 @@ public final class QueryLogWriter: Service, Sendable {
     /// Writes whatever is pending now (also used at shutdown). `final` closes the batch to
     /// new records in the same critical section, so none is accepted after the last write.
     public func flush(final: Bool = false) {
-        let (lines, reopen) = state.withLock { s -> ([String], Bool) in
-            let out = s.batch
-            s.batch.removeAll(keepingCapacity: !final)
+        var (bytes, lines, reopen) = state.withLock { s -> ([UInt8], Int, Bool) in
+            var out = s.spare
+            s.spare = []
+            swap(&out, &s.batch)
+            let n = s.lines
+            s.lines = 0
             let r = s.reopenRequested
             s.reopenRequested = false
             if final { s.closed = true }
-            return (out, r)
+            return (out, n, r)
         }
-        if !lines.isEmpty { writeAll(lines) }
+        if lines > 0 { writeAll(bytes, lines: lines) }
         if reopen { reopenFile() }
+        if !final {
+            bytes.removeAll(keepingCapacity: true)
+            state.withLock { s in
+                if s.spare.capacity < bytes.capacity { swap(&s.spare, &bytes) }
+            }
+        }
     }
 
     private func reopenFile() {
@@ -118,10 +149,7 @@ public final class QueryLogWriter: Service, Sendable {
         }
     }
 
-    private func writeAll(_ lines: [String]) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(lines.count * 400)
-        for l in lines { bytes.append(contentsOf: l.utf8) }
+    private func writeAll(_ bytes: [UInt8], lines: Int) {
         let f = fd.load(ordering: .acquiring)
         var off = 0
         bytes.withUnsafeBytes { raw in
@@ -135,7 +163,7 @@ public final class QueryLogWriter: Service, Sendable {
                 off += n
             }
         }
-        written.add(UInt64(lines.count), ordering: .relaxed)
+        written.add(UInt64(lines), ordering: .relaxed)
     }
 
     public func run() async throws {
