@@ -172,8 +172,8 @@ struct ServeQueryLogLoadTests {
         #expect(names(logPath) == ["after"])
 
         // 3. A rotation in the middle of a load: each record lands in one of the two files (L3).
-        let run = try DNSPerf.Run(port: server.port, dataFile: during, passes: 1_000_000, seconds: 3, maxQPS: 4_000)
-        try await Task.sleep(for: .milliseconds(1200))
+        let run = try DNSPerf.Run(port: server.port, dataFile: during, passes: 1_000_000, seconds: 2, maxQPS: 4_000)
+        try await Task.sleep(for: .milliseconds(800))
         try FileManager.default.moveItem(atPath: logPath, toPath: logPath + ".2")
         server.signal(SIGUSR1)
         #expect(reopened(2), "\(server.stderr)")
