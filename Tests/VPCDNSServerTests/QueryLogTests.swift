@@ -89,6 +89,50 @@ struct QueryLogTests {
             #expect(String(decoding: viaBytes, as: UTF8.self) == viaText, "\(original)")
         }
 
+        // Random rdata of the types written from bytes: the same text as RDataFormatter, or
+        // (malformed rdata, other types) nothing, and then the caller's rdataText.
+        func randomName() -> [UInt8] {
+            var w: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                let len = Int.random(in: 1...10, using: &rng)
+                w.append(UInt8(len))
+                for _ in 0..<len { w.append(Bool.random(using: &rng) ? alphabet.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)) }
+            }
+            return w + [0]
+        }
+        var fast = 0
+        for n in 0..<4000 {
+            let type: RRType = [.a, .aaaa, .ns, .cname, .ptr, RRType(39), .mx, .txt, .spf, .srv, .soa][n % 11]
+            var rdata: [UInt8]
+            switch type {
+            case .a: rdata = (0..<(n % 7 == 0 ? 3 : 4)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            case .aaaa:
+                // Runs of zero groups of every length and place, and IPv4-mapped addresses.
+                rdata = (0..<8).flatMap { _ -> [UInt8] in Int.random(in: 0...2, using: &rng) == 0 ? [0, 0] : [UInt8.random(in: 0...255, using: &rng), UInt8.random(in: 0...255, using: &rng)] }
+                if n % 13 == 0 { rdata = [UInt8](repeating: 0, count: 10) + [0xFF, 0xFF, 192, 0, 2, UInt8(n % 256)] }
+            case .mx: rdata = [UInt8.random(in: 0...255, using: &rng), UInt8.random(in: 0...255, using: &rng)] + randomName()
+            case .txt, .spf:
+                rdata = []
+                for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                    let len = Int.random(in: 0...8, using: &rng)
+                    rdata.append(UInt8(len))
+                    for _ in 0..<len { rdata.append(Bool.random(using: &rng) ? alphabet.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)) }
+                }
+            default: rdata = randomName()
+            }
+            if n % 17 == 0 && !rdata.isEmpty { rdata.removeLast() }  // malformed now and then
+            var sink = ByteSink()
+            if JSONBytes.rdata(type, rdata, to: &sink) {
+                fast += 1
+                var viaText = ""
+                JSONValue.writeString(RDataFormatter.presentation(type: type, rdata: rdata), to: &viaText)
+                #expect(sink.withBytes { String(decoding: $0, as: UTF8.self) } == viaText, "\(type) \(rdata)")
+            } else {
+                #expect(sink.count == 0)
+            }
+        }
+        #expect(fast > 2500, "most random rdata takes the byte path")
+
         let owner = try DNSName("www.example.com")
         let records = [
             ResourceRecord(name: owner, type: .a, ttl: 60, rdata: [10, 0, 1, 255]),

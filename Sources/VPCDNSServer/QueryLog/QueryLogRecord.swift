@@ -163,11 +163,7 @@ public struct QueryLogRecord: Sendable {
                 if i > 0 { out.append(0x2C) }
                 let r = records[i]
                 JSONBytes.literal(#"{"Rdata":"#, to: &out)
-                if r.type == .a && r.rdata.count == 4 {
-                    out.append(0x22)
-                    JSONBytes.dottedQuad(UInt32(r.rdata[0]) << 24 | UInt32(r.rdata[1]) << 16 | UInt32(r.rdata[2]) << 8 | UInt32(r.rdata[3]), to: &out)
-                    out.append(0x22)
-                } else {
+                if !JSONBytes.rdata(r.type, r.rdata, to: &out) {
                     JSONBytes.string(r.rdataText, to: &out)
                 }
                 JSONBytes.literal(#","Type":"#, to: &out); JSONBytes.string(QueryLogRecord.text(r.type), to: &out)
@@ -307,42 +303,169 @@ enum JSONBytes {
     /// root is `.`; a malformed wire name (never produced by DNSWire) is written as `.` too.
     static func wireName(_ wire: [UInt8], caseMask: NameCaseMask?, trailingDot: Bool, to out: inout ByteSink) {
         out.append(0x22)
-        let start = out.count
         wire.withUnsafeBufferPointer { w in
-            var i = 0
-            var first = true
-            while i < w.count {
-                let len = Int(w[i])
-                if len == 0 { break }
-                guard len <= 63, i + 1 + len <= w.count else { out.truncate(to: start); break }
-                if !first { out.append(0x2E) }
-                first = false
-                for j in (i + 1)...(i + len) {
-                    var c = w[j]
-                    if let m = caseMask, m.isSet(j) { c &= ~0x20 }
-                    switch c {
-                    case 0x2E, 0x3B, 0x28, 0x29, 0x40, 0x24:  // . ; ( ) @ $
-                        out.append(0x5C); out.append(0x5C); out.append(c)
-                    case 0x5C:  // \ -> \\ in the name, each JSON-escaped
-                        out.append(0x5C); out.append(0x5C); out.append(0x5C); out.append(0x5C)
-                    case 0x22:  // " -> \" in the name -> \\\" in JSON
-                        out.append(0x5C); out.append(0x5C); out.append(0x5C); out.append(0x22)
-                    case 0x21...0x7E:
-                        out.append(c)
-                    default:
-                        out.append(0x5C); out.append(0x5C)
-                        padded(UInt64(c), width: 3, to: &out)
-                    }
-                }
-                i += 1 + len
+            if nameEnd(w, at: 0) != nil {
+                nameText(w, at: 0, caseMask: caseMask, trailingDot: trailingDot, to: &out)
+            } else {
+                out.append(0x2E)  // never produced by DNSWire; written as the root
             }
         }
-        if out.count == start {
-            out.append(0x2E)  // the root
-        } else if trailingDot {
-            out.append(0x2E)
-        }
         out.append(0x22)
+    }
+
+    /// The rdata of the common types (A, AAAA, NS, CNAME, PTR, DNAME, MX, TXT, SPF) as a JSON
+    /// string holding exactly what `RDataFormatter.presentation` gives. Returns false, having
+    /// written nothing, for other types and for rdata not of its type's shape: the caller then
+    /// uses `rdataText` (RFC 3597 form and the rarer types).
+    static func rdata(_ type: RRType, _ rdata: [UInt8], to out: inout ByteSink) -> Bool {
+        rdata.withUnsafeBufferPointer { b in
+            switch type.rawValue {
+            case RRType.a.rawValue:
+                guard b.count == 4 else { return false }
+                out.append(0x22)
+                dottedQuad(UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3]), to: &out)
+                out.append(0x22)
+            case RRType.aaaa.rawValue:
+                guard b.count == 16 else { return false }
+                out.append(0x22)
+                ipv6(b, to: &out)
+                out.append(0x22)
+            case RRType.ns.rawValue, RRType.cname.rawValue, RRType.ptr.rawValue, 39:  // DNAME
+                guard nameEnd(b, at: 0) == b.count else { return false }
+                out.append(0x22)
+                nameText(b, at: 0, caseMask: nil, trailingDot: true, to: &out)
+                out.append(0x22)
+            case RRType.mx.rawValue:
+                guard b.count >= 3, nameEnd(b, at: 2) == b.count else { return false }
+                out.append(0x22)
+                decimal(UInt64(b[0]) << 8 | UInt64(b[1]), to: &out)
+                out.append(0x20)
+                nameText(b, at: 2, caseMask: nil, trailingDot: true, to: &out)
+                out.append(0x22)
+            case RRType.txt.rawValue, RRType.spf.rawValue:
+                // One or more character-strings filling the rdata exactly.
+                var i = 0
+                while i < b.count { i += 1 + Int(b[i]) }
+                guard !b.isEmpty, i == b.count else { return false }
+                out.append(0x22)
+                i = 0
+                while i < b.count {
+                    if i > 0 { out.append(0x20) }
+                    let len = Int(b[i])
+                    literal(#"\""#, to: &out)
+                    for j in (i + 1)..<(i + 1 + len) {
+                        let c = b[j]
+                        switch c {
+                        case 0x22: literal(#"\\\""#, to: &out)  // \" in the text
+                        case 0x5C: literal(#"\\\\"#, to: &out)  // \\ in the text
+                        case 0x20...0x7E: out.append(c)
+                        default: literal(#"\\"#, to: &out); padded(UInt64(c), width: 3, to: &out)
+                        }
+                    }
+                    literal(#"\""#, to: &out)
+                    i += 1 + len
+                }
+                out.append(0x22)
+            default:
+                return false
+            }
+            return true
+        }
+    }
+
+    /// Where the uncompressed name at `start` ends, or nil when it runs past the end or breaks
+    /// the limits `RDataFormatter.name` checks (labels of at most 63, names of at most 255).
+    static func nameEnd(_ b: UnsafeBufferPointer<UInt8>, at start: Int) -> Int? {
+        var i = start
+        while true {
+            guard i >= 0, i < b.count else { return nil }
+            let len = Int(b[i])
+            if len == 0 { return i + 1 }
+            guard len <= 63, i + 1 + len <= b.count, i + 1 + len - start + 1 <= DNSName.maxWireLength else { return nil }
+            i += len + 1
+        }
+    }
+
+    /// The labels of a well-formed name at `start` in presentation form, JSON-escaped, without
+    /// quotes: `.` between labels (and after the last with `trailingDot`), the root as `.`.
+    static func nameText(_ w: UnsafeBufferPointer<UInt8>, at start: Int, caseMask: NameCaseMask?, trailingDot: Bool,
+                         to out: inout ByteSink) {
+        var i = start
+        var first = true
+        while i < w.count {
+            let len = Int(w[i])
+            if len == 0 { break }
+            if !first { out.append(0x2E) }
+            first = false
+            for j in (i + 1)...(i + len) {
+                var c = w[j]
+                if let m = caseMask, m.isSet(j) { c &= ~0x20 }
+                switch c {
+                case 0x2E, 0x3B, 0x28, 0x29, 0x40, 0x24:  // . ; ( ) @ $ -> \c, the backslash JSON-escaped
+                    out.append(0x5C); out.append(0x5C); out.append(c)
+                case 0x5C:  // \\ in the name
+                    literal(#"\\\\"#, to: &out)
+                case 0x22:  // \" in the name
+                    literal(#"\\\""#, to: &out)
+                case 0x21...0x7E:
+                    out.append(c)
+                default:  // \DDD
+                    out.append(0x5C); out.append(0x5C)
+                    padded(UInt64(c), width: 3, to: &out)
+                }
+            }
+            i += 1 + len
+        }
+        if first || trailingDot { out.append(0x2E) }
+    }
+
+    /// RFC 5952 text of 16 address bytes, as `RDataFormatter.ipv6Text` writes it.
+    static func ipv6(_ b: UnsafeBufferPointer<UInt8>, to out: inout ByteSink) {
+        var groups: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) = (0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &groups) { raw in
+            let g = raw.bindMemory(to: UInt16.self)
+            for k in 0..<8 { g[k] = UInt16(b[2 * k]) << 8 | UInt16(b[2 * k + 1]) }
+        }
+        withUnsafeBytes(of: &groups) { raw in
+            let g = raw.bindMemory(to: UInt16.self)
+            if g[0] == 0 && g[1] == 0 && g[2] == 0 && g[3] == 0 && g[4] == 0 && g[5] == 0xFFFF {
+                literal("::ffff:", to: &out)
+                dottedQuad(UInt32(b[12]) << 24 | UInt32(b[13]) << 16 | UInt32(b[14]) << 8 | UInt32(b[15]), to: &out)
+                return
+            }
+            var bestStart = -1, bestLength = 0
+            var k = 0
+            while k < 8 {
+                if g[k] == 0 {
+                    var e = k
+                    while e < 8 && g[e] == 0 { e += 1 }
+                    if e - k > bestLength { bestStart = k; bestLength = e - k }
+                    k = e
+                } else {
+                    k += 1
+                }
+            }
+            if bestLength < 2 { bestStart = -1 }
+            var needColon = false
+            k = 0
+            while k < 8 {
+                if k == bestStart {
+                    out.append(0x3A); out.append(0x3A)
+                    k += bestLength
+                    needColon = false
+                    continue
+                }
+                if needColon { out.append(0x3A) }
+                let v = g[k]
+                var started = false
+                for shift in stride(from: 12, through: 0, by: -4) {
+                    let d = UInt8((v >> UInt16(shift)) & 0xF)
+                    if d != 0 || started || shift == 0 { out.append(hexDigit(d)); started = true }
+                }
+                needColon = true
+                k += 1
+            }
+        }
     }
 
     /// `a.b.c.d` for an IPv4 address held as a number.
