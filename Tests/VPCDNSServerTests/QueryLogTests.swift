@@ -205,3 +205,29 @@ struct QueryLogTests {
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "{\"n\":1}\n")
     }
 }
+
+@Suite("Query log timestamps")
+struct QueryLogTimestampTests {
+    @Test("query_timestamp and received_at by arithmetic equal gmtime_r's, leap days and year ends included")
+    func dateTimeEqualsGmtime() throws {
+        var rng = SystemRandomNumberGenerator()
+        let edges: [Int64] = [0, 951_782_400, 951_868_799, 951_868_800, 1_767_225_599, 1_767_225_600, 4_107_542_400, 4_107_628_800,
+                              1_795_810_503, 253_402_300_799]  // 1970, 2000-02-29, 2000-03-01, 2026/27, 2100-03-01, 9999-12-31
+        let seconds = edges + (0..<20_000).map { _ in Int64.random(in: 0...4_102_444_800, using: &rng) }
+        for s in seconds {
+            let micros = s * 1_000_000 + Int64.random(in: 0..<1_000_000, using: &rng)
+            var sink = ByteSink()
+            Timestamp.writeDateTime(seconds: s, to: &sink)
+            let text = sink.withBytes { String(decoding: $0, as: UTF8.self) }
+            #expect(text + "Z" == Timestamp.iso8601(micros: micros, fraction: false), "\(s)")
+        }
+        var r = QueryLogRecord(accountID: "1", region: "r", vpcID: "v", receivedAtMicros: 1_795_810_503_000_042, queryName: "a.",
+                               queryType: "A", queryClass: "IN", rcode: "NOERROR", answers: [], srcAddr: "127.0.0.1", srcPort: 1,
+                               transport: "UDP", resolverEndpoint: nil, decision: "upstream", zone: nil, zoneID: nil, reason: nil,
+                               cache: .hit, upstream: nil, via: "source", latencyMicros: 1)
+        #expect(r.jsonLine().contains(#""query_timestamp":"2026-11-27T20:15:03Z""#))
+        #expect(r.jsonLine().contains(#""received_at":"2026-11-27T20:15:03.000042Z""#))
+        r.receivedAtMicros = 951_868_799_999_999
+        #expect(r.jsonLine().contains(#""received_at":"2000-02-29T23:59:59.999999Z""#))
+    }
+}

@@ -140,10 +140,13 @@ public struct QueryLogRecord: Sendable {
         JSONBytes.string(accountID, to: &out)
         JSONBytes.literal(#","region":"#, to: &out); JSONBytes.string(region, to: &out)
         JSONBytes.literal(#","vpc_id":"#, to: &out); JSONBytes.string(vpcID, to: &out)
-        var secs = time_t(receivedAtMicros / 1_000_000)
-        var tm = tm()
-        gmtime_r(&secs, &tm)
-        JSONBytes.literal(#","query_timestamp":""#, to: &out); Timestamp.write(tm, micros: nil, to: &out); out.append(0x22)
+        // The date and time to the second are written once and copied for received_at.
+        let micros = receivedAtMicros
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        JSONBytes.literal(#","query_timestamp":""#, to: &out)
+        let dateTime = out.count
+        Timestamp.writeDateTime(seconds: seconds, to: &out)
+        JSONBytes.literal(#"Z""#, to: &out)
         JSONBytes.literal(#","query_name":"#, to: &out); JSONBytes.name(queryName, to: &out)
         JSONBytes.literal(#","query_type":"#, to: &out); JSONBytes.string(queryType, to: &out)
         JSONBytes.literal(#","query_class":"#, to: &out); JSONBytes.string(queryClass, to: &out)
@@ -193,7 +196,10 @@ public struct QueryLogRecord: Sendable {
         if let u = upstream { JSONBytes.literal(#","upstream":"#, to: &out); JSONBytes.string(u, to: &out) }
         JSONBytes.literal(#","via":"#, to: &out); JSONBytes.string(via, to: &out)
         JSONBytes.literal(#","received_at":""#, to: &out)
-        Timestamp.write(tm, micros: receivedAtMicros, to: &out); out.append(0x22)
+        out.appendCopy(from: dateTime, count: Timestamp.dateTimeLength)
+        out.append(0x2E)
+        JSONBytes.padded(UInt64(micros - seconds * 1_000_000), width: 6, to: &out)
+        JSONBytes.literal(#"Z""#, to: &out)
         JSONBytes.literal(#","latency_us":"#, to: &out); JSONBytes.decimal(UInt64(max(0, latencyMicros)), to: &out)
         JSONBytes.literal("}}\n", to: &out)
     }
@@ -205,13 +211,23 @@ struct ByteSink: ~Copyable {
     var base: UnsafeMutablePointer<UInt8>
     var capacity: Int
     var count = 0
+    /// False while `base` is memory lent by the caller (a stack buffer), which is not freed.
+    var owned: Bool
 
     init(capacity: Int = 1024) {
         self.capacity = capacity
         base = .allocate(capacity: capacity)
+        owned = true
     }
 
-    deinit { base.deallocate() }
+    /// Starts in `buffer` (not freed here); moves to the heap only if a line outgrows it.
+    init(buffer: UnsafeMutableBufferPointer<UInt8>) {
+        base = buffer.baseAddress!
+        capacity = buffer.count
+        owned = false
+    }
+
+    deinit { if owned { base.deallocate() } }
 
     /// Room for `n` more bytes.
     @inline(__always)
@@ -223,10 +239,11 @@ struct ByteSink: ~Copyable {
         var c = capacity * 2
         while c < needed { c *= 2 }
         let new = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
-        new.moveInitialize(from: base, count: count)
-        base.deallocate()
+        new.initialize(from: base, count: count)
+        if owned { base.deallocate() }
         base = new
         capacity = c
+        owned = true
     }
 
     @inline(__always)
@@ -245,6 +262,13 @@ struct ByteSink: ~Copyable {
     }
 
     mutating func truncate(to n: Int) { count = min(count, n) }
+
+    /// Appends a copy of `count` bytes already written at `offset`.
+    mutating func appendCopy(from offset: Int, count n: Int) {
+        reserve(n)
+        (base + count).initialize(from: base + offset, count: n)
+        count += n
+    }
 
     func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
         try body(UnsafeBufferPointer(start: base, count: count))
@@ -517,25 +541,36 @@ public enum Timestamp {
         return out + "Z"
     }
 
-    /// `2026-11-27T20:15:03Z` for the broken-down UTC time `tm`, or with `micros` (the same
-    /// instant in microseconds since the epoch) `2026-11-27T20:15:03.123456Z`, as bytes.
-    static func write(_ tm: tm, micros: Int64?, to out: inout ByteSink) {
-        JSONBytes.padded(UInt64(max(0, tm.tm_year + 1900)), width: 4, to: &out)
-        out.append(0x2D)
-        JSONBytes.padded(UInt64(tm.tm_mon + 1), width: 2, to: &out)
-        out.append(0x2D)
-        JSONBytes.padded(UInt64(tm.tm_mday), width: 2, to: &out)
-        out.append(0x54)
-        JSONBytes.padded(UInt64(tm.tm_hour), width: 2, to: &out)
-        out.append(0x3A)
-        JSONBytes.padded(UInt64(tm.tm_min), width: 2, to: &out)
-        out.append(0x3A)
-        JSONBytes.padded(UInt64(tm.tm_sec), width: 2, to: &out)
-        if let m = micros {
-            out.append(0x2E)
-            JSONBytes.padded(UInt64(((m % 1_000_000) + 1_000_000) % 1_000_000), width: 6, to: &out)
-        }
-        out.append(0x5A)
+    /// `YYYY-MM-DDTHH:MM:SS`: 19 bytes.
+    static let dateTimeLength = 19
+
+    /// `2026-11-27T20:15:03` (UTC) for seconds since the epoch, by arithmetic (H. Hinnant's
+    /// civil-from-days), without gmtime_r. Years 0...9999.
+    static func writeDateTime(seconds: Int64, to out: inout ByteSink) {
+        var days = seconds / 86_400
+        var rem = seconds % 86_400
+        if rem < 0 { rem += 86_400; days -= 1 }
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        JSONBytes.padded(UInt64(clamping: year), width: 4, to: &out)
+        out.append(0x2D); two(month, &out)
+        out.append(0x2D); two(day, &out)
+        out.append(0x54); two(rem / 3_600, &out)
+        out.append(0x3A); two(rem / 60 % 60, &out)
+        out.append(0x3A); two(rem % 60, &out)
+    }
+
+    @inline(__always)
+    private static func two(_ v: Int64, _ out: inout ByteSink) {
+        out.append(0x30 &+ UInt8(truncatingIfNeeded: v / 10))
+        out.append(0x30 &+ UInt8(truncatingIfNeeded: v % 10))
     }
 
     /// Wall-clock microseconds since the epoch (the shell reads the clock; the core never does).

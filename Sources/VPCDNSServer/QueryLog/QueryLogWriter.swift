@@ -83,9 +83,12 @@ public final class QueryLogWriter: Service, Sendable {
     /// Encodes `record` and hands it to the writer (the per-query path).
     @discardableResult
     public func submit(_ record: QueryLogRecord) -> Bool {
-        var sink = ByteSink()
-        record.write(to: &sink)
-        return sink.withBytes { submit(bytes: $0) }
+        // Encoded in a stack buffer (a line rarely needs more; ByteSink moves to the heap if so).
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
+            var sink = ByteSink(buffer: buffer)
+            record.write(to: &sink)
+            return sink.withBytes { submit(bytes: $0) }
+        }
     }
 
     /// Hands one finished line, as UTF-8 with its newline, to the writer.
