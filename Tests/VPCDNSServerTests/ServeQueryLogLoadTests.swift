@@ -69,7 +69,7 @@ struct ServeQueryLogLoadTests {
         let nsd = try await NSDFixture()
         defer { nsd.stop() }
         let logPath = dir.path + "/q.jsonl"
-        let config = try dir.write("vpcdns.yaml", ServeQueryLogTests.config(queryLog: logPath, upstream: nsd.endpoint.port))
+        let config = try dir.write("vpcdns.yaml", try ServeQueryLogTests.config(queryLog: logPath, upstream: nsd.endpoint.port))
         let data = try dir.write("queries.txt", Self.mixedNames)
         let server = try ServeProcess(config: config, directory: dir.path)
         defer { server.stop() }
@@ -104,7 +104,7 @@ struct ServeQueryLogLoadTests {
         defer { nsd.stop() }
         let logPath = dir.path + "/q.jsonl"
         // No cache: every www.example.org goes to NSD, so upstream answers are in flight at SIGTERM.
-        let config = try dir.write("vpcdns.yaml", ServeQueryLogTests.config(queryLog: logPath, upstream: nsd.endpoint.port, extra: "cache_size: 0"))
+        let config = try dir.write("vpcdns.yaml", try ServeQueryLogTests.config(queryLog: logPath, upstream: nsd.endpoint.port, extra: "cache_size: 0"))
         let data = try dir.write("queries.txt", Self.mixedNames)
         let server = try ServeProcess(config: config, directory: dir.path)
         defer { server.stop() }
@@ -135,7 +135,7 @@ struct ServeQueryLogLoadTests {
         let dir = try TempDir("vpcdns-qlog-rotate")
         defer { dir.remove() }
         let logPath = dir.path + "/q.jsonl"
-        let config = try dir.write("vpcdns.yaml", ServeQueryLogTests.config(queryLog: logPath, upstream: 9))
+        let config = try dir.write("vpcdns.yaml", try ServeQueryLogTests.config(queryLog: logPath, upstream: 9))
         let before = try dir.write("before.txt", (1...5).map { "before\($0).myservice.internal A" }.joined(separator: "\n") + "\n")
         let after = try dir.write("after.txt", (1...5).map { "after\($0).myservice.internal A" }.joined(separator: "\n") + "\n")
         let during = try dir.write("during.txt", (1...5).map { "during\($0).myservice.internal A" }.joined(separator: "\n") + "\n")

@@ -43,9 +43,12 @@ struct ServeQueryLogTests {
     /// One config with every decision kind: app (hostnames on, a PHZ, an EC2 endpoint, a
     /// PrivateLink service, an inbound endpoint, a FORWARD rule to a second NSD and one to a
     /// black hole) and legacy (hostnames off, reached on its own resolver address).
-    static func config(queryLog: String, upstream: UInt16, corp: UInt16 = 9, blackHole: UInt16 = 9, fixedPort: UInt16 = 9,
-                       extra: String = "") -> String {
-        """
+    /// The fixed-address listeners (inbound endpoint, legacy's resolver address) get a port
+    /// free at the time unless `fixedPort` names one.
+    static func config(queryLog: String, upstream: UInt16, corp: UInt16 = 9, blackHole: UInt16 = 9, fixedPort: UInt16? = nil,
+                       extra: String = "") throws -> String {
+        let fixedPort = try fixedPort ?? freeLoopbackPort(on: ["127.0.91.53", "127.0.91.2"])
+        return """
         account_id: "111122223333"
         upstreams: ["127.0.0.1:\(upstream)"]
         upstream_timeout_ms: 1000
@@ -197,9 +200,9 @@ struct ServeQueryLogTests {
         defer { corp.stop() }
         let hole = try await FakeUpstream.blackHole()
         defer { hole.channel.close(promise: nil) }
-        let fixed = UInt16(try await NSDFixture.freePort())
+        let fixed = try freeLoopbackPort(on: ["127.0.91.53", "127.0.91.2"])
         let logPath = dir.path + "/logs/queries.jsonl"  // the folder does not exist yet (cli.md)
-        let config = try dir.write("vpcdns.yaml", Self.config(queryLog: logPath, upstream: nsd.endpoint.port, corp: corp.endpoint.port,
+        let config = try dir.write("vpcdns.yaml", try Self.config(queryLog: logPath, upstream: nsd.endpoint.port, corp: corp.endpoint.port,
                                                                blackHole: hole.endpoint.port, fixedPort: fixed))
         let server = try ServeProcess(config: config, directory: dir.path)
         defer { server.stop() }
@@ -312,7 +315,7 @@ struct ServeQueryLogTests {
         let nsd = try await NSDFixture()
         defer { nsd.stop() }
         let logPath = dir.path + "/q.jsonl"
-        let config = try dir.write("vpcdns.yaml", Self.config(queryLog: logPath, upstream: nsd.endpoint.port, extra: "log_cache_hits: false"))
+        let config = try dir.write("vpcdns.yaml", try Self.config(queryLog: logPath, upstream: nsd.endpoint.port, extra: "log_cache_hits: false"))
         let server = try ServeProcess(config: config, directory: dir.path)
         defer { server.stop() }
         let client = try BlockingUDPClient()
@@ -332,7 +335,7 @@ struct ServeQueryLogTests {
     func standardOutput() async throws {
         let dir = try TempDir("vpcdns-qlog-stdout")
         defer { dir.remove() }
-        let config = try dir.write("vpcdns.yaml", Self.config(queryLog: "\"-\"", upstream: 9))
+        let config = try dir.write("vpcdns.yaml", try Self.config(queryLog: "\"-\"", upstream: 9))
         let server = try ServeProcess(config: config, directory: dir.path)
         defer { server.stop() }
         let client = try BlockingUDPClient()

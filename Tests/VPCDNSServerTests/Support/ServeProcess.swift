@@ -68,8 +68,8 @@ final class ServeProcess: @unchecked Sendable {
             if !isRunning { break }
             usleep(10_000)
         }
-        let err = stderr
         stop()
+        let err = stderr
         throw FixtureError("vpcdns serve did not start: \(err)")
     }
 
@@ -329,4 +329,25 @@ func readJSONLines(_ path: String) -> (lines: [Substring], objects: [[String: An
     }
     let objects = lines.map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     return (lines, objects)
+}
+
+/// A port free right now for UDP and TCP on every one of `addresses` (loopback), so that
+/// servers started at the same time by tests running in parallel do not collide.
+func freeLoopbackPort(on addresses: [String]) throws -> UInt16 {
+    func bindable(_ ip: String, _ port: UInt16, _ type: Int32) -> Bool {
+        let fd = socket(AF_INET, type, 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var a = RawDNS.sockaddr(ip, port)
+        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        } }
+    }
+    for _ in 0..<200 {
+        let port = UInt16.random(in: 20_000...60_000)
+        if addresses.allSatisfy({ bindable($0, port, Int32(SOCK_DGRAM.rawValue)) && bindable($0, port, Int32(SOCK_STREAM.rawValue)) }) {
+            return port
+        }
+    }
+    throw FixtureError("no free port on \(addresses)")
 }
