@@ -84,7 +84,7 @@ public final class QueryEngine: QueryProcessor {
             metrics.countBadRequest(bad.kind)
             scratch.builder.buildErrorResponse(for: bad, transport: transport)
             let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
-            log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answers: [],
+            log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answer: [],
                 kind: .badRequest, zone: nil, zoneID: nil, reason: bad.kind.logReason, cache: .none, upstream: nil)
             return .reply(ByteBuffer(bytes: scratch.builder.bytes))
         case .query(let q):
@@ -154,7 +154,7 @@ public final class QueryEngine: QueryProcessor {
             reply = ByteBuffer(bytes: scratch.builder.bytes)
         }
         // Counts the answer for metrics and, with the log on, writes the record (strings precomputed).
-        log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answers: local.logAnswers,
+        log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answer: local.answer,
             kind: local.kind, zone: local.zone, zoneID: local.zoneID, reason: local.reason, cache: .none, upstream: nil)
         return reply
     }
@@ -202,9 +202,11 @@ public final class QueryEngine: QueryProcessor {
                 self.cache.put(key, entry, now: Timestamp.monotonicNanos())
                 let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: m.answer, authority: m.authority)
                 b.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority, transport: transport)
-                responder.respond(ByteBuffer(bytes: b.bytes))
+                // Logged before the answer leaves, as local answers are: once the listener sees
+                // no query in flight, its record is already with the writer (O3, L2).
                 self.logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .miss,
                                  upstream: answer.target.description, reason: a.reason)
+                responder.respond(ByteBuffer(bytes: b.bytes))
             case .failure(let failure):
                 self.stats.upstreamFailures.add(1, ordering: .relaxed)
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason, upstream: nil)
@@ -216,8 +218,8 @@ public final class QueryEngine: QueryProcessor {
     private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: String?) {
         var b = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
         b.buildResponse(for: q, rcode: .servFail, transport: context.transport == .udp ? .udp : .tcp)
-        responder.respond(ByteBuffer(bytes: b.bytes))
         logDecision(snap, context: context, query: q, decision: decision, rcode: .servFail, answer: [], cache: .miss, upstream: upstream, reason: reason)
+        responder.respond(ByteBuffer(bytes: b.bytes))
     }
 
     struct Completed {
@@ -259,17 +261,16 @@ public final class QueryEngine: QueryProcessor {
     func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
                              answer: [ResourceRecord], cache: QueryLogRecord.CacheUse, upstream: String?, reason: String? = nil) {
         guard queryLog != nil else {
-            // Metrics only: no log strings are built.
+            // Metrics only: nothing of the record is built.
             countAnswer(snap, context: context, view: d.view, kind: d.kind, rcode: rcode)
             return
         }
-        log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answers: LocalAnswer.logForm(answer), kind: d.kind,
-            zone: d.zone?.text, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
+        log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answer: answer, kind: d.kind,
+            zone: d.zone, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
     }
 
-    private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode,
-                     answers: [(rdata: String, type: String, rrClass: String)],
-                     kind: DecisionKind, zone: String?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
+    private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
+                     kind: DecisionKind, zone: DNSName?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
         // One clock read for the log's latency and the metrics' histogram, none when neither wants it.
         let elapsed = queryLog != nil || metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode, elapsed: elapsed)
@@ -279,24 +280,26 @@ public final class QueryEngine: QueryProcessor {
             region: view.region ?? "-",
             vpcID: view.vpcID ?? "-",
             receivedAtMicros: context.receivedAt.wallNanoseconds / 1000,
-            queryName: question?.originalNameText ?? "-",
-            queryType: question.map { $0.type.description } ?? "-",
-            queryClass: question.map { $0.qclass.description } ?? "-",
+            // Names, addresses and answers go in as they are; the record writes their text
+            // straight into the line's bytes.
+            queryName: question.map { .asked($0) } ?? .text("-"),
+            queryType: question.map { QueryLogRecord.text($0.type) } ?? "-",
+            queryClass: question.map { QueryLogRecord.text($0.qclass) } ?? "-",
             rcode: rcode.description,
-            answers: answers,
-            srcAddr: context.client.ip.description,
+            answers: .records(answer),
+            srcAddr: .ip(context.client.ip),
             srcPort: context.client.port,
             transport: context.transport == .udp ? "UDP" : "TCP",
             resolverEndpoint: view.inboundEndpointID,
             decision: kind.rawValue,
-            zone: kind == .endpointDNSName ? nil : zone,
+            zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) },
             zoneID: zoneID,
             reason: reason,
             cache: cache,
             upstream: upstream,
             via: view.via.rawValue,
             latencyMicros: elapsed.nanoseconds / 1000)
-        writer.submit(record.jsonLine())
+        writer.submit(record)
     }
 }
 
@@ -323,7 +326,7 @@ struct MemoKey: Hashable {
 /// A local answer with everything the log needs, computed once.
 final class LocalAnswer: Sendable {
     let kind: DecisionKind
-    let zone: String?
+    let zone: DNSName?
     let zoneID: String?
     let reason: String?
     let rcode: RCode
@@ -331,11 +334,10 @@ final class LocalAnswer: Sendable {
     let answer: [ResourceRecord]
     let authority: [ResourceRecord]
     let additional: [ResourceRecord]
-    let logAnswers: [(rdata: String, type: String, rrClass: String)]
 
     init(decision d: Decision, answer a: Answer) {
         kind = d.kind
-        zone = d.kind == .endpointDNSName ? nil : d.zone?.text
+        zone = d.kind == .endpointDNSName ? nil : d.zone
         zoneID = d.zoneID
         reason = d.reason?.description
         rcode = a.rcode
@@ -343,11 +345,6 @@ final class LocalAnswer: Sendable {
         answer = a.answer
         authority = a.authority
         additional = a.additional
-        logAnswers = LocalAnswer.logForm(a.answer)
-    }
-
-    static func logForm(_ rrs: [ResourceRecord]) -> [(rdata: String, type: String, rrClass: String)] {
-        rrs.map { ($0.rdataText, $0.type.description, $0.rrClass.description) }
     }
 }
 

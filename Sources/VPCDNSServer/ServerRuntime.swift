@@ -27,6 +27,10 @@ public final class ServerRuntime: Sendable {
     /// `run()` begins, and a SIGHUP sent right then (a reload just after a start) must not
     /// kill the process by its default action. Signals are buffered until `run()` reads them.
     let signals: UnixSignalsSequence
+    /// SIGTERM and SIGINT, trapped from the start as well: a stop asked for while the
+    /// listeners are already answering but the services are not running yet is kept, not lost
+    /// to the default action (which would kill the process without flushing the log).
+    let stopSignals: UnixSignalsSequence
     let logger: Logger
 
     public enum StartError: Error, CustomStringConvertible {
@@ -50,6 +54,7 @@ public final class ServerRuntime: Sendable {
         self.listenOverride = listenOverride
         self.logger = logger
         self.signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
+        self.stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let loaded: LoadedConfig
         switch ConfigLoader.load(path: configPath) {
         case .success(let l): loaded = l
@@ -207,9 +212,20 @@ public final class ServerRuntime: Sendable {
         services.append(ListenerService(listeners: listeners))
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
+            gracefulShutdownSignals: [],
             logger: logger))
-        try await serviceGroup.run()
+        let stops = stopSignals
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await serviceGroup.run() }
+            tasks.addTask {
+                for await _ in stops {
+                    await serviceGroup.triggerGracefulShutdown()
+                }
+            }
+            // The group ends after a graceful shutdown; the signal watcher is then cancelled.
+            try await tasks.next()
+            tasks.cancelAll()
+        }
     }
 }
 

@@ -53,7 +53,7 @@ struct ServeOpsTests {
     }
 
     struct Running {
-        let serve: ServeProcess
+        let serve: OpsServer
         let nsd: NSDFixture
         let port: Int
         let metricsPort: Int
@@ -76,7 +76,7 @@ struct ServeOpsTests {
 
     static func start(resolverAddresses: [Int] = [], www: String = "10.9.0.1") async throws -> Running {
         let nsd = try await NSDFixture()
-        let serve = try ServeProcess()
+        let serve = try OpsServer()
         let port = try await Self.freePort()
         let metricsPort = try await Self.freePort()
         try serve.write("ops.internal.zone", zone(www: www))
@@ -137,7 +137,7 @@ struct ServeOpsTests {
         #expect(line.contains(pattern), "\(line)")
         #expect(try Dig.query("www.ops.internal", server: r.server).answers.joined().contains("10.9.0.1"))
         #expect(r.serve.isRunning)
-        let m = try Command.http("http://127.0.0.1:\(r.metricsPort)/metrics")
+        let m = try Shell.http("http://127.0.0.1:\(r.metricsPort)/metrics")
         #expect(Self.metric(m.body, #"vpcdns_reloads_total{result="rejected"}"#) == 1)
         #expect(Self.metric(m.body, #"vpcdns_reloads_total{result="ok"}"#) == 0)
     }
@@ -196,7 +196,7 @@ struct ServeOpsTests {
         let port = r.port
         // Bounded: 5 s at most 2000 queries/s, to loopback only.
         let perf = Task.detached {
-            try Command.run("/usr/bin/dnsperf", ["-s", "127.0.0.1", "-p", "\(port)", "-d", queries, "-l", "5", "-Q", "2000", "-c", "4", "-t", "3"],
+            try Shell.run("/usr/bin/dnsperf", ["-s", "127.0.0.1", "-p", "\(port)", "-d", queries, "-l", "5", "-Q", "2000", "-c", "4", "-t", "3"],
                             timeout: 30)
         }
         try await Task.sleep(for: .milliseconds(700))
@@ -212,7 +212,7 @@ struct ServeOpsTests {
         let sent = out.stdout.split(separator: "\n").first { $0.contains("Queries sent:") }
             .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
         #expect(sent >= 2000, "\(out.stdout)")
-        let m = try Command.http("http://127.0.0.1:\(r.metricsPort)/metrics")
+        let m = try Shell.http("http://127.0.0.1:\(r.metricsPort)/metrics")
         // Signals sent while one is being handled may be merged by the kernel, so the count is
         // "as many as were applied", each logged once (20 here unless the machine stalls).
         let applied = r.serve.stderr.components(separatedBy: "configuration reloaded").count - 1
@@ -241,11 +241,11 @@ struct ServeOpsTests {
         try await Task.sleep(for: .milliseconds(100))
         await client.close()
 
-        let h = try Command.http("http://127.0.0.1:\(r.metricsPort)/healthz")
+        let h = try Shell.http("http://127.0.0.1:\(r.metricsPort)/healthz")
         #expect(h.status == 200)
         #expect(h.body.trimmingCharacters(in: .whitespacesAndNewlines) == "ok")
 
-        let m = try Command.http("http://127.0.0.1:\(r.metricsPort)/metrics")
+        let m = try Shell.http("http://127.0.0.1:\(r.metricsPort)/metrics")
         #expect(m.status == 200)
         let v = Self.vpc
         #expect(Self.metric(m.body, #"vpcdns_dns_requests_total{vpc="\#(v)",proto="udp",decision="private-hosted-zone",rcode="NOERROR"}"#) == 1)
@@ -269,7 +269,7 @@ struct ServeOpsTests {
         #expect(m.body.contains("# TYPE vpcdns_dns_request_duration_seconds histogram"))
         #expect(m.body.contains("# TYPE vpcdns_dns_requests_total counter"))
 
-        #expect(try Command.http("http://127.0.0.1:\(r.metricsPort)/nope").status == 404)
+        #expect(try Shell.http("http://127.0.0.1:\(r.metricsPort)/nope").status == 404)
     }
 
     @Test("metrics of TCP connections (open, refused) and of an upstream that never answers")
@@ -281,7 +281,7 @@ struct ServeOpsTests {
         let silentEndpoint = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(silentPort))
         let nsd = try await NSDFixture()
         defer { nsd.stop() }
-        let serve = try ServeProcess()
+        let serve = try OpsServer()
         defer { serve.stop() }
         let port = try await Self.freePort()
         let metricsPort = try await Self.freePort()
@@ -297,7 +297,7 @@ struct ServeOpsTests {
         try await Task.sleep(for: .milliseconds(100))
         let second = try await TestTCPConnection.connect(to: server)
         #expect(await second.waitClosed(timeout: .seconds(2)))
-        var m = try Command.http("http://127.0.0.1:\(metricsPort)/metrics")
+        var m = try Shell.http("http://127.0.0.1:\(metricsPort)/metrics")
         #expect(Self.metric(m.body, "vpcdns_tcp_connections") == 1)
         #expect(Self.metric(m.body, "vpcdns_tcp_connections_refused_total") == 1)
         await first.close()
@@ -306,13 +306,13 @@ struct ServeOpsTests {
         let r = try Dig.query("www.example.org", server: server)
         #expect(r.status == "SERVFAIL")
         #expect(!silent.inbox.messages.withLock { $0 }.isEmpty)  // it was asked, and kept quiet
-        m = try Command.http("http://127.0.0.1:\(metricsPort)/metrics")
+        m = try Shell.http("http://127.0.0.1:\(metricsPort)/metrics")
         let timeouts = Self.metric(m.body, #"vpcdns_upstream_requests_total{target="\#(silentEndpoint)",result="timeout"}"#) ?? 0
         #expect(timeouts >= 1)
         #expect(Self.metric(m.body, #"vpcdns_upstream_requests_total{target="\#(silentEndpoint)",result="ok"}"#) == 0)
         #expect(Self.metric(m.body, #"vpcdns_dns_requests_total{vpc="\#(Self.vpc)",proto="udp",decision="upstream",rcode="SERVFAIL"}"#) == 1)
         #expect(try await Self.eventually(.seconds(3)) {
-            Self.metric(try Command.http("http://127.0.0.1:\(metricsPort)/metrics").body, "vpcdns_tcp_connections") == 0
+            Self.metric(try Shell.http("http://127.0.0.1:\(metricsPort)/metrics").body, "vpcdns_tcp_connections") == 0
         })
     }
 
@@ -320,7 +320,7 @@ struct ServeOpsTests {
     func metricsBindFailure() async throws {
         let r = try await Self.start()
         defer { r.stop() }
-        let other = try ServeProcess()
+        let other = try OpsServer()
         defer { other.stop() }
         let port = try await Self.freePort()
         try other.write("ops.internal.zone", Self.zone(www: "10.9.0.1"))
@@ -338,8 +338,8 @@ struct ServeOpsTests {
         try r.serve.write("vpcdns.yaml", Self.config(listen: r.port, metrics: newPort, upstream: r.nsd.endpoint))
         r.serve.signal(SIGHUP)
         #expect(await r.serve.waitForStderr("metrics closed on http 127.0.0.1:\(r.metricsPort)"))
-        #expect(try Command.http("http://127.0.0.1:\(newPort)/healthz").status == 200)
-        #expect(try Command.http("http://127.0.0.1:\(r.metricsPort)/healthz").status == 0)  // connection refused
+        #expect(try Shell.http("http://127.0.0.1:\(newPort)/healthz").status == 200)
+        #expect(try Shell.http("http://127.0.0.1:\(r.metricsPort)/healthz").status == 0)  // connection refused
     }
 
     // MARK: - P2 and RFC 8482
@@ -377,7 +377,7 @@ struct ServeOpsTests {
         #expect(fwd.answers.count == 1)
         #expect(fwd.answers.first?.contains("HINFO") == true && fwd.answers.first?.contains("\"RFC8482\" \"\"") == true, "\(fwd.answers)")
         #expect(!fwd.flags.contains("aa"))
-        let m = try Command.http("http://127.0.0.1:\(r.metricsPort)/metrics")
+        let m = try Shell.http("http://127.0.0.1:\(r.metricsPort)/metrics")
         #expect(!m.body.contains("vpcdns_upstream_requests_total"))
         // dig may ask ANY over TCP: either transport.
         let answered = ["udp", "tcp"].compactMap {

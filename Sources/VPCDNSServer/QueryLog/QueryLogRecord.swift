@@ -14,24 +14,47 @@ import VPCDNSCore
 public struct QueryLogRecord: Sendable {
     public enum CacheUse: String, Sendable { case hit, miss, none }
 
+    /// A name field: text as given, or a DNS name written straight from its wire form (the
+    /// per-query path, which so never builds the name's text as a String).
+    public enum Name: Sendable {
+        case text(String)
+        /// The question's name as asked: case kept, trailing dot (`query_name`).
+        case asked(DNSQuestion)
+        /// A zone or rule domain: lower case as configured, no trailing dot (`vpcdns.zone`).
+        case domain(DNSName)
+    }
+
+    /// The client address: text as given, or the address itself.
+    public enum Address: Sendable {
+        case text(String)
+        case ip(IPAddress)
+    }
+
+    /// The answer section: (Rdata, Type, Class) texts, or the records themselves, formatted
+    /// while the line is written.
+    public enum Answers: Sendable {
+        case text([(rdata: String, type: String, rrClass: String)])
+        case records([ResourceRecord])
+    }
+
     public var accountID: String
     public var region: String
     public var vpcID: String
     /// Wall-clock time of receipt, microseconds since the Unix epoch.
     public var receivedAtMicros: Int64
     /// The name as asked, case kept, with a trailing dot; `-` when unreadable.
-    public var queryName: String
+    public var queryName: Name
     public var queryType: String
     public var queryClass: String
     public var rcode: String
-    /// (Rdata, Type, Class) in answer-section order.
-    public var answers: [(rdata: String, type: String, rrClass: String)]
-    public var srcAddr: String
+    /// In answer-section order.
+    public var answers: Answers
+    public var srcAddr: Address
     public var srcPort: UInt16
     public var transport: String
     public var resolverEndpoint: String?
     public var decision: String
-    public var zone: String?
+    public var zone: Name?
     public var zoneID: String?
     public var reason: String?
     public var cache: CacheUse
@@ -39,9 +62,9 @@ public struct QueryLogRecord: Sendable {
     public var via: String
     public var latencyMicros: Int64
 
-    public init(accountID: String, region: String, vpcID: String, receivedAtMicros: Int64, queryName: String, queryType: String,
-                queryClass: String, rcode: String, answers: [(rdata: String, type: String, rrClass: String)], srcAddr: String,
-                srcPort: UInt16, transport: String, resolverEndpoint: String?, decision: String, zone: String?, zoneID: String?,
+    public init(accountID: String, region: String, vpcID: String, receivedAtMicros: Int64, queryName: Name, queryType: String,
+                queryClass: String, rcode: String, answers: Answers, srcAddr: Address,
+                srcPort: UInt16, transport: String, resolverEndpoint: String?, decision: String, zone: Name?, zoneID: String?,
                 reason: String?, cache: CacheUse, upstream: String?, via: String, latencyMicros: Int64) {
         self.accountID = accountID
         self.region = region
@@ -66,43 +89,439 @@ public struct QueryLogRecord: Sendable {
         self.latencyMicros = latencyMicros
     }
 
+    /// Every field as text.
+    public init(accountID: String, region: String, vpcID: String, receivedAtMicros: Int64, queryName: String, queryType: String,
+                queryClass: String, rcode: String, answers: [(rdata: String, type: String, rrClass: String)], srcAddr: String,
+                srcPort: UInt16, transport: String, resolverEndpoint: String?, decision: String, zone: String?, zoneID: String?,
+                reason: String?, cache: CacheUse, upstream: String?, via: String, latencyMicros: Int64) {
+        self.init(accountID: accountID, region: region, vpcID: vpcID, receivedAtMicros: receivedAtMicros, queryName: .text(queryName),
+                  queryType: queryType, queryClass: queryClass, rcode: rcode, answers: .text(answers), srcAddr: .text(srcAddr),
+                  srcPort: srcPort, transport: transport, resolverEndpoint: resolverEndpoint, decision: decision,
+                  zone: zone.map { .text($0) }, zoneID: zoneID, reason: reason, cache: cache, upstream: upstream, via: via,
+                  latencyMicros: latencyMicros)
+    }
+
+    /// The mnemonic of a type (`A`, `TYPE65534`); the common ones without a table lookup.
+    public static func text(_ t: RRType) -> String {
+        switch t.rawValue {
+        case RRType.a.rawValue: "A"
+        case RRType.aaaa.rawValue: "AAAA"
+        case RRType.cname.rawValue: "CNAME"
+        default: t.description
+        }
+    }
+
+    /// The mnemonic of a class (`IN`, `CH`).
+    public static func text(_ c: RRClass) -> String {
+        c == .in ? "IN" : c.description
+    }
+
     /// The record as one JSON line, newline included.
     public func jsonLine() -> String {
-        var s = ""
-        s.reserveCapacity(512)
-        s += #"{"version":"1.100000","account_id":"#
-        JSONValue.writeString(accountID, to: &s)
-        s += #","region":"#; JSONValue.writeString(region, to: &s)
-        s += #","vpc_id":"#; JSONValue.writeString(vpcID, to: &s)
-        s += #","query_timestamp":""#; s += Timestamp.iso8601(micros: receivedAtMicros, fraction: false); s += "\""
-        s += #","query_name":"#; JSONValue.writeString(queryName, to: &s)
-        s += #","query_type":"#; JSONValue.writeString(queryType, to: &s)
-        s += #","query_class":"#; JSONValue.writeString(queryClass, to: &s)
-        s += #","rcode":"#; JSONValue.writeString(rcode, to: &s)
-        s += #","answers":["#
-        for (i, a) in answers.enumerated() {
-            if i > 0 { s += "," }
-            s += #"{"Rdata":"#; JSONValue.writeString(a.rdata, to: &s)
-            s += #","Type":"#; JSONValue.writeString(a.type, to: &s)
-            s += #","Class":"#; JSONValue.writeString(a.rrClass, to: &s)
-            s += "}"
+        var sink = ByteSink()
+        write(to: &sink)
+        return sink.withBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Appends the record as one JSON line (newline included) to `bytes` as UTF-8.
+    public func write(to bytes: inout [UInt8]) {
+        var sink = ByteSink()
+        write(to: &sink)
+        sink.withBytes { bytes.append(contentsOf: $0) }
+    }
+
+    /// Appends the record as one JSON line (newline included) to `out` as UTF-8.
+    ///
+    /// Written byte by byte into one array: literals are copied from static strings, strings
+    /// are escaped in runs, numbers and timestamps are formatted without any intermediate
+    /// String (this runs once per query, L2).
+    func write(to out: inout ByteSink) {
+        JSONBytes.literal(#"{"version":"1.100000","account_id":"#, to: &out)
+        JSONBytes.string(accountID, to: &out)
+        JSONBytes.literal(#","region":"#, to: &out); JSONBytes.string(region, to: &out)
+        JSONBytes.literal(#","vpc_id":"#, to: &out); JSONBytes.string(vpcID, to: &out)
+        // The date and time to the second are written once and copied for received_at.
+        let micros = receivedAtMicros
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        JSONBytes.literal(#","query_timestamp":""#, to: &out)
+        let dateTime = out.count
+        Timestamp.writeDateTime(seconds: seconds, to: &out)
+        JSONBytes.literal(#"Z""#, to: &out)
+        JSONBytes.literal(#","query_name":"#, to: &out); JSONBytes.name(queryName, to: &out)
+        JSONBytes.literal(#","query_type":"#, to: &out); JSONBytes.string(queryType, to: &out)
+        JSONBytes.literal(#","query_class":"#, to: &out); JSONBytes.string(queryClass, to: &out)
+        JSONBytes.literal(#","rcode":"#, to: &out); JSONBytes.string(rcode, to: &out)
+        JSONBytes.literal(#","answers":["#, to: &out)
+        switch answers {
+        case .text(let list):
+            for i in list.indices {
+                if i > 0 { out.append(0x2C) }
+                JSONBytes.literal(#"{"Rdata":"#, to: &out); JSONBytes.string(list[i].rdata, to: &out)
+                JSONBytes.literal(#","Type":"#, to: &out); JSONBytes.string(list[i].type, to: &out)
+                JSONBytes.literal(#","Class":"#, to: &out); JSONBytes.string(list[i].rrClass, to: &out)
+                out.append(0x7D)
+            }
+        case .records(let records):
+            for i in records.indices {
+                if i > 0 { out.append(0x2C) }
+                let r = records[i]
+                JSONBytes.literal(#"{"Rdata":"#, to: &out)
+                if !JSONBytes.rdata(r.type, r.rdata, to: &out) {
+                    JSONBytes.string(r.rdataText, to: &out)
+                }
+                JSONBytes.literal(#","Type":"#, to: &out); JSONBytes.string(QueryLogRecord.text(r.type), to: &out)
+                JSONBytes.literal(#","Class":"#, to: &out); JSONBytes.string(QueryLogRecord.text(r.rrClass), to: &out)
+                out.append(0x7D)
+            }
         }
-        s += #"],"srcaddr":"#; JSONValue.writeString(srcAddr, to: &s)
-        s += #","srcport":""#; s += String(srcPort); s += "\""
-        s += #","transport":""#; s += transport; s += "\""
-        s += #","srcids":{"#
-        if let r = resolverEndpoint { s += #""resolver_endpoint":"#; JSONValue.writeString(r, to: &s) }
-        s += #"},"vpcdns":{"decision":""#; s += decision; s += "\""
-        if let z = zone { s += #","zone":"#; JSONValue.writeString(z, to: &s) }
-        if let z = zoneID { s += #","zone_id":"#; JSONValue.writeString(z, to: &s) }
-        if let r = reason { s += #","reason":"#; JSONValue.writeString(r, to: &s) }
-        s += #","cache":""#; s += cache.rawValue; s += "\""
-        if let u = upstream { s += #","upstream":"#; JSONValue.writeString(u, to: &s) }
-        s += #","via":""#; s += via; s += "\""
-        s += #","received_at":""#; s += Timestamp.iso8601(micros: receivedAtMicros, fraction: true); s += "\""
-        s += #","latency_us":"#; s += String(max(0, latencyMicros))
-        s += "}}\n"
-        return s
+        JSONBytes.literal(#"],"srcaddr":"#, to: &out)
+        switch srcAddr {
+        case .text(let t): JSONBytes.string(t, to: &out)
+        case .ip(.v4(let v)): out.append(0x22); JSONBytes.dottedQuad(v, to: &out); out.append(0x22)
+        case .ip(let ip): JSONBytes.string(ip.description, to: &out)
+        }
+        JSONBytes.literal(#","srcport":""#, to: &out); JSONBytes.decimal(UInt64(srcPort), to: &out); out.append(0x22)
+        JSONBytes.literal(#","transport":"#, to: &out); JSONBytes.string(transport, to: &out)
+        JSONBytes.literal(#","srcids":{"#, to: &out)
+        if let r = resolverEndpoint { JSONBytes.literal(#""resolver_endpoint":"#, to: &out); JSONBytes.string(r, to: &out) }
+        JSONBytes.literal(#"},"vpcdns":{"decision":"#, to: &out); JSONBytes.string(decision, to: &out)
+        if let z = zone { JSONBytes.literal(#","zone":"#, to: &out); JSONBytes.name(z, to: &out) }
+        if let z = zoneID { JSONBytes.literal(#","zone_id":"#, to: &out); JSONBytes.string(z, to: &out) }
+        if let r = reason { JSONBytes.literal(#","reason":"#, to: &out); JSONBytes.string(r, to: &out) }
+        switch cache {
+        case .hit: JSONBytes.literal(#","cache":"hit""#, to: &out)
+        case .miss: JSONBytes.literal(#","cache":"miss""#, to: &out)
+        case .none: JSONBytes.literal(#","cache":"none""#, to: &out)
+        }
+        if let u = upstream { JSONBytes.literal(#","upstream":"#, to: &out); JSONBytes.string(u, to: &out) }
+        JSONBytes.literal(#","via":"#, to: &out); JSONBytes.string(via, to: &out)
+        JSONBytes.literal(#","received_at":""#, to: &out)
+        out.appendCopy(from: dateTime, count: Timestamp.dateTimeLength)
+        out.append(0x2E)
+        JSONBytes.padded(UInt64(micros - seconds * 1_000_000), width: 6, to: &out)
+        JSONBytes.literal(#"Z""#, to: &out)
+        JSONBytes.literal(#","latency_us":"#, to: &out); JSONBytes.decimal(UInt64(max(0, latencyMicros)), to: &out)
+        JSONBytes.literal("}}\n", to: &out)
+    }
+}
+
+/// A growable byte buffer for one line: appends are a bounds check and a store (no Array
+/// uniqueness or capacity bookkeeping per byte). Owns its memory; not copyable.
+struct ByteSink: ~Copyable {
+    var base: UnsafeMutablePointer<UInt8>
+    var capacity: Int
+    var count = 0
+    /// False while `base` is memory lent by the caller (a stack buffer), which is not freed.
+    var owned: Bool
+
+    init(capacity: Int = 1024) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+        owned = true
+    }
+
+    /// Starts in `buffer` (not freed here); moves to the heap only if a line outgrows it.
+    init(buffer: UnsafeMutableBufferPointer<UInt8>) {
+        base = buffer.baseAddress!
+        capacity = buffer.count
+        owned = false
+    }
+
+    deinit { if owned { base.deallocate() } }
+
+    /// Room for `n` more bytes.
+    @inline(__always)
+    mutating func reserve(_ n: Int) {
+        if count + n > capacity { grow(count + n) }
+    }
+
+    mutating func grow(_ needed: Int) {
+        var c = capacity * 2
+        while c < needed { c *= 2 }
+        let new = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        new.initialize(from: base, count: count)
+        if owned { base.deallocate() }
+        base = new
+        capacity = c
+        owned = true
+    }
+
+    @inline(__always)
+    mutating func append(_ b: UInt8) {
+        reserve(1)
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func append(contentsOf b: UnsafeBufferPointer<UInt8>) {
+        guard let p = b.baseAddress, b.count > 0 else { return }
+        reserve(b.count)
+        (base + count).initialize(from: p, count: b.count)
+        count += b.count
+    }
+
+    mutating func truncate(to n: Int) { count = min(count, n) }
+
+    /// Appends a copy of `count` bytes already written at `offset`.
+    mutating func appendCopy(from offset: Int, count n: Int) {
+        reserve(n)
+        (base + count).initialize(from: base + offset, count: n)
+        count += n
+    }
+
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+}
+
+/// JSON pieces written straight into a byte buffer (UTF-8).
+enum JSONBytes {
+    @inline(__always)
+    static func literal(_ s: StaticString, to out: inout ByteSink) {
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    /// A JSON string, quoted and escaped as RFC 8259 (and `JSONValue.writeString`) does:
+    /// `\"`, `\\`, `\n`, `\r`, `\t`, other control characters as `\u00XX`; everything else as is.
+    static func string(_ s: String, to out: inout ByteSink) {
+        out.append(0x22)
+        var s = s
+        s.withUTF8 { u in
+            var run = 0
+            for i in 0..<u.count {
+                let c = u[i]
+                guard c == 0x22 || c == 0x5C || c < 0x20 else { continue }
+                if run < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[run..<i])) }
+                switch c {
+                case 0x22: out.append(0x5C); out.append(0x22)
+                case 0x5C: out.append(0x5C); out.append(0x5C)
+                case 0x0A: out.append(0x5C); out.append(0x6E)
+                case 0x0D: out.append(0x5C); out.append(0x72)
+                case 0x09: out.append(0x5C); out.append(0x74)
+                default:
+                    literal("\\u00", to: &out)
+                    out.append(hexDigit(c >> 4))
+                    out.append(hexDigit(c & 0x0F))
+                }
+                run = i + 1
+            }
+            if run < u.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[run..<u.count])) }
+        }
+        out.append(0x22)
+    }
+
+    /// A name field as a JSON string.
+    static func name(_ n: QueryLogRecord.Name, to out: inout ByteSink) {
+        switch n {
+        case .text(let t): string(t, to: &out)
+        case .asked(let q): wireName(q.name.wire, caseMask: q.caseMask, trailingDot: true, to: &out)
+        case .domain(let d): wireName(d.wire, caseMask: nil, trailingDot: false, to: &out)
+        }
+    }
+
+    /// A wire-form name in presentation form as a JSON string: what `DNSQuestion.originalNameText`
+    /// (with the trailing dot) or `DNSName.text` (without) gives, then JSON-escaped. Letters the
+    /// case mask marks are upper-cased as `originalNameWire` does; `.\";()@$` in a label are
+    /// backslash-escaped and bytes outside `!`...`~` written `\DDD`, as `appendEscaped` does. The
+    /// root is `.`; a malformed wire name (never produced by DNSWire) is written as `.` too.
+    static func wireName(_ wire: [UInt8], caseMask: NameCaseMask?, trailingDot: Bool, to out: inout ByteSink) {
+        out.append(0x22)
+        wire.withUnsafeBufferPointer { w in
+            if nameEnd(w, at: 0) != nil {
+                nameText(w, at: 0, caseMask: caseMask, trailingDot: trailingDot, to: &out)
+            } else {
+                out.append(0x2E)  // never produced by DNSWire; written as the root
+            }
+        }
+        out.append(0x22)
+    }
+
+    /// The rdata of the common types (A, AAAA, NS, CNAME, PTR, DNAME, MX, TXT, SPF) as a JSON
+    /// string holding exactly what `RDataFormatter.presentation` gives. Returns false, having
+    /// written nothing, for other types and for rdata not of its type's shape: the caller then
+    /// uses `rdataText` (RFC 3597 form and the rarer types).
+    static func rdata(_ type: RRType, _ rdata: [UInt8], to out: inout ByteSink) -> Bool {
+        rdata.withUnsafeBufferPointer { b in
+            switch type.rawValue {
+            case RRType.a.rawValue:
+                guard b.count == 4 else { return false }
+                out.append(0x22)
+                dottedQuad(UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3]), to: &out)
+                out.append(0x22)
+            case RRType.aaaa.rawValue:
+                guard b.count == 16 else { return false }
+                out.append(0x22)
+                ipv6(b, to: &out)
+                out.append(0x22)
+            case RRType.ns.rawValue, RRType.cname.rawValue, RRType.ptr.rawValue, 39:  // DNAME
+                guard nameEnd(b, at: 0) == b.count else { return false }
+                out.append(0x22)
+                nameText(b, at: 0, caseMask: nil, trailingDot: true, to: &out)
+                out.append(0x22)
+            case RRType.mx.rawValue:
+                guard b.count >= 3, nameEnd(b, at: 2) == b.count else { return false }
+                out.append(0x22)
+                decimal(UInt64(b[0]) << 8 | UInt64(b[1]), to: &out)
+                out.append(0x20)
+                nameText(b, at: 2, caseMask: nil, trailingDot: true, to: &out)
+                out.append(0x22)
+            case RRType.txt.rawValue, RRType.spf.rawValue:
+                // One or more character-strings filling the rdata exactly.
+                var i = 0
+                while i < b.count { i += 1 + Int(b[i]) }
+                guard !b.isEmpty, i == b.count else { return false }
+                out.append(0x22)
+                i = 0
+                while i < b.count {
+                    if i > 0 { out.append(0x20) }
+                    let len = Int(b[i])
+                    literal(#"\""#, to: &out)
+                    for j in (i + 1)..<(i + 1 + len) {
+                        let c = b[j]
+                        switch c {
+                        case 0x22: literal(#"\\\""#, to: &out)  // \" in the text
+                        case 0x5C: literal(#"\\\\"#, to: &out)  // \\ in the text
+                        case 0x20...0x7E: out.append(c)
+                        default: literal(#"\\"#, to: &out); padded(UInt64(c), width: 3, to: &out)
+                        }
+                    }
+                    literal(#"\""#, to: &out)
+                    i += 1 + len
+                }
+                out.append(0x22)
+            default:
+                return false
+            }
+            return true
+        }
+    }
+
+    /// Where the uncompressed name at `start` ends, or nil when it runs past the end or breaks
+    /// the limits `RDataFormatter.name` checks (labels of at most 63, names of at most 255).
+    static func nameEnd(_ b: UnsafeBufferPointer<UInt8>, at start: Int) -> Int? {
+        var i = start
+        while true {
+            guard i >= 0, i < b.count else { return nil }
+            let len = Int(b[i])
+            if len == 0 { return i + 1 }
+            guard len <= 63, i + 1 + len <= b.count, i + 1 + len - start + 1 <= DNSName.maxWireLength else { return nil }
+            i += len + 1
+        }
+    }
+
+    /// The labels of a well-formed name at `start` in presentation form, JSON-escaped, without
+    /// quotes: `.` between labels (and after the last with `trailingDot`), the root as `.`.
+    static func nameText(_ w: UnsafeBufferPointer<UInt8>, at start: Int, caseMask: NameCaseMask?, trailingDot: Bool,
+                         to out: inout ByteSink) {
+        var i = start
+        var first = true
+        while i < w.count {
+            let len = Int(w[i])
+            if len == 0 { break }
+            if !first { out.append(0x2E) }
+            first = false
+            for j in (i + 1)...(i + len) {
+                var c = w[j]
+                if let m = caseMask, m.isSet(j) { c &= ~0x20 }
+                switch c {
+                case 0x2E, 0x3B, 0x28, 0x29, 0x40, 0x24:  // . ; ( ) @ $ -> \c, the backslash JSON-escaped
+                    out.append(0x5C); out.append(0x5C); out.append(c)
+                case 0x5C:  // \\ in the name
+                    literal(#"\\\\"#, to: &out)
+                case 0x22:  // \" in the name
+                    literal(#"\\\""#, to: &out)
+                case 0x21...0x7E:
+                    out.append(c)
+                default:  // \DDD
+                    out.append(0x5C); out.append(0x5C)
+                    padded(UInt64(c), width: 3, to: &out)
+                }
+            }
+            i += 1 + len
+        }
+        if first || trailingDot { out.append(0x2E) }
+    }
+
+    /// RFC 5952 text of 16 address bytes, as `RDataFormatter.ipv6Text` writes it.
+    static func ipv6(_ b: UnsafeBufferPointer<UInt8>, to out: inout ByteSink) {
+        var groups: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) = (0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &groups) { raw in
+            let g = raw.bindMemory(to: UInt16.self)
+            for k in 0..<8 { g[k] = UInt16(b[2 * k]) << 8 | UInt16(b[2 * k + 1]) }
+        }
+        withUnsafeBytes(of: &groups) { raw in
+            let g = raw.bindMemory(to: UInt16.self)
+            if g[0] == 0 && g[1] == 0 && g[2] == 0 && g[3] == 0 && g[4] == 0 && g[5] == 0xFFFF {
+                literal("::ffff:", to: &out)
+                dottedQuad(UInt32(b[12]) << 24 | UInt32(b[13]) << 16 | UInt32(b[14]) << 8 | UInt32(b[15]), to: &out)
+                return
+            }
+            var bestStart = -1, bestLength = 0
+            var k = 0
+            while k < 8 {
+                if g[k] == 0 {
+                    var e = k
+                    while e < 8 && g[e] == 0 { e += 1 }
+                    if e - k > bestLength { bestStart = k; bestLength = e - k }
+                    k = e
+                } else {
+                    k += 1
+                }
+            }
+            if bestLength < 2 { bestStart = -1 }
+            var needColon = false
+            k = 0
+            while k < 8 {
+                if k == bestStart {
+                    out.append(0x3A); out.append(0x3A)
+                    k += bestLength
+                    needColon = false
+                    continue
+                }
+                if needColon { out.append(0x3A) }
+                let v = g[k]
+                var started = false
+                for shift in stride(from: 12, through: 0, by: -4) {
+                    let d = UInt8((v >> UInt16(shift)) & 0xF)
+                    if d != 0 || started || shift == 0 { out.append(hexDigit(d)); started = true }
+                }
+                needColon = true
+                k += 1
+            }
+        }
+    }
+
+    /// `a.b.c.d` for an IPv4 address held as a number.
+    static func dottedQuad(_ v: UInt32, to out: inout ByteSink) {
+        decimal(UInt64(v >> 24), to: &out); out.append(0x2E)
+        decimal(UInt64((v >> 16) & 0xFF), to: &out); out.append(0x2E)
+        decimal(UInt64((v >> 8) & 0xFF), to: &out); out.append(0x2E)
+        decimal(UInt64(v & 0xFF), to: &out)
+    }
+
+    @inline(__always)
+    static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
+
+    /// `v` in decimal.
+    static func decimal(_ v: UInt64, to out: inout ByteSink) {
+        var digits = 1
+        var n = v
+        while n >= 10 { n /= 10; digits += 1 }
+        padded(v, width: digits, to: &out)
+    }
+
+    /// The last `width` decimal digits of `v`, zero-padded.
+    static func padded(_ v: UInt64, width: Int, to out: inout ByteSink) {
+        out.reserve(width)
+        var x = v
+        var i = out.count + width - 1
+        while i >= out.count {
+            out.base[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
+            x /= 10
+            i -= 1
+        }
+        out.count += width
     }
 }
 
@@ -120,6 +539,38 @@ public enum Timestamp {
         var out = "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))"
         if fraction { out += "." + pad(Int32(micros % 1_000_000), 6) }
         return out + "Z"
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS`: 19 bytes.
+    static let dateTimeLength = 19
+
+    /// `2026-11-27T20:15:03` (UTC) for seconds since the epoch, by arithmetic (H. Hinnant's
+    /// civil-from-days), without gmtime_r. Years 0...9999.
+    static func writeDateTime(seconds: Int64, to out: inout ByteSink) {
+        var days = seconds / 86_400
+        var rem = seconds % 86_400
+        if rem < 0 { rem += 86_400; days -= 1 }
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        JSONBytes.padded(UInt64(clamping: year), width: 4, to: &out)
+        out.append(0x2D); two(month, &out)
+        out.append(0x2D); two(day, &out)
+        out.append(0x54); two(rem / 3_600, &out)
+        out.append(0x3A); two(rem / 60 % 60, &out)
+        out.append(0x3A); two(rem % 60, &out)
+    }
+
+    @inline(__always)
+    private static func two(_ v: Int64, _ out: inout ByteSink) {
+        out.append(0x30 &+ UInt8(truncatingIfNeeded: v / 10))
+        out.append(0x30 &+ UInt8(truncatingIfNeeded: v % 10))
     }
 
     /// Wall-clock microseconds since the epoch (the shell reads the clock; the core never does).

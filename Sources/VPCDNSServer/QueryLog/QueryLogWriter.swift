@@ -9,18 +9,27 @@ import Synchronization
 
 /// L1–L3: writes query-log lines without ever blocking the answering path.
 ///
-/// Answering threads only append a finished line to a bounded in-memory batch under a short
-/// lock (`submit`). A single writer task swaps the batch out every 50 ms and writes it with
-/// one `write(2)`. When the batch is full, a record is dropped and counted — never silently:
+/// Answering threads encode a record into bytes on their own, then copy them to the end of a
+/// bounded in-memory batch (one byte array) under a short lock (`submit`). A single writer
+/// task swaps the batch out every 50 ms and writes it with one `write(2)`; the two byte arrays
+/// are reused, so a steady load allocates nothing here. When the batch is full, a record is dropped and counted — never silently:
 /// the count is a metric and is logged at shutdown (L2). SIGUSR1 asks for a reopen, done by
 /// the writer between two batches, so a record lands in the old file or the new one (L3).
 /// On graceful shutdown every accepted record is written before `run` returns (O3).
 public final class QueryLogWriter: Service, Sendable {
     struct State {
-        var batch: [String] = []
+        /// Finished lines, newlines included, one after another.
+        var batch: [UInt8] = []
+        /// Lines in `batch`.
+        var lines = 0
+        /// The array written last, emptied, kept for the next swap.
+        var spare: [UInt8] = []
         var accepted: UInt64 = 0
         var dropped: UInt64 = 0
         var reopenRequested = false
+        /// Set by the final flush: a record that comes later cannot be written any more, so it
+        /// is dropped and counted rather than accepted and lost.
+        var closed = false
     }
 
     public let path: String
@@ -64,15 +73,34 @@ public final class QueryLogWriter: Service, Sendable {
     }
 
     /// Hands one finished line (with its newline) to the writer. Never blocks on I/O.
-    /// Returns false when the record had to be dropped (the batch is full).
+    /// Returns false when the record had to be dropped (the batch is full, or closed).
     @discardableResult
     public func submit(_ line: String) -> Bool {
+        var line = line
+        return line.withUTF8 { submit(bytes: $0) }
+    }
+
+    /// Encodes `record` and hands it to the writer (the per-query path).
+    @discardableResult
+    public func submit(_ record: QueryLogRecord) -> Bool {
+        // Encoded in a stack buffer (a line rarely needs more; ByteSink moves to the heap if so).
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
+            var sink = ByteSink(buffer: buffer)
+            record.write(to: &sink)
+            return sink.withBytes { submit(bytes: $0) }
+        }
+    }
+
+    /// Hands one finished line, as UTF-8 with its newline, to the writer.
+    @discardableResult
+    public func submit(bytes line: UnsafeBufferPointer<UInt8>) -> Bool {
         state.withLock { s in
-            if s.batch.count >= capacity {
+            if s.lines >= capacity || s.closed {
                 s.dropped += 1
                 return false
             }
-            s.batch.append(line)
+            s.batch.append(contentsOf: line)
+            s.lines += 1
             s.accepted += 1
             return true
         }
@@ -88,17 +116,28 @@ public final class QueryLogWriter: Service, Sendable {
         return (a, written.load(ordering: .relaxed), d)
     }
 
-    /// Writes whatever is pending now (also used at shutdown).
-    public func flush() {
-        let (lines, reopen) = state.withLock { s -> ([String], Bool) in
-            let out = s.batch
-            s.batch.removeAll(keepingCapacity: true)
+    /// Writes whatever is pending now (also used at shutdown). `final` closes the batch to
+    /// new records in the same critical section, so none is accepted after the last write.
+    public func flush(final: Bool = false) {
+        var (bytes, lines, reopen) = state.withLock { s -> ([UInt8], Int, Bool) in
+            var out = s.spare
+            s.spare = []
+            swap(&out, &s.batch)
+            let n = s.lines
+            s.lines = 0
             let r = s.reopenRequested
             s.reopenRequested = false
-            return (out, r)
+            if final { s.closed = true }
+            return (out, n, r)
         }
-        if !lines.isEmpty { writeAll(lines) }
+        if lines > 0 { writeAll(bytes, lines: lines) }
         if reopen { reopenFile() }
+        if !final {
+            bytes.removeAll(keepingCapacity: true)
+            state.withLock { s in
+                if s.spare.capacity < bytes.capacity { swap(&s.spare, &bytes) }
+            }
+        }
     }
 
     private func reopenFile() {
@@ -113,10 +152,7 @@ public final class QueryLogWriter: Service, Sendable {
         }
     }
 
-    private func writeAll(_ lines: [String]) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(lines.count * 400)
-        for l in lines { bytes.append(contentsOf: l.utf8) }
+    private func writeAll(_ bytes: [UInt8], lines: Int) {
         let f = fd.load(ordering: .acquiring)
         var off = 0
         bytes.withUnsafeBytes { raw in
@@ -130,7 +166,7 @@ public final class QueryLogWriter: Service, Sendable {
                 off += n
             }
         }
-        written.add(UInt64(lines.count), ordering: .relaxed)
+        written.add(UInt64(lines), ordering: .relaxed)
     }
 
     public func run() async throws {
@@ -141,9 +177,9 @@ public final class QueryLogWriter: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(50))
             }
         } onGracefulShutdown: {}
-        flush()
+        flush(final: true)
         let c = counts
-        logger.info("query log closed", metadata: ["written": "\(c.written)", "dropped": "\(c.dropped)"])
+        logger.info("query log closed", metadata: ["accepted": "\(c.accepted)", "written": "\(c.written)", "dropped": "\(c.dropped)"])
         if c.dropped > 0 {
             logger.warning("query log dropped \(c.dropped) record(s): the writer could not keep up (L2)")
         }

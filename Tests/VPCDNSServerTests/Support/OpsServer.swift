@@ -11,7 +11,7 @@ import Darwin
 /// folder holding the config and zone files, stderr captured to a file.
 ///
 /// Loopback only: every address in the configs these tests write is 127.0.0.1.
-final class ServeProcess: @unchecked Sendable {
+final class OpsServer: @unchecked Sendable {
     // @unchecked: `child` is set once in `start`; tests drive one instance from one task.
     static let root: String = {
         var url = URL(fileURLWithPath: #filePath)
@@ -37,12 +37,12 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     struct MissingBinary: Error, CustomStringConvertible {
-        var description: String { "\(ServeProcess.binary) is missing: run `swift build` first (make test does)" }
+        var description: String { "\(OpsServer.binary) is missing: run `swift build` first (make test does)" }
     }
 
     /// Starts `vpcdns serve --config vpcdns.yaml ARGS`.
     func start(_ args: [String] = []) throws {
-        guard FileManager.default.isExecutableFile(atPath: ServeProcess.binary) else { throw MissingBinary() }
+        guard FileManager.default.isExecutableFile(atPath: OpsServer.binary) else { throw MissingBinary() }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -60,10 +60,10 @@ final class ServeProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([ServeProcess.binary, "serve", "--config", configPath] + args).map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = ([OpsServer.binary, "serve", "--config", configPath] + args).map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, ServeProcess.binary, &actions, &attr, argv, environ)
+        let rc = posix_spawn(&pid, OpsServer.binary, &actions, &attr, argv, environ)
         guard rc == 0 else { throw FixtureError("cannot start vpcdns: \(String(cString: strerror(rc)))") }
         self.pid = pid
     }
@@ -124,7 +124,7 @@ final class ServeProcess: @unchecked Sendable {
 }
 
 /// Runs a command to completion with a time bound; stdout as text.
-enum Command {
+enum Shell {
     struct Output {
         var status: Int32
         var stdout: String
