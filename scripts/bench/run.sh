@@ -89,6 +89,13 @@ run() {  # run SERVER WORKLOAD
     c) measure "$server" c "$WORK/q-miss.txt" "$BENCH_MISS_PASSES" ;;
   esac
   stop_server "$SERVER_PID"
+  if [ "$server" = vpcdns+qlog ]; then
+    # The log is bounded and may drop records under load: say how many it wrote.
+    local lines answered
+    lines=$(wc -l < "$WORK/queries.jsonl" 2>/dev/null || echo 0)
+    answered=$(tail -1 "$RESULTS" | tr '\t' '\n' | sed -n 's/^completed=//p')
+    echo "round ${round:-1}: query log wrote $lines lines for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries; $(grep -o 'dropped=[0-9]*' "$SERVER_LOG" | tail -1 || true)" >> "$WORK/qlog-notes.txt"
+  fi
 }
 
 # BENCH_ROUNDS rounds, each over every server: a busy spell of the machine then hits one
@@ -123,6 +130,8 @@ mkdir -p bench-results
   echo "Unbound: local-zone/local-data for the same private names, forward-zone \".\" to the same NSD, so-rcvbuf 4m,"
   echo "         msg-cache 50m + rrset-cache 100m (vpcdns cache_size 100000), iterator only; NSD: minimal-responses, reuseport."
   echo "answer check (vpcdns, Unbound and NSD give the same answers): $answer_check"
+  [ -f "$WORK/qlog-notes.txt" ] && sed 's/^/vpcdns+qlog (query_log to a file in the temp folder): /' "$WORK/qlog-notes.txt"
+  [ -x scripts/bench-querylog.sh ] && echo "the query log's cost alone, on/off alternating: scripts/bench-querylog.sh"
   echo
   python3 scripts/bench/report.py "$RESULTS" "$scale_file"
   echo
