@@ -94,7 +94,7 @@ run() {  # run SERVER WORKLOAD
     local lines answered
     lines=$(wc -l < "$WORK/queries.jsonl" 2>/dev/null || echo 0)
     answered=$(tail -1 "$RESULTS" | tr '\t' '\n' | sed -n 's/^completed=//p')
-    echo "round ${round:-1}: query log wrote $lines lines for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries; $(grep -o 'dropped=[0-9]*' "$SERVER_LOG" | tail -1 || true)" >> "$WORK/qlog-notes.txt"
+    echo "round ${round:-1}: query log wrote $lines lines for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries and the readiness probe$(grep -o "dropped=[0-9]*" "$SERVER_LOG" | tail -1 | sed "s/^/; /" || true)" >> "$WORK/qlog-notes.txt"
   fi
 }
 
