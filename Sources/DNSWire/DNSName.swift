@@ -159,9 +159,26 @@ public struct DNSName: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Canonical DNS order (RFC 4034 §6.1): by labels from the right.
     public static func < (a: DNSName, b: DNSName) -> Bool {
-        let la = a.labels.reversed().map(Array.init), lb = b.labels.reversed().map(Array.init)
-        for (x, y) in zip(la, lb) where x != y { return x.lexicographicallyPrecedes(y) }
-        return la.count < lb.count
+        a.canonicalOrderKey.lexicographicallyPrecedes(b.canonicalOrderKey)
+    }
+
+    /// Bytes whose plain lexicographic order is the canonical DNS order: the labels from
+    /// right to left, each followed by a 0. Sorting many names by this key costs one array
+    /// per name instead of several per comparison.
+    public var canonicalOrderKey: [UInt8] {
+        var starts: [Int] = []
+        var i = 0
+        while wire[i] != 0 {
+            starts.append(i)
+            i += Int(wire[i]) + 1
+        }
+        var key: [UInt8] = []
+        key.reserveCapacity(wire.count)
+        for s in starts.reversed() {
+            key.append(contentsOf: wire[(s + 1)..<(s + 1 + Int(wire[s]))])
+            key.append(0)
+        }
+        return key
     }
 }
 

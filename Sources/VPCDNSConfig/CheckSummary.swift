@@ -52,7 +52,8 @@ public struct CheckSummary: Sendable {
         let r2 = usable ? nil : "VPC has \(vpc.enableDNSSupport ? "enable_dns_hostnames" : "enable_dns_support"): false (R2): resolved publicly"
         var out: [Name] = []
         for z in model.hostedZones where z.vpcIDs.contains(vpc.id) {
-            let owners = Set(z.records.map(\.name) + z.aliases.map(\.name)).sorted().map(\.text)
+            let owners = Set(z.records.map(\.name) + z.aliases.map(\.name))
+                .map { ($0.canonicalOrderKey, $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }.map(\.1.text)
             out.append(Name(name: z.name.text, source: "phz",
                             detail: "private hosted zone \(z.id)" + (z.file.map { " from \($0)" } ?? "")
                                 + " (\(z.records.count) records, \(z.aliases.count) aliases): \(owners.joined(separator: ", "))",

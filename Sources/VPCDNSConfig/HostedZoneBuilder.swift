@@ -26,6 +26,8 @@ struct ParsedZone {
 struct HostedZoneBuilder {
     let reader: YAMLReader
     let configPath: String
+    /// Zone files already parsed, by resolved path and origin (see `ZoneFilePreloader`).
+    var preloaded: [ZoneFilePreloader.Key: Result<[ZoneFileRecord], ZoneFileError>] = [:]
 
     /// Types Route 53 accepts in a record set (aws-reference.md §6).
     static let route53Types: Set<RRType> = [.a, .aaaa, .caa, .cname, .ds, .mx, .naptr, .ns, .ptr, .soa, .spf, .srv, .txt]
@@ -81,7 +83,9 @@ struct HostedZoneBuilder {
 
     private func loadFile(_ file: String, zone: DNSName, key: String, into records: inout [ResourceRecord], _ origins: inout [RecordOrigin]) {
         do {
-            let loaded = try ZoneFile.load(path: file, origin: zone)
+            let loaded = try (preloaded[ZoneFilePreloader.Key(path: file, origin: zone)] ?? Result { () throws(ZoneFileError) in
+                try ZoneFile.load(path: file, origin: zone)
+            }).get()
             for r in loaded {
                 let origin = RecordOrigin(file: file, line: r.line, key: key)
                 guard r.record.name.isSubdomain(of: zone) else {

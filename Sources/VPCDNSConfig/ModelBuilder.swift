@@ -40,7 +40,8 @@ struct ModelBuilder {
         parsed.vpcs = reader.sequence(top["vpcs"], at: "vpcs").compactMap { vpc($0, $1) }
         parsed.endpoints = reader.sequence(top["endpoints"], at: "endpoints").compactMap { endpoint($0, $1) }
         parsed.services = reader.sequence(top["endpoint_services"], at: "endpoint_services").compactMap { service($0, $1) }
-        let zoneBuilder = HostedZoneBuilder(reader: reader, configPath: configPath)
+        var zoneBuilder = HostedZoneBuilder(reader: reader, configPath: configPath)
+        zoneBuilder.preloaded = ZoneFilePreloader.load(top["hosted_zones"], configPath: configPath)
         parsed.zones = reader.sequence(top["hosted_zones"], at: "hosted_zones").compactMap { zoneBuilder.zone($0, $1) }
         return parsed
     }
@@ -78,6 +79,7 @@ struct ModelBuilder {
         s.udpPayloadSize = reader.int(m["udp_payload_size"], at: "udp_payload_size", range: 512...65535) ?? s.udpPayloadSize
         s.tcpIdleTimeoutMs = reader.int(m["tcp_idle_timeout_ms"], at: "tcp_idle_timeout_ms", range: ms) ?? s.tcpIdleTimeoutMs
         s.maxTCPConnections = reader.int(m["max_tcp_connections"], at: "max_tcp_connections", range: 1...1_000_000) ?? s.maxTCPConnections
+        s.threads = reader.int(m["threads"], at: "threads", range: 1...256) ?? s.threads
         if let v = reader.string(m["default_vpc"], at: "default_vpc") {
             if IDFormat.isVPCID(v) { s.defaultVPC = v } else { reader.error("default_vpc", badID(v, "a VPC id", "vpc-")) }
         }

@@ -35,6 +35,9 @@ public struct Settings: Sendable, Equatable {
     public var udpPayloadSize = 1232
     public var tcpIdleTimeoutMs = 10_000
     public var maxTCPConnections = 1000
+    /// Event loops (threads) serving queries; nil = one per core. With a load generator on
+    /// the same small machine, fewer loops can mean less CPU per query (see the benchmark).
+    public var threads: Int? = nil
     public var defaultVPC: String? = nil
     /// Path as written, already resolved against the config file's folder; `-` is stdout.
     public var queryLog: String? = nil

@@ -71,7 +71,7 @@ public final class ServerRuntime: Sendable {
             do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
         }
         engine = QueryEngine(snapshot: snapshot, queryLog: queryLog, metrics: metrics)
-        group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: ServerRuntime.threads(loaded.model.settings))
         listeners = DNSListeners(group: group, processor: engine, configuration: ServerRuntime.listenerConfiguration(loaded.model.settings), logger: logger)
         exporter = MetricsExporter(metrics: metrics, engine: engine, listenerStats: listeners.stats)
         let endpoints = ServerRuntime.endpoints(loaded.model, override: listenOverride)
@@ -113,8 +113,13 @@ public final class ServerRuntime: Sendable {
         return out
     }
 
+    /// Event loops: `threads`, or one per core.
+    static func threads(_ s: Settings) -> Int { s.threads ?? System.coreCount }
+
     static func listenerConfiguration(_ s: Settings) -> ListenerConfiguration {
         var c = ListenerConfiguration()
+        // One UDP socket per event loop on each address (SO_REUSEPORT).
+        c.udpSocketsPerAddress = threads(s)
         c.tcpIdleTimeoutMilliseconds = s.tcpIdleTimeoutMs
         c.maxTCPConnections = s.maxTCPConnections
         return c
@@ -193,6 +198,9 @@ public final class ServerRuntime: Sendable {
             }
             await previous?.close()
             if let p = previous { logger.info("metrics closed on http \(p.bound)") }
+        }
+        if loaded.model.settings.threads != old.settings.threads {
+            logger.warning("threads changed: the new number of event loops takes effect at the next restart")
         }
         if loaded.model.settings.queryLog != old.settings.queryLog {
             logger.warning("query_log changed: the new path takes effect at the next restart")

@@ -17,6 +17,7 @@ import VPCDNSCore
         #expect(s.udpPayloadSize == 1232)
         #expect(s.tcpIdleTimeoutMs == 10_000)
         #expect(s.maxTCPConnections == 1000)
+        #expect(s.threads == nil, "one event loop per core")
         #expect(s.defaultVPC == nil)
         #expect(s.queryLog == nil)
         #expect(s.logCacheHits == true)
@@ -40,6 +41,7 @@ import VPCDNSCore
         query_log: logs/q.jsonl
         log_cache_hits: false
         metrics: 127.0.0.1:9153
+        threads: 1
         \(oneVPC)
         """, path: "conf/v.yaml")
         let s = c.model.settings
@@ -53,6 +55,7 @@ import VPCDNSCore
         #expect(s.queryLog == "conf/logs/q.jsonl")   // relative to the config's folder
         #expect(s.logCacheHits == false)
         #expect(s.metrics?.description == "127.0.0.1:9153")
+        #expect(s.threads == 1)
     }
 
     @Test func perEntryDefaults() throws {

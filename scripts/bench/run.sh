@@ -51,10 +51,11 @@ remember_pid "$UPSTREAM_PID"
 wait_ready "$UPSTREAM_PID" "$up_port" host1.example.com A "$WORK/upstream/nsd.log"
 bench_log "upstream NSD on 127.0.0.1:$up_port (pid $UPSTREAM_PID)"
 
-# start SERVER: vpcdns | vpcdns+qlog | unbound-1t | unbound-2t | nsd-1 | nsd-2
+# start SERVER: vpcdns | vpcdns-1t | vpcdns+qlog | unbound-1t | unbound-2t | nsd-1 | nsd-2
 start() {
   case "$1" in
     vpcdns) start_vpcdns "$WORK/vpcdns.yaml" "$1" ;;
+    vpcdns-1t) start_vpcdns "$WORK/vpcdns-1t.yaml" "$1" ;;
     vpcdns+qlog) rm -f "$WORK/queries.jsonl"; start_vpcdns "$WORK/vpcdns-qlog.yaml" vpcdns-qlog ;;
     unbound-1t) start_unbound "$WORK/unbound-1.conf.in" "$1" ;;
     unbound-2t) start_unbound "$WORK/unbound-2.conf.in" "$1" ;;
@@ -102,10 +103,10 @@ run() {  # run SERVER WORKLOAD
 # round of everyone, and the table keeps each server's best round.
 for round in $(seq 1 "$BENCH_ROUNDS"); do
   bench_log "round $round of $BENCH_ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  for s in vpcdns vpcdns+qlog unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a; done
-  for s in vpcdns unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done
-  for s in vpcdns unbound-1t unbound-2t; do run "$s" b; done
-  for s in vpcdns unbound-1t unbound-2t; do run "$s" c; done
+  for s in vpcdns vpcdns-1t vpcdns+qlog unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a; done
+  for s in vpcdns vpcdns-1t unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done
+  for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" b; done
+  for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" c; done
 done
 
 # --- zone scale ------------------------------------------------------------------------
