@@ -84,8 +84,9 @@ let package = Package(
             path: "Sources/Fuzz/FuzzHarness",
             swiftSettings: strict
         ),
-        .executableTarget(name: "fuzz-packet", dependencies: ["FuzzHarness"], path: "Sources/Fuzz/fuzz-packet", swiftSettings: strict),
-        .executableTarget(name: "fuzz-config", dependencies: ["FuzzHarness"], path: "Sources/Fuzz/fuzz-config", swiftSettings: strict),
+        .target(name: "CFuzzerDriver", path: "Sources/Fuzz/CFuzzerDriver"),
+        .executableTarget(name: "fuzz-packet", dependencies: ["FuzzHarness", "CFuzzerDriver"], path: "Sources/Fuzz/fuzz-packet", swiftSettings: strict),
+        .executableTarget(name: "fuzz-config", dependencies: ["FuzzHarness", "CFuzzerDriver"], path: "Sources/Fuzz/fuzz-config", swiftSettings: strict),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness", "VPCDNSConfig"]),
         .testTarget(name: "LDNSKitTests", dependencies: ["LDNSKit", "DNSWire"]),

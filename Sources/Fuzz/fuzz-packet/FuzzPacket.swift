@@ -7,9 +7,19 @@ public func fuzzPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-// Built with `-D FUZZING` (scripts/fuzz.sh) libFuzzer supplies `main`; otherwise this one
-// replays files: `fuzz-packet Tests/Fuzz/corpus/packet Tests/Fuzz/regressions/packet`.
-#if !FUZZING
+#if FUZZING
+import CFuzzerDriver
+
+/// Built with `-D FUZZING -sanitize=fuzzer` (scripts/fuzz.sh): SwiftPM links executables with
+/// `--defsym main=fuzz_packet_main`, so this is `main`, and it hands over to libFuzzer's driver.
+@_cdecl("fuzz_packet_main")
+public func fuzzPacketMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzPacket(data, size) }
+}
+#else
+/// A normal build: replays files, `fuzz-packet Tests/Fuzz/corpus/packet Tests/Fuzz/regressions/packet`.
 @main
 enum FuzzPacketMain {
     static func main() { FileRunner.main(name: "fuzz-packet", harness: PacketHarness.run) }
