@@ -89,6 +89,15 @@ public enum ConfigLoader {
                 message = "YAML error: \(e)"
             }
         }
-        return Diagnostic(file: path, line: line, key: "-", message: message)
+        // libyaml ends the stream on a line of its own, so an error found at the end of the
+        // input points one past the last line; point at the last line instead (O4: a line
+        // an editor can jump to).
+        return Diagnostic(file: path, line: min(max(line, 1), lineCount(yaml)), key: "-", message: message)
+    }
+
+    /// The lines of `text` as an editor shows them (at least 1; a final newline opens none).
+    static func lineCount(_ text: String) -> Int {
+        let newlines = text.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+        return max(1, newlines + (text.utf8.last == UInt8(ascii: "\n") ? 0 : 1))
     }
 }

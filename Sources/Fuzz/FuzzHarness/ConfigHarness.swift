@@ -17,7 +17,9 @@ public enum ConfigHarness {
     public static func run(_ data: UnsafeRawBufferPointer) -> [String] {
         var problems: [String] = []
         let text = String(decoding: data, as: UTF8.self)
-        let lines = text.utf8.reduce(1) { $0 + ($1 == 10 ? 1 : 0) }
+        // The lines an editor shows: at least 1; a final newline opens none.
+        let newlines = text.utf8.reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        let lines = max(1, newlines + (text.utf8.last == 10 ? 0 : 1))
 
         switch ConfigLoader.load(yaml: text, path: configPath) {
         case .success(let loaded):
