@@ -24,6 +24,8 @@ mkdir -p ".fuzz-corpus/$which" fuzz-crashes
 dict=()
 [[ -f "Tests/Fuzz/$which.dict" ]] && dict=(-dict="Tests/Fuzz/$which.dict")
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+# The Swift runtime's backtracer would run first and then trip ASan itself; let ASan report.
+export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}"
 exec nice -n 19 "$bin" ".fuzz-corpus/$which" "Tests/Fuzz/corpus/$which" \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len="$max_len" \
     -print_final_stats=1 -artifact_prefix="fuzz-crashes/$which-" "${dict[@]}" "$@"
