@@ -95,9 +95,22 @@ public enum ConfigLoader {
         return Diagnostic(file: path, line: min(max(line, 1), lineCount(yaml)), key: "-", message: message)
     }
 
-    /// The lines of `text` as an editor shows them (at least 1; a final newline opens none).
+    /// The lines of `text` as YAML (libyaml) counts them: CR LF, CR, LF, NEL, LS and PS each
+    /// end a line; at least 1, and a final line break opens none.
     static func lineCount(_ text: String) -> Int {
-        let newlines = text.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
-        return max(1, newlines + (text.utf8.last == UInt8(ascii: "\n") ? 0 : 1))
+        var lines = 1
+        var previousCR = false
+        var endsWithBreak = false
+        for s in text.unicodeScalars {
+            switch s {
+            case "\r": lines += 1
+            case "\n": if !previousCR { lines += 1 }
+            case "\u{85}", "\u{2028}", "\u{2029}": lines += 1
+            default: break
+            }
+            previousCR = s == "\r"
+            endsWithBreak = ["\r", "\n", "\u{85}", "\u{2028}", "\u{2029}"].contains(s)
+        }
+        return max(1, lines - (endsWithBreak ? 1 : 0))
     }
 }

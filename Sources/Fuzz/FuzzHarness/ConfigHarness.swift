@@ -17,9 +17,9 @@ public enum ConfigHarness {
     public static func run(_ data: UnsafeRawBufferPointer) -> [String] {
         var problems: [String] = []
         let text = String(decoding: data, as: UTF8.self)
-        // The lines an editor shows: at least 1; a final newline opens none.
-        let newlines = text.utf8.reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
-        let lines = max(1, newlines + (text.utf8.last == 10 ? 0 : 1))
+        let yamlLines = yamlLineCount(text)
+        // libldns counts LF only.
+        let lines = text.utf8.reduce(1) { $0 + ($1 == 10 ? 1 : 0) }
 
         switch ConfigLoader.load(yaml: text, path: configPath) {
         case .success(let loaded):
@@ -31,7 +31,7 @@ public enum ConfigHarness {
             if errors.errors.isEmpty { problems.append("config rejected without an error") }
             for d in errors.errors + errors.warnings {
                 if d.line < 0 { problems.append("diagnostic with line \(d.line): \(d)") }
-                if d.file == configPath, d.line > lines { problems.append("diagnostic past the last line (\(lines)): \(d)") }
+                if d.file == configPath, d.line > yamlLines { problems.append("diagnostic past the last line (\(lines)): \(d)") }
                 if d.message.isEmpty { problems.append("diagnostic without a message: \(d)") }
             }
         }
@@ -48,5 +48,18 @@ public enum ConfigHarness {
             if error.path != "fuzz.zone" { problems.append("zone error names \(error.path)") }
         }
         return problems
+    }
+
+    /// Lines as YAML counts them (an oracle written apart from ConfigLoader's): CR LF, CR,
+    /// LF, NEL, LS, PS end a line; a final line break opens none; at least 1.
+    static func yamlLineCount(_ text: String) -> Int {
+        let scalars = Array(text.unicodeScalars)
+        var lines = 1
+        for (i, s) in scalars.enumerated() {
+            let isBreak = s == "\r" || (s == "\n" && (i == 0 || scalars[i - 1] != "\r")) || s == "\u{85}" || s == "\u{2028}" || s == "\u{2029}"
+            if isBreak { lines += 1 }
+        }
+        if let last = scalars.last, ["\r", "\n", "\u{85}", "\u{2028}", "\u{2029}"].contains(last) { lines -= 1 }
+        return max(1, lines)
     }
 }
