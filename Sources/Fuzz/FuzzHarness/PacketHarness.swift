@@ -1,5 +1,6 @@
 import DNSWire
 import Foundation
+import Synchronization
 import VPCDNSConfig
 import VPCDNSCore
 
@@ -29,6 +30,9 @@ public enum PacketHarness {
         (IPAddress("::1")!, SocketEndpoint("127.0.20.2:1053")!),          // database on its address
     ]
     static let databaseVPC = "vpc-0db0000000000002b"
+    /// One builder reused across inputs, as the server's per-thread `LoopScratch` reuses its
+    /// buffer and compression table: its output must equal a fresh builder's, byte for byte.
+    static let reused = Mutex(MessageBuilder(udpPayloadSize: 1232))
     static let ourPayloadSize: UInt16 = 1232
 
     /// Runs one input; returns the broken invariants (empty when all hold).
@@ -78,12 +82,37 @@ public enum PacketHarness {
             }
             if view.vpcIndex == nil, rcode != .refused { problems.append("V3: a client of no VPC got \(rcode)") }
             for rr in a.answer + a.authority + a.additional { _ = RDataFormatter.presentation(type: rr.type, rdata: rr.rdata) }
+            var replies: [DNSTransport: (bytes: [UInt8], summary: ResponseSummary)] = [:]
             for transport in [DNSTransport.udp, .tcp] {
                 var b = MessageBuilder(udpPayloadSize: ourPayloadSize)
-                b.buildResponse(for: q, rcode: rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority,
-                                additional: a.additional, transport: transport)
+                let summary = b.buildResponse(for: q, rcode: rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority,
+                                              additional: a.additional, transport: transport)
+                replies[transport] = (b.bytes, summary)
                 problems += check(reply: b.bytes, queryID: q.id, questionEcho: Array(bytes[q.questionRange]), clientEDNS: q.edns,
                                   transport: transport, expectRCode: rcode)
+                let again = reused.withLock { r in
+                    r.buildResponse(for: q, rcode: rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority,
+                                    additional: a.additional, transport: transport)
+                    return r.bytes
+                }
+                if again != b.bytes { problems.append("\(transport) reply from a reused builder differs from a fresh one") }
+            }
+            // P2: TC over UDP exactly when an answer or authority record did not fit; TCP then carries it all, and
+            // the UDP reply's records are the first ones of the TCP reply.
+            if let udp = replies[.udp], let tcp = replies[.tcp] {
+                let total = a.answer.count + a.authority.count + a.additional.count
+                let udpRecords = udp.summary.answerCount + udp.summary.authorityCount + udp.summary.additionalCount
+                let tcpRecords = tcp.summary.answerCount + tcp.summary.authorityCount + tcp.summary.additionalCount
+                if tcp.summary.truncated || tcpRecords != total { problems.append("TCP reply holds \(tcpRecords) of \(total) records") }
+                // Additional records may be left out without TC (RFC 2181 9); answer and authority not.
+                let needed = a.answer.count + a.authority.count
+                if udp.summary.truncated != (udp.summary.answerCount + udp.summary.authorityCount < needed) {
+                    problems.append("UDP TC \(udp.summary.truncated) with \(udpRecords) of \(total) records")
+                }
+                if let mu = try? DNSMessage.parse(udp.bytes), let mt = try? DNSMessage.parse(tcp.bytes) {
+                    if mu.header.flags & DNSHeader.tcBit != 0 ? !udp.summary.truncated : udp.summary.truncated { problems.append("TC bit and summary disagree") }
+                    if Array(mt.answer.prefix(mu.answer.count)) != mu.answer { problems.append("UDP answer is not a prefix of the TCP answer") }
+                }
             }
         }
         return problems
