@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config/vpcdns.yaml
 
-.PHONY: deps build run test check explain bench bench-scale bench-core leak-check clean
+.PHONY: deps build run test check explain bench bench-scale bench-core leak-check fuzz-packet fuzz-config clean
 
 deps:
 	@scripts/install-deps.sh
@@ -45,6 +45,13 @@ bench-core: deps
 ## libldns ownership check under LeakSanitizer.
 leak-check: deps
 	scripts/leak-check.sh
+
+## libFuzzer campaigns (docs/fuzzing.md); FUZZ_SECONDS per run, crashes in fuzz-crashes/.
+FUZZ_SECONDS ?= 600
+fuzz-packet: deps
+	scripts/fuzz.sh packet $(FUZZ_SECONDS)
+fuzz-config: deps
+	scripts/fuzz.sh config $(FUZZ_SECONDS)
 
 clean:
 	rm -rf .build .build-*

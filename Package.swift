@@ -82,7 +82,19 @@ let package = Package(
             dependencies: ["DNSWire", "VPCDNSCore", "VPCDNSConfig"],
             swiftSettings: strict
         ),
+        // Fuzzing (docs/fuzzing.md, scripts/fuzz.sh): the harness logic, shared by the two
+        // libFuzzer executables and the regression tests. Not products, nothing depends on them.
+        .target(
+            name: "FuzzHarness",
+            dependencies: ["DNSWire", "LDNSKit", "VPCDNSCore", "VPCDNSConfig"],
+            path: "Sources/Fuzz/FuzzHarness",
+            swiftSettings: strict
+        ),
+        .target(name: "CFuzzerDriver", path: "Sources/Fuzz/CFuzzerDriver"),
+        .executableTarget(name: "fuzz-packet", dependencies: ["FuzzHarness", "CFuzzerDriver"], path: "Sources/Fuzz/fuzz-packet", swiftSettings: strict),
+        .executableTarget(name: "fuzz-config", dependencies: ["FuzzHarness", "CFuzzerDriver"], path: "Sources/Fuzz/fuzz-config", swiftSettings: strict),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness", "VPCDNSConfig"]),
         .testTarget(name: "LDNSKitTests", dependencies: ["LDNSKit", "DNSWire"]),
         .testTarget(name: "VPCDNSCoreTests", dependencies: ["VPCDNSCore", "VPCDNSConfig", "DNSWire"]),
         .testTarget(name: "VPCDNSConfigTests", dependencies: ["VPCDNSConfig", "VPCDNSCore", "DNSWire", "LDNSKit"]),

@@ -89,6 +89,28 @@ public enum ConfigLoader {
                 message = "YAML error: \(e)"
             }
         }
-        return Diagnostic(file: path, line: line, key: "-", message: message)
+        // libyaml ends the stream on a line of its own, so an error found at the end of the
+        // input points one past the last line; point at the last line instead (O4: a line
+        // an editor can jump to).
+        return Diagnostic(file: path, line: min(max(line, 1), lineCount(yaml)), key: "-", message: message)
+    }
+
+    /// The lines of `text` as YAML (libyaml) counts them: CR LF, CR, LF, NEL, LS and PS each
+    /// end a line; at least 1, and a final line break opens none.
+    static func lineCount(_ text: String) -> Int {
+        var lines = 1
+        var previousCR = false
+        var endsWithBreak = false
+        for s in text.unicodeScalars {
+            switch s {
+            case "\r": lines += 1
+            case "\n": if !previousCR { lines += 1 }
+            case "\u{85}", "\u{2028}", "\u{2029}": lines += 1
+            default: break
+            }
+            previousCR = s == "\r"
+            endsWithBreak = ["\r", "\n", "\u{85}", "\u{2028}", "\u{2029}"].contains(s)
+        }
+        return max(1, lines - (endsWithBreak ? 1 : 0))
     }
 }

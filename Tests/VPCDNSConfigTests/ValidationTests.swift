@@ -25,6 +25,16 @@ import VPCDNSCore
         #expect(errs[0].contains(": -: YAML syntax error"))
     }
 
+    /// libyaml reports an error found at the end of the input on a line after the last one;
+    /// the diagnostic names the last line instead (found by fuzz-config). Lines are counted
+    /// as YAML counts them, a lone CR included.
+    @Test(arguments: [("a: b\nc", 2), ("a: b\nc\n", 2), ("a: b\rc", 2), ("a: b\r\nc\r\n", 2), ("x: [1,\n", 1)])
+    func yamlSyntaxErrorAtTheEnd(text: String, line: Int) {
+        let errs = errorLines(text)
+        #expect(errs.count == 1)
+        #expect(errs.first?.hasPrefix("t.yaml:\(line): -: YAML syntax error") == true, "\(errs)")
+    }
+
     @Test func wrongTypes() {
         let errs = errorLines("""
         cache_size: lots

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,7 +17,15 @@ final class ChildProcess: @unchecked Sendable {
     let pid: pid_t
     private var exited = false
 
-    init(_ path: String, _ arguments: [String]) throws {
+    /// `stderr` names a file for the child's standard error (default: discarded).
+    init(_ path: String, _ arguments: [String], stderr: String = "/dev/null") throws {
+        pid = try Self.spawn(path, arguments, stderr: stderr)
+    }
+
+    /// The one way the tests start a child (NSD, `vpcdns serve`): `posix_spawn` with an empty
+    /// signal mask, default dispositions, its own process group, standard input from
+    /// /dev/null, standard output and error to the given files, and nothing else inherited.
+    static func spawn(_ path: String, _ arguments: [String], stdout: String = "/dev/null", stderr: String = "/dev/null") throws -> pid_t {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -32,15 +41,35 @@ final class ChildProcess: @unchecked Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // Nothing else of this process leaks into the child: NIO's sockets are not all
+        // close-on-exec, and a child holding a test's socket keeps its port bound (a fake
+        // upstream "closed" by the test would stay in use) and skews /proc/PID/fd counts.
+        Self.closeFrom(3, &actions)
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
         guard rc == 0 else { throw FixtureError("cannot start \(path): \(String(cString: strerror(rc)))") }
-        self.pid = pid
+        return pid
+    }
+
+    /// glibc 2.34's `posix_spawn_file_actions_addclosefrom_np`, found at run time (the Glibc
+    /// module does not export it). Without it, every descriptor above 2 is marked close-on-exec.
+    private static func closeFrom(_ lowest: Int32, _ actions: inout posix_spawn_file_actions_t) {
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") {
+            _ = unsafeBitCast(sym, to: AddCloseFrom.self)(&actions, lowest)
+            return
+        }
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in fds.compactMap({ Int32($0) }) where fd >= lowest {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     var isRunning: Bool {

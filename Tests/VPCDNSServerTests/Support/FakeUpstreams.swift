@@ -6,10 +6,10 @@ import VPCDNSCore
 /// Misbehaving upstreams on 127.0.0.1, port 0.
 enum FakeUpstream {
     /// A UDP socket that never reads and never answers.
-    static func blackHole() async throws -> (endpoint: SocketEndpoint, channel: any Channel) {
+    static func blackHole(port: Int = 0) async throws -> (endpoint: SocketEndpoint, channel: any Channel) {
         let ch = try await DatagramBootstrap(group: testGroup)
             .channelOption(.autoRead, value: false)
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: "127.0.0.1", port: port).get()
         return (SocketEndpoint(ch.localAddress!)!, ch)
     }
 

@@ -28,13 +28,16 @@ final class NSDFixture: Sendable {
 
         """
 
-    init(zones: [String: String] = ["example.org": NSDFixture.exampleZone]) async throws {
+    /// `port` pins the port (an upstream that "comes back" where a fake one was); by default
+    /// a free one is picked.
+    init(zones: [String: String] = ["example.org": NSDFixture.exampleZone], port fixedPort: Int? = nil) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vpcdns-nsd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         self.directory = dir
         var lastError: any Error = FixtureError("nsd never started")
         for _ in 0..<3 {
-            let port = try await Self.freePort()
+            let port: Int
+            if let fixedPort { port = fixedPort } else { port = try await Self.freePort() }
             var conf = """
                 server:
                     ip-address: 127.0.0.1
