@@ -105,11 +105,13 @@ struct UpstreamClientTests {
         let dead = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(port))
         var result: UpstreamResult?
         let took = await elapsed {
-            result = await client(total: 1000, attempt: 500).query(TestDNS.query(id: 1, name: "www.example.org"), targets: [dead], on: loop)
+            result = await client(total: 4000, attempt: 2000).query(TestDNS.query(id: 1, name: "www.example.org"), targets: [dead], on: loop)
         }
         guard case .failure(.error(let why))? = result else { Issue.record("\(String(describing: result))"); return }
         #expect(why.contains("Connection refused"), "\(why)")
-        #expect(took < .milliseconds(300))
+        // Fast means well before the 2 s attempt timeout (a loaded machine may delay the ICMP
+        // error by a few hundred milliseconds; the kernel also rate-limits them).
+        #expect(took < .milliseconds(1000))
     }
 
     @Test("A truncated UDP answer is asked again over TCP")
