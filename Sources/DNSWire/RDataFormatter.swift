@@ -148,6 +148,25 @@ public enum RDataFormatter {
         s.append("\"")
     }
 
+    /// RFC 5952 §4.2.3: the longest run of two or more zero groups among 8 (the first on a
+    /// tie), as (start, length); (-1, 0) when there is none. Shared by every IPv6 writer.
+    @inlinable
+    public static func ipv6ZeroRun(_ group: (Int) -> UInt16) -> (start: Int, length: Int) {
+        var bestStart = -1, bestLength = 0
+        var k = 0
+        while k < 8 {
+            if group(k) == 0 {
+                var e = k
+                while e < 8 && group(e) == 0 { e += 1 }
+                if e - k > bestLength { bestStart = k; bestLength = e - k }
+                k = e
+            } else {
+                k += 1
+            }
+        }
+        return bestLength < 2 ? (-1, 0) : (bestStart, bestLength)
+    }
+
     /// RFC 5952 §4: lower-case hex without leading zeros, the longest run of two or more zero
     /// groups (the first, on a tie) as `::`; IPv4-mapped addresses as `::ffff:192.0.2.1` (§5).
     static func ipv6Text(_ b: ArraySlice<UInt8>) -> String {
@@ -156,22 +175,10 @@ public enum RDataFormatter {
         if groups[0..<5].allSatisfy({ $0 == 0 }) && groups[5] == 0xFFFF {
             return "::ffff:\(b[12]).\(b[13]).\(b[14]).\(b[15])"
         }
-        var bestStart = -1, bestLength = 0
-        var k = 0
-        while k < 8 {
-            if groups[k] == 0 {
-                var e = k
-                while e < 8 && groups[e] == 0 { e += 1 }
-                if e - k > bestLength { bestStart = k; bestLength = e - k }
-                k = e
-            } else {
-                k += 1
-            }
-        }
-        if bestLength < 2 { bestStart = -1 }
+        let (bestStart, bestLength) = ipv6ZeroRun { groups[$0] }
         var s = ""
         var needColon = false
-        k = 0
+        var k = 0
         while k < 8 {
             if k == bestStart {
                 s.append("::")

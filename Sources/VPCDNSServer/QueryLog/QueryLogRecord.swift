@@ -457,21 +457,9 @@ enum JSONBytes {
                 dottedQuad(UInt32(b[12]) << 24 | UInt32(b[13]) << 16 | UInt32(b[14]) << 8 | UInt32(b[15]), to: &out)
                 return
             }
-            var bestStart = -1, bestLength = 0
-            var k = 0
-            while k < 8 {
-                if g[k] == 0 {
-                    var e = k
-                    while e < 8 && g[e] == 0 { e += 1 }
-                    if e - k > bestLength { bestStart = k; bestLength = e - k }
-                    k = e
-                } else {
-                    k += 1
-                }
-            }
-            if bestLength < 2 { bestStart = -1 }
+            let (bestStart, bestLength) = RDataFormatter.ipv6ZeroRun { g[$0] }
             var needColon = false
-            k = 0
+            var k = 0
             while k < 8 {
                 if k == bestStart {
                     out.append(0x3A); out.append(0x3A)
