@@ -89,22 +89,7 @@ final class NSDFixture: Sendable {
 
     /// A port free for UDP and TCP on 127.0.0.1 right now (bound with port 0, then released).
     static func freePort() async throws -> Int {
-        let udp = try await DatagramBootstrap(group: testGroup).bind(host: "127.0.0.1", port: 0).get()
-        let port = udp.localAddress!.port!
-        do {
-            // SO_REUSEADDR as the servers themselves set it: without it, a TIME_WAIT left on that
-            // port by an earlier TCP client (curl, dig +tcp, a load test) makes the probe fail.
-            let tcp = try await ServerBootstrap(group: testGroup)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: "127.0.0.1", port: port).get()
-            try await tcp.close().get()
-        } catch {
-            try? await udp.close().get()
-            throw error
-        }
-        // Closed (not just asked to close) before the port is handed out.
-        try await udp.close().get()
-        return port
+        try await VPCDNSServerTests.freePort(host: "127.0.0.1")
     }
 
     private static func waitUntilAnswering(_ endpoint: SocketEndpoint, process: ChildProcess) async -> Bool {

@@ -265,12 +265,27 @@ enum DigRun {
 /// Picks a port that is free for UDP and TCP on `host` right now (bound with port 0 and
 /// released). A race with another program is possible; the harness retries its start.
 func freePort(host: String) async throws -> Int {
-    let udp = try await DatagramBootstrap(group: testGroup).bind(host: host, port: 0).get()
-    let port = udp.localAddress!.port!
-    defer { udp.close(promise: nil) }
-    let tcp = try await ServerBootstrap(group: testGroup).bind(host: host, port: port).get()
-    try await tcp.close().get()
-    return port
+    // A few tries: UDP port 0 can hand out a port whose TCP side is still taken.
+    var lastError: (any Error)? = nil
+    for _ in 0..<5 {
+        let udp = try await DatagramBootstrap(group: testGroup).bind(host: host, port: 0).get()
+        let port = udp.localAddress!.port!
+        do {
+            // SO_REUSEADDR as the server sets it: a TIME_WAIT left on this port by an earlier
+            // test's TCP client must not make the probe fail.
+            let tcp = try await ServerBootstrap(group: testGroup)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port).get()
+            try await tcp.close().get()
+            // Closed (not just asked to close) before the port is handed out.
+            try await udp.close().get()
+            return port
+        } catch {
+            lastError = error
+            try? await udp.close().get()
+        }
+    }
+    throw lastError!
 }
 
 /// Reads the JSON-lines query log.
