@@ -41,7 +41,6 @@ public final class QueryEngine: QueryProcessor {
     private let snapshot: Mutex<Snapshot>
     public let cache: UpstreamCache
     public let queryLog: QueryLogWriter?
-    public let stats = EngineStats()
     public let metrics: DNSMetrics
     let logger: Logger
 
@@ -76,11 +75,9 @@ public final class QueryEngine: QueryProcessor {
         let scratch = LoopScratch.current(for: snap)
         switch parsed {
         case .drop(let why):
-            stats.dropped.add(1, ordering: .relaxed)
             metrics.countDropped(why)
             return .drop
         case .bad(let bad):
-            stats.badRequests.add(1, ordering: .relaxed)
             metrics.countBadRequest(bad.kind)
             scratch.builder.buildErrorResponse(for: bad, transport: transport)
             let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
@@ -97,12 +94,13 @@ public final class QueryEngine: QueryProcessor {
                 let k = MemoKey(view: Int32(v) &* 2 &+ (view.via == .inboundEndpoint ? 1 : 0), type: q.question.type.rawValue,
                                 rrClass: q.question.qclass.rawValue, name: q.question.name)
                 if let entry = scratch.memo[k] {
-                    if var decision = entry.forward {
+                    switch entry.content {
+                    case .local(let local):
+                        return .reply(answerLocally(local, entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
+                    case .forward(var decision, let f):
                         decision.view = view
-                        guard case .forward(let f) = decision.outcome else { preconditionFailure("memo holds forwards only as forwards") }
                         return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
                     }
-                    return .reply(answerLocally(entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
                 }
                 key = k
             }
@@ -113,13 +111,14 @@ public final class QueryEngine: QueryProcessor {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: .refused, answer: [], cache: .none, upstream: nil)
                 return .reply(ByteBuffer(bytes: scratch.builder.bytes))
             case .answer(let a):
-                let entry = MemoEntry(LocalAnswer(decision: decision, answer: a))
+                let local = LocalAnswer(decision: decision, answer: a)
+                let entry = MemoEntry(.local(local))
                 if let key { scratch.remember(key, entry) }
-                return .reply(answerLocally(entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
+                return .reply(answerLocally(local, entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
             case .forward(let f):
                 // The decision to forward is as deterministic as a local answer; remembering it
                 // leaves only the cache lookup for repeated public names.
-                if let key { scratch.remember(key, MemoEntry(forward: decision)) }
+                if let key { scratch.remember(key, MemoEntry(.forward(decision, f))) }
                 return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
             }
         }
@@ -131,9 +130,8 @@ public final class QueryEngine: QueryProcessor {
     /// do not depend on the question's case except through compression pointers into it, so
     /// only all-lower-case questions take this path (mixed case, as with 0x20, is encoded
     /// afresh so that every name keeps its case exactly, P3).
-    private func answerLocally(_ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot, context: QueryContext,
-                               transport: DNSTransport, scratch: LoopScratch) -> ByteBuffer {
-        guard let local = entry.local else { preconditionFailure("answerLocally needs a local answer") }
+    private func answerLocally(_ local: LocalAnswer, _ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot,
+                               context: QueryContext, transport: DNSTransport, scratch: LoopScratch) -> ByteBuffer {
         let shape: UInt8 = q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1)
         let lowerCase = q.question.caseMask.isAllLower
         var reply: ByteBuffer
@@ -153,7 +151,7 @@ public final class QueryEngine: QueryProcessor {
             }
             reply = ByteBuffer(bytes: scratch.builder.bytes)
         }
-        // Counts the answer for metrics and, with the log on, writes the record (strings precomputed).
+        // Counts the answer for metrics and, with the log on, writes the record.
         log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answer: local.answer,
             kind: local.kind, zone: local.zone, zoneID: local.zoneID, reason: local.reason, cache: .none, upstream: nil)
         return reply
@@ -170,7 +168,7 @@ public final class QueryEngine: QueryProcessor {
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
         if let hit = cache.get(key, now: Timestamp.monotonicNanos()) {
             let a = complete(f, decision: decision, snap: snap, rcode: hit.rcode, answer: hit.answer, authority: hit.authority)
-            builder.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority, transport: transport)
+            builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
             if snap.settings.logCacheHits {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
             } else {
@@ -188,7 +186,6 @@ public final class QueryEngine: QueryProcessor {
                            question: DNSQuestion(name: f.question.name, type: f.question.type, qclass: f.question.rrClass),
                            recursionDesired: true, checkingDisabled: q.checkingDisabled, edns: true)
         let upstreamQuery = ByteBuffer(bytes: builder.bytes)
-        stats.upstreamQueries.add(1, ordering: .relaxed)
         snap.upstream.startQuery(upstreamQuery, targets: targets, on: responder.eventLoop).whenSuccess { [self] result in
             var b = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
             switch result {
@@ -198,17 +195,16 @@ public final class QueryEngine: QueryProcessor {
                     self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: "upstream-error", upstream: answer.target.description)
                     return
                 }
-                let entry = UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority, additional: [], upstream: answer.target.description)
+                let entry = UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority)
                 self.cache.put(key, entry, now: Timestamp.monotonicNanos())
                 let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: m.answer, authority: m.authority)
-                b.buildResponse(for: q, rcode: a.rcode, authoritative: a.authoritative, answer: a.answer, authority: a.authority, transport: transport)
+                b.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
                 // Logged before the answer leaves, as local answers are: once the listener sees
                 // no query in flight, its record is already with the writer (O3, L2).
                 self.logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .miss,
                                  upstream: answer.target.description, reason: a.reason)
                 responder.respond(ByteBuffer(bytes: b.bytes))
             case .failure(let failure):
-                self.stats.upstreamFailures.add(1, ordering: .relaxed)
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason, upstream: nil)
             }
         }
@@ -222,9 +218,9 @@ public final class QueryEngine: QueryProcessor {
         responder.respond(ByteBuffer(bytes: b.bytes))
     }
 
+    /// An answer completed with upstream data: never authoritative (R15).
     struct Completed {
         var rcode: RCode
-        var authoritative: Bool
         var answer: [ResourceRecord]
         var authority: [ResourceRecord]
         var reason: String?
@@ -242,18 +238,18 @@ public final class QueryEngine: QueryProcessor {
             hops += 1
             if let local = snap.resolver.continueChain(after: f, upstreamChain: links, target: target, view: decision.view) {
                 let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > VPCDNSCore.Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
-                return Completed(rcode: local.rcode, authoritative: false, answer: local.rcode == .servFail ? [] : local.answer,
+                return Completed(rcode: local.rcode, answer: local.rcode == .servFail ? [] : local.answer,
                                  authority: local.authority, reason: reason)
             }
             name = target
         }
         if f.chain.isEmpty {
-            return Completed(rcode: rcode, authoritative: false, answer: answer, authority: authority, reason: nil)
+            return Completed(rcode: rcode, answer: answer, authority: authority, reason: nil)
         }
         if f.chain.count + links.count > VPCDNSCore.Resolver.maxCNAMEs {
-            return Completed(rcode: .servFail, authoritative: false, answer: [], authority: [], reason: "cname-chain")
+            return Completed(rcode: .servFail, answer: [], authority: [], reason: "cname-chain")
         }
-        return Completed(rcode: rcode, authoritative: false, answer: f.chain + answer, authority: authority, reason: nil)
+        return Completed(rcode: rcode, answer: f.chain + answer, authority: authority, reason: nil)
     }
 
     // MARK: - Query log
@@ -303,15 +299,6 @@ public final class QueryEngine: QueryProcessor {
     }
 }
 
-/// Counters of the engine (metrics, and the stderr line about dropped packets).
-public final class EngineStats: Sendable {
-    public let dropped = Atomic<UInt64>(0)
-    public let badRequests = Atomic<UInt64>(0)
-    public let upstreamQueries = Atomic<UInt64>(0)
-    public let upstreamFailures = Atomic<UInt64>(0)
-    public init() {}
-}
-
 /// Generations of `QueryEngine.Snapshot`, process-wide.
 let snapshotGenerations = Atomic<UInt64>(0)
 
@@ -351,22 +338,18 @@ final class LocalAnswer: Sendable {
 /// A remembered local answer and, once a lower-case query was answered, its encoded reply.
 /// Per thread, like the memo that holds it.
 final class MemoEntry {
+    enum Content {
+        case local(LocalAnswer)
+        /// The decision to forward; its view part is replaced by the asking query's view on use.
+        case forward(Decision, Forward)
+    }
     static let none: UInt8 = 0xFF
-    /// A local answer, or (for names that go upstream) the decision to forward, whose view
-    /// part is replaced by the asking query's view on use.
-    let local: LocalAnswer?
-    let forward: Decision?
+    let content: Content
+    /// The reply to a lower-case query of `shape`, kept as bytes (local answers only).
     var encoded: [UInt8] = []
     /// 0 no EDNS, 1 EDNS, 3 EDNS with DO; `none` until a reply was kept.
     var shape: UInt8 = MemoEntry.none
-    init(_ local: LocalAnswer) {
-        self.local = local
-        self.forward = nil
-    }
-    init(forward: Decision) {
-        self.local = nil
-        self.forward = forward
-    }
+    init(_ content: Content) { self.content = content }
 }
 
 /// Per-thread scratch of the engine: the reply builder (its buffer and compression table are

@@ -28,15 +28,10 @@ public final class UpstreamCache: Sendable {
         public var rcode: RCode
         public var answer: [ResourceRecord]
         public var authority: [ResourceRecord]
-        public var additional: [ResourceRecord]
-        /// The upstream that gave it (for logs only).
-        public var upstream: String
-        public init(rcode: RCode, answer: [ResourceRecord], authority: [ResourceRecord], additional: [ResourceRecord], upstream: String) {
+        public init(rcode: RCode, answer: [ResourceRecord], authority: [ResourceRecord]) {
             self.rcode = rcode
             self.answer = answer
             self.authority = authority
-            self.additional = additional
-            self.upstream = upstream
         }
     }
 
@@ -85,7 +80,6 @@ public final class UpstreamCache: Sendable {
             }
             age(&e.answer)
             age(&e.authority)
-            age(&e.additional)
             return e
         }
     }

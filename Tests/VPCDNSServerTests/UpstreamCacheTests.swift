@@ -21,7 +21,7 @@ struct UpstreamCacheTests {
     @Test("TTLs count down and entries expire")
     func countdown() {
         let c = UpstreamCache(capacity: 10)
-        c.put(key("www.example.net"), .init(rcode: .noError, answer: [a("www.example.net", ttl: 60)], authority: [], additional: [], upstream: "u"), now: 100 * sec)
+        c.put(key("www.example.net"), .init(rcode: .noError, answer: [a("www.example.net", ttl: 60)], authority: []), now: 100 * sec)
         #expect(c.get(key("www.example.net"), now: 100 * sec)?.answer.first?.ttl == 60)
         #expect(c.get(key("www.example.net"), now: 130 * sec)?.answer.first?.ttl == 30)
         #expect(c.get(key("www.example.net"), now: 160 * sec) == nil)
@@ -31,7 +31,7 @@ struct UpstreamCacheTests {
     func keyedByTargets() {
         let c = UpstreamCache(capacity: 10)
         let rule = UpstreamTargets.rule(id: "rslvr-rr-1", targets: [SocketEndpoint("127.0.0.1:5300")!])
-        c.put(key("www.corp.example.com", rule), .init(rcode: .noError, answer: [a("www.corp.example.com", ttl: 60)], authority: [], additional: [], upstream: "u"), now: 0)
+        c.put(key("www.corp.example.com", rule), .init(rcode: .noError, answer: [a("www.corp.example.com", ttl: 60)], authority: []), now: 0)
         #expect(c.get(key("www.corp.example.com", rule), now: 0) != nil)
         #expect(c.get(key("www.corp.example.com"), now: 0) == nil)
     }
@@ -39,12 +39,12 @@ struct UpstreamCacheTests {
     @Test("negative answers use RFC 2308's TTL; without an SOA they are not cached; SERVFAIL never")
     func negative() {
         let c = UpstreamCache(capacity: 10)
-        c.put(key("nx.example.net"), .init(rcode: .nxDomain, answer: [], authority: [soa(ttl: 3600, minimum: 30)], additional: [], upstream: "u"), now: 0)
+        c.put(key("nx.example.net"), .init(rcode: .nxDomain, answer: [], authority: [soa(ttl: 3600, minimum: 30)]), now: 0)
         #expect(c.get(key("nx.example.net"), now: 29 * sec)?.rcode == .nxDomain)
         #expect(c.get(key("nx.example.net"), now: 31 * sec) == nil)
-        c.put(key("nosoa.example.net"), .init(rcode: .nxDomain, answer: [], authority: [], additional: [], upstream: "u"), now: 0)
+        c.put(key("nosoa.example.net"), .init(rcode: .nxDomain, answer: [], authority: []), now: 0)
         #expect(c.get(key("nosoa.example.net"), now: 0) == nil)
-        c.put(key("sf.example.net"), .init(rcode: .servFail, answer: [], authority: [soa(ttl: 60, minimum: 60)], additional: [], upstream: "u"), now: 0)
+        c.put(key("sf.example.net"), .init(rcode: .servFail, answer: [], authority: [soa(ttl: 60, minimum: 60)]), now: 0)
         #expect(c.get(key("sf.example.net"), now: 0) == nil)
     }
 
@@ -52,13 +52,13 @@ struct UpstreamCacheTests {
     func bounded() {
         let c = UpstreamCache(capacity: 100)
         for i in 0..<5000 {
-            c.put(key("n\(i).example.net"), .init(rcode: .noError, answer: [a("n\(i).example.net", ttl: 60)], authority: [], additional: [], upstream: "u"), now: 0)
+            c.put(key("n\(i).example.net"), .init(rcode: .noError, answer: [a("n\(i).example.net", ttl: 60)], authority: []), now: 0)
         }
         #expect(c.count == 100)
         #expect(c.get(key("n4999.example.net"), now: 0) != nil)
         #expect(c.get(key("n0.example.net"), now: 0) == nil)
         let off = UpstreamCache(capacity: 0)
-        off.put(key("a.example.net"), .init(rcode: .noError, answer: [a("a.example.net", ttl: 60)], authority: [], additional: [], upstream: "u"), now: 0)
+        off.put(key("a.example.net"), .init(rcode: .noError, answer: [a("a.example.net", ttl: 60)], authority: []), now: 0)
         #expect(off.get(key("a.example.net"), now: 0) == nil)
     }
 }
