@@ -25,7 +25,6 @@ public struct DNSHeader: Hashable, Sendable {
     public static let tcBit: UInt16 = 0x0200
     public static let rdBit: UInt16 = 0x0100
     public static let raBit: UInt16 = 0x0080
-    public static let adBit: UInt16 = 0x0020
     public static let cdBit: UInt16 = 0x0010
     /// Opcode QUERY; every other opcode is answered NOTIMP (P4).
     public static let opcodeQuery: UInt8 = 0
@@ -36,7 +35,6 @@ public struct DNSHeader: Hashable, Sendable {
     @inlinable public var truncated: Bool { flags & DNSHeader.tcBit != 0 }
     @inlinable public var recursionDesired: Bool { flags & DNSHeader.rdBit != 0 }
     @inlinable public var recursionAvailable: Bool { flags & DNSHeader.raBit != 0 }
-    @inlinable public var authenticData: Bool { flags & DNSHeader.adBit != 0 }
     @inlinable public var checkingDisabled: Bool { flags & DNSHeader.cdBit != 0 }
     /// The low 4 bits of the rcode; EDNS carries the upper 8 (`DNSMessage.rcode` combines them).
     @inlinable public var rcodeLow: UInt8 { UInt8(flags & 0x000F) }

@@ -109,6 +109,12 @@ public struct DNSName: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// True when the first label is `*`.
     public var isWildcard: Bool { wire.count >= 2 && wire[0] == 1 && wire[1] == UInt8(ascii: "*") }
 
+    /// `*.self`: the wildcard that covers names below this one.
+    public var wildcardChild: DNSName? {
+        guard wire.count + 2 <= DNSName.maxWireLength else { return nil }
+        return DNSName(uncheckedWire: [1, UInt8(ascii: "*")] + wire)
+    }
+
     /// The name with its first label removed; nil for the root.
     public var parent: DNSName? {
         guard !isRoot else { return nil }
@@ -132,12 +138,6 @@ public struct DNSName: Hashable, Sendable, Comparable, CustomStringConvertible {
         guard l.count <= DNSName.maxLabelLength else { throw .labelTooLong }
         guard wire.count + l.count + 1 <= DNSName.maxWireLength else { throw .nameTooLong }
         return DNSName(uncheckedWire: [UInt8(l.count)] + l + wire)
-    }
-
-    /// Replace the first label by `*` (the wildcard that would cover this name's siblings).
-    public var wildcardSibling: DNSName? {
-        guard let p = parent else { return nil }
-        return DNSName(uncheckedWire: [1, UInt8(ascii: "*")] + p.wire)
     }
 
     /// Presentation form with a trailing dot (`www.example.com.`).

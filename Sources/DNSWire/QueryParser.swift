@@ -67,8 +67,8 @@ public enum BadQueryKind: String, Hashable, Sendable, CaseIterable {
     /// Class and type policy of P4: nil when the question is acceptable.
     @inlinable
     public static func classify(type: RRType, qclass: RRClass, allowChaos: Bool = false) -> BadQueryKind? {
-        if qclass != .in && !(allowChaos && qclass == .ch) { return .class }
         if type == .axfr || type == .ixfr { return .transfer }
+        if qclass != .in && !(allowChaos && qclass == .ch) { return .class }
         return nil
     }
 }

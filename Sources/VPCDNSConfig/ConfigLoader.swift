@@ -2,20 +2,6 @@ import Foundation
 import VPCDNSCore
 import Yams
 
-/// Where each model entry was written: key paths and their lines, for `check` and `explain`.
-public struct SourceIndex: Sendable {
-    /// Line of every key path read (`vpcs[0]`, `vpcs[0].id`, ...).
-    public let lines: [String: Int]
-    /// Key path of each VPC, endpoint and service by id (`vpcs[2]`).
-    public let vpcPaths: [String: String]
-    public let endpointPaths: [String: String]
-    public let servicePaths: [String: String]
-    /// Key path of each hosted zone, parallel to `Model.hostedZones`.
-    public let zonePaths: [String]
-
-    public func line(_ keyPath: String) -> Int? { lines[keyPath] }
-}
-
 /// Loads `vpcdns.yaml` (and its zone files) into a validated `Model`, collecting every
 /// error rather than stopping at the first, so one `check` run shows all of them.
 public enum ConfigLoader {
@@ -50,13 +36,7 @@ public enum ConfigLoader {
         }
         let model = Model(settings: parsed.settings, vpcs: parsed.vpcs.map(\.value), endpoints: parsed.endpoints.map(\.value),
                           endpointServices: parsed.services.map(\.value), hostedZones: parsed.zones.map(\.zone))
-        let index = SourceIndex(
-            lines: reader.lines,
-            vpcPaths: Dictionary(parsed.vpcs.map { ($0.value.id, $0.path) }, uniquingKeysWith: { a, _ in a }),
-            endpointPaths: Dictionary(parsed.endpoints.map { ($0.value.id, $0.path) }, uniquingKeysWith: { a, _ in a }),
-            servicePaths: Dictionary(parsed.services.map { ($0.value.id, $0.path) }, uniquingKeysWith: { a, _ in a }),
-            zonePaths: parsed.zones.map(\.path))
-        return .success(LoadedConfig(model: model, warnings: warnings, path: path, sources: index))
+        return .success(LoadedConfig(model: model, warnings: warnings, path: path))
     }
 
     /// The config file's problems first, in line order; zone files after, by path and line.

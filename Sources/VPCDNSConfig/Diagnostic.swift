@@ -49,8 +49,6 @@ public struct LoadedConfig: Sendable {
     public let warnings: [Diagnostic]
     /// The config path as given.
     public let path: String
-    /// Where each model entry came from (for `check` and `explain`).
-    public let sources: SourceIndex
 }
 
 import VPCDNSCore

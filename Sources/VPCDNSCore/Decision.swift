@@ -40,7 +40,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     case noVPCMatch, ambiguousVPC
     case upstreamTimeout, upstreamError
     case cnameLoop, cnameChain
-    case badPacket(BadPacketKind)
+    case badPacket(BadQueryKind)
 
     public var description: String {
         switch self {
@@ -55,15 +55,9 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .upstreamError: "upstream-error"
         case .cnameLoop: "cname-loop"
         case .cnameChain: "cname-chain"
-        case .badPacket(let k): "bad-packet:\(k.rawValue)"
+        case .badPacket(let k): k.logReason
         }
     }
-}
-
-/// P4 kinds of bad request that get an answer.
-public enum BadPacketKind: String, Sendable {
-    case qdcount, question, opcode, `class`, transfer
-    case ednsVersion = "edns-version"
 }
 
 /// Where the upstream work goes: the configured `upstreams` (R9) or a rule's targets (R4).

@@ -50,14 +50,9 @@ public final class Resolver: Sendable {
             return d
         }
         // P4 policy that needs V first: transfers and non-IN classes are refused and logged.
-        if question.type == .axfr || question.type == .ixfr {
+        if let bad = BadQueryKind.classify(type: question.type, qclass: question.rrClass) {
             d.kind = .badRequest
-            d.reason = .badPacket(.transfer)
-            return d
-        }
-        if question.rrClass != .in {
-            d.kind = .badRequest
-            d.reason = .badPacket(.class)
+            d.reason = .badPacket(bad)
             return d
         }
         guard let v = view.vpcIndex else { return d }
@@ -92,10 +87,10 @@ public final class Resolver: Sendable {
                     d.outcome = .answer(Answer(rcode: .noError, authoritative: true, answer: chain.isEmpty ? rrs : chain + rrs))
                     return d
                 case .nodata:
-                    d.outcome = .answer(Answer(rcode: .noError, authoritative: true, answer: chain, authority: [zone.negativeSOA]))
+                    d.outcome = .answer(Answer(rcode: .noError, authoritative: true, answer: chain, authority: zone.negativeAuthority))
                     return d
                 case .nxdomain:
-                    d.outcome = .answer(Answer(rcode: .nxDomain, authoritative: true, answer: chain, authority: [zone.negativeSOA]))
+                    d.outcome = .answer(Answer(rcode: .nxDomain, authoritative: true, answer: chain, authority: zone.negativeAuthority))
                     return d
                 case .cname(let c):
                     chain.append(c)
@@ -141,8 +136,8 @@ public final class Resolver: Sendable {
             guard case .local(let zone, let result) = link.result else { return nil }
             switch result {
             case .answer(let rrs): return Answer(rcode: .noError, authoritative: false, answer: chain + rrs)
-            case .nodata: return Answer(rcode: .noError, authoritative: false, answer: chain, authority: [zone.negativeSOA])
-            case .nxdomain: return Answer(rcode: .nxDomain, authoritative: false, answer: chain, authority: [zone.negativeSOA])
+            case .nodata: return Answer(rcode: .noError, authoritative: false, answer: chain, authority: zone.negativeAuthority)
+            case .nxdomain: return Answer(rcode: .nxDomain, authoritative: false, answer: chain, authority: zone.negativeAuthority)
             case .cname(let c):
                 chain.append(c)
                 guard let t = c.targetName, chain.count <= Resolver.maxCNAMEs else { return Answer(rcode: .servFail, authoritative: false) }

@@ -62,7 +62,4 @@ public enum EndpointNames {
 
     /// `vpce.amazonaws.com`: names under it that match no configured endpoint go upstream (R10).
     public static let vpceDomain = try! DNSName("vpce.amazonaws.com")
-
-    /// Prefix labels that S3 clients put before an endpoint name (R10).
-    public static let s3Prefixes: Set<String> = ["bucket", "accesspoint", "control"]
 }

@@ -49,6 +49,9 @@ public final class ZoneData: Sendable {
     public let negativeTTL: UInt32
     let nodes: [DNSName: Node]
     let emptyNonTerminals: Set<DNSName>
+    /// Wildcard nodes by the name they cover (`*.x` under `x`), so the closest-encloser walk
+    /// does not build `*.` names per lookup.
+    let wildcards: [DNSName: Node]
 
     /// `records` must all be at or below `apex`; an SOA at the apex is used when present,
     /// otherwise AWS's private-zone SOA and NS placeholders are added.
@@ -67,6 +70,7 @@ public final class ZoneData: Sendable {
         let soa = nodes[apex]!.records(.soa)![0]
         self.soa = soa
         self.negativeTTL = min(soa.ttl, soa.soaMinimum ?? soa.ttl)
+        self.negativeAuthority = [soa.withTTL(negativeTTL)]
         var ents = Set<DNSName>()
         for name in nodes.keys {
             var p = name.parent
@@ -77,10 +81,14 @@ public final class ZoneData: Sendable {
         }
         self.nodes = nodes
         self.emptyNonTerminals = ents
+        var wildcards: [DNSName: Node] = [:]
+        for (n, node) in nodes where n.isWildcard { wildcards[n.parent!] = node }
+        self.wildcards = wildcards
     }
 
     /// The SOA to put in the authority section of a negative answer.
-    public var negativeSOA: ResourceRecord { soa.withTTL(negativeTTL) }
+    /// Built once: every negative answer of the zone shares this array.
+    public let negativeAuthority: [ResourceRecord]
 
     /// True when the name owns records or has names below it (RFC 8020).
     public func exists(_ name: DNSName) -> Bool { nodes[name] != nil || emptyNonTerminals.contains(name) }
@@ -90,10 +98,11 @@ public final class ZoneData: Sendable {
         if let node = nodes[name] { return answer(from: node, owner: name, type: type, synthesized: false) }
         if emptyNonTerminals.contains(name) { return .nodata }
         // Closest encloser, then its wildcard (RFC 4592).
+        // `name` is at or below the apex, so an ancestor is inside the zone while it is not shorter.
         var p = name.parent
-        while let q = p, q.isSubdomain(of: apex) {
+        while let q = p, q.wire.count >= apex.wire.count {
             if exists(q) {
-                guard let wild = q.wildcardChild, let node = nodes[wild] else { return .nxdomain }
+                guard let node = wildcards[q] else { return .nxdomain }
                 return answer(from: node, owner: name, type: type, synthesized: true)
             }
             p = q.parent
@@ -116,13 +125,5 @@ public final class ZoneData: Sendable {
     /// All records, for `check` and tests.
     public var allRecords: [ResourceRecord] {
         nodes.keys.sorted().flatMap { nodes[$0]!.rrsets.flatMap(\.records) }
-    }
-}
-
-extension DNSName {
-    /// `*.self`.
-    public var wildcardChild: DNSName? {
-        guard wire.count + 2 <= DNSName.maxWireLength else { return nil }
-        return DNSName(uncheckedWire: [1, UInt8(ascii: "*")] + wire)
     }
 }

@@ -67,7 +67,8 @@ public final class UpstreamCache: Sendable {
         return state.withLock { s in
             guard let stored = s.entries[key] else { s.misses += 1; return nil }
             if now >= stored.expiresAt {
-                s.entries[key] = nil
+                // Left in place: the next `put` of this key overwrites it without queueing the
+                // key for eviction a second time (a stale queue slot would evict the new entry).
                 s.misses += 1
                 return nil
             }

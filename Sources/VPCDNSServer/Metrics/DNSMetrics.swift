@@ -215,7 +215,7 @@ public final class DNSMetrics: UpstreamObserver, Sendable {
         var b = 0
         let bounds = DNSMetrics.durationBounds
         while b < bounds.count && ns > bounds[b] { b &+= 1 }
-        durations.add(b, 1, DNSMetrics.durationBounds.count + 1, UInt64(ns))
+        durations.add(b, 1, sumSlot, UInt64(ns))
     }
 
     /// A packet dropped without an answer (P4).
@@ -301,6 +301,6 @@ public final class DNSMetrics: UpstreamObserver, Sendable {
     /// Bucket counts (not cumulative; the last is +Inf) and the sum in nanoseconds.
     func durationTotals() -> (buckets: [UInt64], sumNanos: UInt64) {
         let all = durations.totals()
-        return (Array(all[0...DNSMetrics.durationBounds.count]), all[DNSMetrics.durationBounds.count + 1])
+        return (Array(all[0...DNSMetrics.durationBounds.count]), all[sumSlot])
     }
 }

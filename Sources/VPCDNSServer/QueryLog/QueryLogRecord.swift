@@ -123,13 +123,6 @@ public struct QueryLogRecord: Sendable {
         return sink.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Appends the record as one JSON line (newline included) to `bytes` as UTF-8.
-    public func write(to bytes: inout [UInt8]) {
-        var sink = ByteSink()
-        write(to: &sink)
-        sink.withBytes { bytes.append(contentsOf: $0) }
-    }
-
     /// Appends the record as one JSON line (newline included) to `out` as UTF-8.
     ///
     /// Written byte by byte into one array: literals are copied from static strings, strings
@@ -260,8 +253,6 @@ struct ByteSink: ~Copyable {
         (base + count).initialize(from: p, count: b.count)
         count += b.count
     }
-
-    mutating func truncate(to n: Int) { count = min(count, n) }
 
     /// Appends a copy of `count` bytes already written at `offset`.
     mutating func appendCopy(from offset: Int, count n: Int) {
@@ -559,13 +550,6 @@ public enum Timestamp {
     private static func two(_ v: Int64, _ out: inout ByteSink) {
         out.append(0x30 &+ UInt8(truncatingIfNeeded: v / 10))
         out.append(0x30 &+ UInt8(truncatingIfNeeded: v % 10))
-    }
-
-    /// Wall-clock microseconds since the epoch (the shell reads the clock; the core never does).
-    public static func nowMicros() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
     }
 
     /// Monotonic nanoseconds, for latencies and cache ages.
