@@ -42,6 +42,7 @@ struct RobustnessTests {
         var reencoder = MessageBuilder()
         var outcomes = [String: Int]()
         var messagesAccepted = 0
+        var roundTrips = 0
 
         for _ in 0..<200_000 {
             var p = corpus[Int(rng.next() % UInt64(corpus.count))]
@@ -74,6 +75,7 @@ struct RobustnessTests {
                     let s = reencoder.buildResponse(for: q, rcode: m.rcode, answer: m.answer, authority: m.authority,
                                                     additional: m.additional, transport: .tcp)
                     if !s.truncated && s.answerCount == m.answer.count && s.additionalCount == m.additional.count {
+                        roundTrips += 1
                         let again = try DNSMessage.parse(reencoder.bytes)
                         #expect(again.answer == m.answer)
                         #expect(again.authority == m.authority)
@@ -88,6 +90,7 @@ struct RobustnessTests {
             #expect(outcomes[key, default: 0] > 100, "outcome \(key) reached \(outcomes[key, default: 0]) times")
         }
         #expect(messagesAccepted > 1000)
+        #expect(roundTrips > 100, "re-encoding round trips checked: \(roundTrips)")
         print("robustness outcomes: \(outcomes.sorted { $0.key < $1.key }), full parses accepted: \(messagesAccepted)")
     }
 

@@ -104,7 +104,6 @@ func readAll(_ paths: [String], filter: LogFilter = LogFilter()) -> (records: [L
 /// Runs the built `vpcdns` binary (build it first: `swift build`).
 enum CLI {
     static var binary: String { Fixture.root + "/.build/debug/vpcdns" }
-    static var built: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
     struct Output { let status: Int32; let stdout: String; let stderr: String }
 

@@ -22,11 +22,12 @@ struct LifecycleTests {
             tasks.addTask { try await group.run() }
             #expect(try await client.exchange(TestDNS.query(id: 1, name: "a.example.org"), with: server) != nil)
             try await client.send(TestDNS.query(id: 2, name: "slow.example.org"), to: server)
-            try await Task.sleep(for: .milliseconds(20))
+            // Wait (bounded) until the slow query is in flight: a fixed sleep is too short on a loaded machine.
+            for _ in 0..<200 where await listeners.inFlight == 0 { try await Task.sleep(for: .milliseconds(10)) }
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
-        let got = await client.inbox.wait(count: 2, timeout: .milliseconds(100))
+        let got = await client.inbox.wait(count: 2, timeout: .seconds(1))
         #expect(got.compactMap { TestDNS.header($0)?.id } == [1, 2])
         #expect(await listeners.listeners.isEmpty)
         #expect(try await client.exchange(TestDNS.query(id: 3, name: "a.example.org"), with: server, timeout: .milliseconds(150)) == nil)
@@ -65,7 +66,11 @@ extension LifecycleTests {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             stats.dropped.add(3, ordering: .relaxed)
-            try await Task.sleep(for: .milliseconds(180))
+            // Wait (bounded) for the first report, then a few quiet intervals with no growth.
+            for _ in 0..<200 where !box.messages.withLock({ $0.contains { $0.hasPrefix("dropped packets") } }) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await Task.sleep(for: .milliseconds(200))
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }

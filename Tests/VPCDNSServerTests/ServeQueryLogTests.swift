@@ -9,8 +9,7 @@ import Testing
 /// The query log of the real `vpcdns serve` binary (query-log.md, L1–L3, O3): the server runs
 /// as a child process with a temporary config on loopback, beside real NSD upstreams, and the
 /// tests read the file it writes.
-@Suite("Query log of the running server", .serialized,
-       .enabled(if: QueryLogServer.binaryExists, "build vpcdns first: swift build"))
+@Suite("Query log of the running server", .serialized)
 struct ServeQueryLogTests {
     static let vpcApp = "vpc-0a11ce0000000001a"
     static let vpcLegacy = "vpc-01e9ac0000000003c"

@@ -18,7 +18,6 @@ final class QueryLogServer: @unchecked Sendable {
         return url.path
     }()
     static var binary: String { root + "/.build/debug/vpcdns" }
-    static var binaryExists: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
     let pid: pid_t
     let stdoutPath: String
