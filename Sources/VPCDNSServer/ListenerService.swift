@@ -9,23 +9,17 @@ import VPCDNSCore
 ///
 /// `serve` should open the listeners itself before starting the `ServiceGroup`
 /// (`listeners.update(to:)`), so that a bind failure is an error before anything runs and
-/// the `listening on ...` lines print once everything is open. Pass `endpoints` instead to
-/// have `run()` open them.
+/// the `listening on ...` lines print once everything is open.
 public struct ListenerService: Service {
     public let listeners: DNSListeners
-    private let endpoints: [SocketEndpoint]?
     private let gracePeriod: Duration
 
-    public init(listeners: DNSListeners, endpoints: [SocketEndpoint]? = nil, gracePeriod: Duration = .seconds(2)) {
+    public init(listeners: DNSListeners, gracePeriod: Duration = .seconds(2)) {
         self.listeners = listeners
-        self.endpoints = endpoints
         self.gracePeriod = gracePeriod
     }
 
     public func run() async throws {
-        if let endpoints {
-            try await listeners.update(to: endpoints)
-        }
         do {
             try await gracefulShutdown()
             await listeners.shutdown(gracePeriod: gracePeriod)

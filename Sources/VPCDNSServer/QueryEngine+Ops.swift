@@ -24,7 +24,7 @@ extension QueryEngine {
                           builder: inout MessageBuilder) -> QueryProcessingResult {
         let answer = f.chain + [QueryEngine.rfc8482HINFO(owner: f.question.name)]
         builder.buildResponse(for: q, rcode: .noError, authoritative: false, answer: answer, authority: [],
-                              transport: context.transport == .udp ? .udp : .tcp)
+                              transport: context.transport.wire)
         logDecision(snap, context: context, query: q, decision: decision, rcode: .noError, answer: answer, cache: .none,
                     upstream: nil)
         return .reply(ByteBuffer(bytes: builder.bytes))

@@ -71,7 +71,7 @@ public final class QueryEngine: QueryProcessor {
     public func process(_ query: ByteBuffer, context: QueryContext, responder: QueryResponder) -> QueryProcessingResult {
         let snap = snapshot.withLock { $0 }
         let parsed = query.withUnsafeReadableBytes { QueryParser.parse($0) }
-        let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
+        let transport = context.transport.wire
         let scratch = LoopScratch.current(for: snap)
         switch parsed {
         case .drop(let why):
@@ -164,9 +164,9 @@ public final class QueryEngine: QueryProcessor {
         if f.question.type == .any {
             return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &builder)
         }
-        let transport: DNSTransport = context.transport == .udp ? .udp : .tcp
+        let transport = context.transport.wire
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
-        if let hit = cache.get(key, now: Timestamp.monotonicNanos()) {
+        if let hit = cache.get(key, now: context.receivedAt.monotonic.uptimeNanoseconds) {
             let a = complete(f, decision: decision, snap: snap, rcode: hit.rcode, answer: hit.answer, authority: hit.authority)
             builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
             if snap.settings.logCacheHits {
@@ -196,7 +196,7 @@ public final class QueryEngine: QueryProcessor {
                     return
                 }
                 let entry = UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority)
-                self.cache.put(key, entry, now: Timestamp.monotonicNanos())
+                self.cache.put(key, entry, now: NIODeadline.now().uptimeNanoseconds)
                 let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: m.answer, authority: m.authority)
                 b.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
                 // Logged before the answer leaves, as local answers are: once the listener sees
@@ -213,7 +213,7 @@ public final class QueryEngine: QueryProcessor {
 
     private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: String?) {
         var b = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
-        b.buildResponse(for: q, rcode: .servFail, transport: context.transport == .udp ? .udp : .tcp)
+        b.buildResponse(for: q, rcode: .servFail, transport: context.transport.wire)
         logDecision(snap, context: context, query: q, decision: decision, rcode: .servFail, answer: [], cache: .miss, upstream: upstream, reason: reason)
         responder.respond(ByteBuffer(bytes: b.bytes))
     }

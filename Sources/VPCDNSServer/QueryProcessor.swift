@@ -1,3 +1,4 @@
+import DNSWire
 import NIOCore
 import VPCDNSCore
 
@@ -14,6 +15,9 @@ public enum Transport: String, Sendable, Hashable, CustomStringConvertible {
     case tcp
 
     public var description: String { rawValue }
+
+    /// The codec's view of it (truncation applies to UDP only).
+    public var wire: DNSTransport { self == .udp ? .udp : .tcp }
 }
 
 /// When a query was read, on two clocks: the monotonic one for durations and timeouts

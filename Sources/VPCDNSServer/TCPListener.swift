@@ -86,10 +86,9 @@ final class TCPQueryHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let query = unwrapInboundIn(data)
         inFlight.stats.tcpQueries.add(1, ordering: .relaxed)
-        lastActivity = .now()
-        let queryContext = QueryContext(
-            client: client, listener: listener, transport: .tcp,
-            receivedAt: ReceiveTime(monotonic: lastActivity, wallNanoseconds: ReceiveTime.now().wallNanoseconds))
+        let receivedAt = ReceiveTime.now()
+        lastActivity = receivedAt.monotonic
+        let queryContext = QueryContext(client: client, listener: listener, transport: .tcp, receivedAt: receivedAt)
         let responder = QueryResponder(channel: context.channel, peer: nil, inFlight: inFlight)
         switch processor.process(query, context: queryContext, responder: responder) {
         case .reply(let reply):

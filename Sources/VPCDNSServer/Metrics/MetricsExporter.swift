@@ -49,6 +49,7 @@ public final class MetricsExporter: Sendable {
         "vpcdns_bad_packets_total": "Bad input (P4) by kind: too-short and response are dropped, the others get an error answer.",
         "vpcdns_tcp_connections": "Open DNS-over-TCP connections.",
         "vpcdns_tcp_connections_refused_total": "TCP connections closed at once because max_tcp_connections were open.",
+        "vpcdns_socket_errors_total": "Errors reported by listener sockets (for example ICMP errors on UDP), which never close a listener.",
         "vpcdns_querylog_records_total": "Query-log records written, or dropped because the writer could not keep up.",
         "vpcdns_reloads_total": "SIGHUP reloads, applied (ok) or rejected (old configuration kept).",
         "vpcdns_udp_queries_total": "UDP datagrams read by the listeners.",
@@ -83,6 +84,7 @@ public final class MetricsExporter: Sendable {
             }
             gauge(&s, "vpcdns_tcp_connections", [], Double(listeners.tcpConnectionsOpen))
             counter(&s, "vpcdns_tcp_connections_refused_total", [], UInt64(max(0, listeners.tcpConnectionsRejected)))
+            counter(&s, "vpcdns_socket_errors_total", [], UInt64(max(0, listeners.socketErrors)))
             counter(&s, "vpcdns_udp_queries_total", [], UInt64(max(0, listeners.udpQueries)))
             counter(&s, "vpcdns_tcp_queries_total", [], UInt64(max(0, listeners.tcpQueries)))
             counter(&s, "vpcdns_querylog_records_total", [("result", "written")], log?.written ?? 0)

@@ -551,11 +551,4 @@ public enum Timestamp {
         out.append(0x30 &+ UInt8(truncatingIfNeeded: v / 10))
         out.append(0x30 &+ UInt8(truncatingIfNeeded: v % 10))
     }
-
-    /// Monotonic nanoseconds, for latencies and cache ages.
-    public static func monotonicNanos() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
 }
