@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependency direction (each target only imports the ones above it):
-//   CLDNS (libldns, system library)
+//   CLDNS (libldns, system library); CZlib, CMalloc (glibc heap tuning) likewise
 //   DNSWire        pure-Swift DNS values and the per-query wire codec (no libldns)
 //   LDNSKit        the only module that calls libldns: zone files, rdata text <-> wire (load time)
 //   VPCDNSCore     the pure decision engine: model, views, zones, AWS rules (no I/O, no clock)
@@ -36,12 +36,14 @@ let package = Package(
             providers: [.apt(["libldns-dev"])]
         ),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // glibc's <malloc.h> (mallopt, malloc_trim) for HeapPolicy; part of libc, nothing to link.
+        .systemLibrary(name: "CMalloc"),
         .target(name: "DNSWire", swiftSettings: strict),
         .target(name: "LDNSKit", dependencies: ["CLDNS", "DNSWire"], swiftSettings: strict),
         .target(name: "VPCDNSCore", dependencies: ["DNSWire"], swiftSettings: strict),
         .target(
             name: "VPCDNSConfig",
-            dependencies: ["DNSWire", "LDNSKit", "VPCDNSCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CMalloc", "DNSWire", "LDNSKit", "VPCDNSCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .target(

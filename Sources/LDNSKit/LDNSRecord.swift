@@ -109,7 +109,9 @@ enum LDNS {
         guard let owner = ldns_rr_owner(rr) else { throw .badOwner("record without an owner") }
         let ownerName: DNSName
         do {
-            ownerName = try DNSName(wire: bytes(owner))
+            // Read in place: no intermediate copy of the owner's bytes.
+            let data = ldns_rdf_data(owner)
+            ownerName = try DNSName(wire: UnsafeBufferPointer(start: data, count: data == nil ? 0 : ldns_rdf_size(owner)))
         } catch {
             throw .badOwner("bad owner name: \(error)")
         }

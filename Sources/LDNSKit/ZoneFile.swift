@@ -186,11 +186,11 @@ struct ZoneReader {
     /// ldns lets through. Returns the explicit TTL, if any.
     func header(_ span: ClosedRange<Int>) -> Result<UInt32?, Problem> {
         let blankOwner = text.hasBlankOwner(startingAt: span.lowerBound)
-        var tokens = text.tokens(span, limit: blankOwner ? 3 : 4)
+        var tokens = text.tokens(span, limit: blankOwner ? 3 : 4)[...]
         if !blankOwner, let owner = tokens.first {
-            if owner.hasPrefix("$") {
+            if owner.bytes.first == UInt8(ascii: "$") {
                 let argument = tokens.dropFirst().first
-                switch owner.uppercased() {
+                switch owner.description.uppercased() {
                 case "$ORIGIN":
                     return .failure(Problem(text: argument.map { "bad $ORIGIN name \($0)" } ?? "$ORIGIN needs a domain name"))
                 case "$TTL": return .failure(Problem(text: "$TTL needs a value"))
@@ -207,10 +207,9 @@ struct ZoneReader {
             }
             tokens.removeFirst()
         }
-        if let c = tokens.first, isClass(c) {
-            let value = c.withCString { ldns_get_rr_class_by_name($0) }
+        if let c = tokens.first, let value = rrClass(c) {
             guard value == LDNS_RR_CLASS_IN else {
-                return .failure(Problem(text: "class \(c.uppercased()) is not supported: vpcdns zones are class IN"))
+                return .failure(Problem(text: "class \(c.description.uppercased()) is not supported: vpcdns zones are class IN"))
             }
             tokens.removeFirst()
             if ttl == nil, let t = tokens.first, ZoneText.startsWithDigit(t) {
@@ -220,18 +219,30 @@ struct ZoneReader {
         guard let type = tokens.first else {
             return .failure(Problem(text: "incomplete record: no type"))
         }
-        let known = type.withCString { ldns_get_rr_type_by_name($0) }
-        guard known.rawValue != 0 else {
+        guard isKnownType(type) else {
             return .failure(Problem(text: "unknown record type \(type)"))
         }
         return .success(ttl)
     }
 
-    func isClass(_ token: String) -> Bool {
-        token.withCString { ldns_get_rr_class_by_name($0) }.rawValue != 0
+    /// The class a token names, nil when it names none. `IN` (nearly every record that has a
+    /// class at all) is recognised without building a C string for ldns.
+    func rrClass(_ token: ZoneToken) -> ldns_rr_class? {
+        if token.equalsIgnoringCase("IN") { return LDNS_RR_CLASS_IN }
+        let value = token.description.withCString { ldns_get_rr_class_by_name($0) }
+        return value.rawValue != 0 ? value : nil
     }
 
-    func checkedTTL(_ token: String) -> Result<UInt32, Problem> {
+    /// Whether ldns knows the type; the common ones are answered without a C string.
+    func isKnownType(_ token: ZoneToken) -> Bool {
+        if token.equalsIgnoringCase("A") || token.equalsIgnoringCase("AAAA") || token.equalsIgnoringCase("CNAME")
+            || token.equalsIgnoringCase("TXT") || token.equalsIgnoringCase("NS") || token.equalsIgnoringCase("SOA") {
+            return true
+        }
+        return token.description.withCString { ldns_get_rr_type_by_name($0) }.rawValue != 0
+    }
+
+    func checkedTTL(_ token: ZoneToken) -> Result<UInt32, Problem> {
         guard let v = ZoneText.ttlValue(token) else {
             return .failure(Problem(text: "bad TTL \(token)"))
         }

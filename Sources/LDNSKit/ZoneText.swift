@@ -70,34 +70,37 @@ struct ZoneText {
 
     /// The first `limit` whitespace-separated tokens of a record, skipping comments and
     /// parentheses, stopping at the first quoted string (only rdata is ever quoted).
-    func tokens(_ span: ClosedRange<Int>, limit: Int) -> [String] {
-        var out: [String] = []
-        var cur: [UInt8] = []
+    ///
+    /// A token is a contiguous run of the file's bytes (an escape and its character are
+    /// adjacent), so tokens are slices, not copies: this runs for every record loaded.
+    func tokens(_ span: ClosedRange<Int>, limit: Int) -> [ZoneToken] {
+        var out: [ZoneToken] = []
+        out.reserveCapacity(limit)
+        var start: Int?
         var i = span.lowerBound
         var inComment = false
-        func flush() {
-            if !cur.isEmpty { out.append(String(decoding: cur, as: UTF8.self)); cur.removeAll() }
+        func flush(_ end: Int) {
+            if let s = start { out.append(ZoneToken(bytes: bytes[s..<end])); start = nil }
         }
         while i <= span.upperBound && out.count < limit {
             let b = bytes[i]
             if inComment {
                 if b == UInt8(ascii: "\n") { inComment = false }
             } else if b == UInt8(ascii: "\\") {
-                cur.append(b)
-                if i + 1 <= span.upperBound { cur.append(bytes[i + 1]) }
-                i += 1
+                if start == nil { start = i }
+                if i + 1 <= span.upperBound { i += 1 }
             } else if b == UInt8(ascii: ";") {
-                flush(); inComment = true
+                flush(i); inComment = true
             } else if b == UInt8(ascii: "\"") {
                 break
             } else if ZoneText.isSpace(b) || b == UInt8(ascii: "(") || b == UInt8(ascii: ")") {
-                flush()
-            } else {
-                cur.append(b)
+                flush(i)
+            } else if start == nil {
+                start = i
             }
             i += 1
         }
-        if out.count < limit { flush() }
+        if out.count < limit { flush(min(i, span.upperBound + 1)) }
         return out
     }
 
@@ -130,10 +133,10 @@ struct ZoneText {
 
     /// A TTL in the forms ldns and BIND accept: seconds (`300`) or unit groups (`1h30m`,
     /// `2W`). nil when malformed (ldns itself would read `3OO` as 3 and `1x` as 1).
-    static func ttlValue(_ token: String) -> UInt64? {
+    static func ttlValue(_ token: ZoneToken) -> UInt64? {
         var total: UInt64 = 0
         var current: UInt64?
-        for c in token.utf8 {
+        for c in token.bytes {
             if c >= 48 && c <= 57 {
                 current = (current ?? 0) * 10 + UInt64(c - 48)
                 if current! > 1 << 40 { return nil }
@@ -153,25 +156,40 @@ struct ZoneText {
             current = nil
         }
         if let v = current { total += v }
-        guard !token.isEmpty else { return nil }
+        guard !token.bytes.isEmpty else { return nil }
         return total
     }
 
     /// RFC 2181 §8: a TTL is an unsigned 31-bit number.
     static let maxTTL: UInt64 = 2_147_483_647
 
-    static func startsWithDigit(_ s: String) -> Bool {
-        guard let c = s.utf8.first else { return false }
+    static func startsWithDigit(_ s: ZoneToken) -> Bool {
+        guard let c = s.bytes.first else { return false }
         return c >= 48 && c <= 57
     }
 
     /// A presentation name ends with an unescaped dot (`a.b.`, `.`; not `a\.`).
-    static func isAbsolute(_ token: String) -> Bool {
-        let u = Array(token.utf8)
+    static func isAbsolute(_ token: ZoneToken) -> Bool {
+        let u = Array(token.bytes)
         guard u.last == UInt8(ascii: ".") else { return false }
         var backslashes = 0
         var i = u.count - 2
         while i >= 0 && u[i] == UInt8(ascii: "\\") { backslashes += 1; i -= 1 }
         return backslashes % 2 == 0
+    }
+}
+
+/// One header token of a record: a slice of the zone file's bytes.
+struct ZoneToken: CustomStringConvertible {
+    let bytes: ArraySlice<UInt8>
+
+    /// The token as text, for messages and the rare lookups that need a C string.
+    var description: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// ASCII case-insensitive comparison with an upper-case keyword.
+    func equalsIgnoringCase(_ upper: StaticString) -> Bool {
+        guard bytes.count == upper.utf8CodeUnitCount else { return false }
+        let u = UnsafeBufferPointer(start: upper.utf8Start, count: upper.utf8CodeUnitCount)
+        return zip(bytes, u).allSatisfy { a, b in a & 0xDF == b }
     }
 }

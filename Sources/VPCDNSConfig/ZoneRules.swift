@@ -10,9 +10,12 @@ struct ZoneRules {
     func apply(_ z: inout ParsedZone) {
         checkSOAAndNS(&z)
         addPlaceholders(&z)
-        checkRecordSets(z)
-        checkCNAMEs(z)
-        checkRecordAliases(z)
+        // One list of record sets and one map of first definitions serve all three checks
+        // (a zone may hold a million records: each extra pass was seconds at that size).
+        let all = entries(z)
+        let firstDefinitions = checkRecordSets(all)
+        checkCNAMEs(z, all)
+        checkRecordAliases(z, sets: firstDefinitions)
     }
 
     private func diag(_ o: RecordOrigin, _ message: String) {
@@ -36,8 +39,10 @@ struct ZoneRules {
             }
             keep.append(i)
         }
-        z.zone.records = keep.map { z.zone.records[$0] }
-        z.origins = keep.map { z.origins[$0] }
+        if keep.count != z.zone.records.count {
+            z.zone.records = keep.map { z.zone.records[$0] }
+            z.origins = keep.map { z.origins[$0] }
+        }
         z.zone.hasOwnSOA = firstSOA != nil
     }
 
@@ -61,26 +66,34 @@ struct ZoneRules {
 
     /// All record sets with where they were first defined (plain records and aliases).
     private func entries(_ z: ParsedZone) -> [(SetKey, RecordOrigin, isAlias: Bool)] {
-        z.zone.records.enumerated().map { (SetKey(name: $1.name, type: $1.type), z.origins[$0], false) }
-            + z.zone.aliases.enumerated().map { (SetKey(name: $1.name, type: $1.type), z.aliasOrigins[$0], true) }
+        var out: [(SetKey, RecordOrigin, isAlias: Bool)] = []
+        out.reserveCapacity(z.zone.records.count + z.zone.aliases.count)
+        for (i, r) in z.zone.records.enumerated() { out.append((SetKey(name: r.name, type: r.type), z.origins[i], false)) }
+        for (i, a) in z.zone.aliases.enumerated() { out.append((SetKey(name: a.name, type: a.type), z.aliasOrigins[i], true)) }
+        return out
     }
 
     /// A record set is defined in one place: the zone file or one `records:` entry.
-    private func checkRecordSets(_ z: ParsedZone) {
-        var first: [SetKey: RecordOrigin] = [:]
+    /// Returns where each record set was first defined.
+    private func checkRecordSets(_ entries: [(SetKey, RecordOrigin, isAlias: Bool)]) -> [SetKey: RecordOrigin] {
+        var first = [SetKey: RecordOrigin](minimumCapacity: entries.count)
         var reported: Set<String> = []
-        for (key, origin, _) in entries(z) {
+        for (key, origin, _) in entries {
             guard let f = first[key] else { first[key] = origin; continue }
             if f.key != origin.key || f.file != origin.file, reported.insert(origin.key + "|\(key.name)|\(key.type)").inserted {
                 diag(origin, "record set \(key.name.text) \(key.type) is already defined at \(f.place)")
             }
         }
+        return first
     }
 
     /// RFC 1034 §3.6.2: a name with a CNAME has no other data.
-    private func checkCNAMEs(_ z: ParsedZone) {
+    private func checkCNAMEs(_ z: ParsedZone, _ entries: [(SetKey, RecordOrigin, isAlias: Bool)]) {
+        // Only names that have a CNAME are gathered: few, in a zone of mostly address records.
+        let cnameNames = Set(entries.lazy.filter { $0.0.type == .cname }.map { $0.0.name })
+        guard !cnameNames.isEmpty else { return }
         var byName: [DNSName: [(SetKey, RecordOrigin)]] = [:]
-        for (key, origin, _) in entries(z) { byName[key.name, default: []].append((key, origin)) }
+        for (key, origin, _) in entries where cnameNames.contains(key.name) { byName[key.name, default: []].append((key, origin)) }
         for (name, items) in byName where items.contains(where: { $0.0.type == .cname }) {
             let sorted = items.sorted { ($0.1.file, $0.1.line) < ($1.1.file, $1.1.line) }
             let cnames = sorted.filter { $0.0.type == .cname }
@@ -101,14 +114,13 @@ struct ZoneRules {
     }
 
     /// `alias: {record: NAME}` must name a record set of this zone with the alias's type.
-    private func checkRecordAliases(_ z: ParsedZone) {
-        let sets = Set(entries(z).map(\.0))
+    private func checkRecordAliases(_ z: ParsedZone, sets: [SetKey: RecordOrigin]) {
         for (i, a) in z.zone.aliases.enumerated() {
             guard case .record(let target) = a.target else { continue }
             let key = "\(z.aliasOrigins[i].key).alias.record"
             if target == a.name {
                 reader.error(key, "an alias cannot point at itself")
-            } else if !sets.contains(SetKey(name: target, type: a.type)) {
+            } else if sets[SetKey(name: target, type: a.type)] == nil {
                 reader.error(key, "no \(a.type) record \(target.text) in zone \(z.zone.name.text) for this alias to point at")
             }
         }

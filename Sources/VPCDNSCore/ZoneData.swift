@@ -58,7 +58,7 @@ public final class ZoneData: Sendable {
     public init(apex: DNSName, origin: Origin, records: [ResourceRecord]) {
         self.apex = apex
         self.origin = origin
-        var nodes: [DNSName: Node] = [:]
+        var nodes = [DNSName: Node](minimumCapacity: records.count)
         for rr in records where rr.name.isSubdomain(of: apex) {
             nodes[rr.name, default: Node()].add(rr)
         }

@@ -55,15 +55,15 @@ public final class ServerRuntime: Sendable {
         self.logger = logger
         self.signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
         self.stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        let loaded: LoadedConfig
-        switch ConfigLoader.load(path: configPath) {
-        case .success(let l): loaded = l
-        case .failure(let e): throw StartError.config(e)
-        }
-        for w in loaded.warnings { logger.warning("\(w)") }
         let metrics = DNSMetrics()
         self.metrics = metrics
-        let snapshot = try ServerRuntime.snapshot(loaded.model, observer: metrics)
+        let (loaded, snapshot) = try HeapPolicy.loading { () throws -> (LoadedConfig, QueryEngine.Snapshot) in
+            switch ConfigLoader.load(path: configPath) {
+            case .success(let l): return (l, try ServerRuntime.snapshot(l.model, observer: metrics))
+            case .failure(let e): throw StartError.config(e)
+            }
+        }
+        for w in loaded.warnings { logger.warning("\(w)") }
         metrics.adopt(snapshot.requests)
         metrics.setTimed(loaded.model.settings.metrics != nil)
         var queryLog: QueryLogWriter? = nil
@@ -151,16 +151,20 @@ public final class ServerRuntime: Sendable {
     }
 
     private func applyReload() async -> Bool {
-        let loaded: LoadedConfig
-        switch ConfigLoader.load(path: configPath) {
-        case .success(let l): loaded = l
-        case .failure(let e):
+        let outcome: Result<(LoadedConfig, QueryEngine.Snapshot), any Error> = HeapPolicy.loading {
+            switch ConfigLoader.load(path: configPath) {
+            case .success(let l): Result { (l, try ServerRuntime.snapshot(l.model, observer: metrics)) }
+            case .failure(let e): .failure(e)
+            }
+        }
+        let loaded: LoadedConfig, new: QueryEngine.Snapshot
+        switch outcome {
+        case .success(let pair): (loaded, new) = pair
+        case .failure(let e as ConfigErrors):
             for d in e.errors { logger.error("reload rejected: \(d)") }
             return false
-        }
-        let new: QueryEngine.Snapshot
-        do { new = try ServerRuntime.snapshot(loaded.model, observer: metrics) } catch {
-            logger.error("reload rejected: \(error)")
+        case .failure(let e):
+            logger.error("reload rejected: \(e)")
             return false
         }
         let old = engine.current

@@ -17,7 +17,7 @@ struct CheckCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let summary = CheckSummary(path: config, result: ConfigLoader.load(path: config))
+        let summary = HeapPolicy.loading { CheckSummary(path: config, result: ConfigLoader.load(path: config)) }
         if json {
             print(summary.json.rendered())
         } else {

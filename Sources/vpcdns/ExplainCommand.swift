@@ -40,7 +40,7 @@ struct ExplainCommand: ParsableCommand {
 
     func run() throws {
         let loaded: LoadedConfig
-        switch ConfigLoader.load(path: config) {
+        switch HeapPolicy.loading({ ConfigLoader.load(path: config) }) {
         case .success(let l): loaded = l
         case .failure(let e):
             FileHandle.standardError.write(Data((e.errors.map(\.description).joined(separator: "\n") + "\n").utf8))
