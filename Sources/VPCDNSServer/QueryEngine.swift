@@ -99,7 +99,8 @@ public final class QueryEngine: QueryProcessor {
                         return .reply(answerLocally(local, entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
                     case .forward(var decision, let f):
                         decision.view = view
-                        return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
+                        return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
+                                       builder: &scratch.builder, memo: entry)
                     }
                 }
                 key = k
@@ -118,8 +119,13 @@ public final class QueryEngine: QueryProcessor {
             case .forward(let f):
                 // The decision to forward is as deterministic as a local answer; remembering it
                 // leaves only the cache lookup for repeated public names.
-                if let key { scratch.remember(key, MemoEntry(.forward(decision, f))) }
-                return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder, builder: &scratch.builder)
+                var entry: MemoEntry? = nil
+                if let key {
+                    entry = MemoEntry(.forward(decision, f))
+                    scratch.remember(key, entry!)
+                }
+                return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
+                               builder: &scratch.builder, memo: entry)
             }
         }
     }
@@ -159,16 +165,35 @@ public final class QueryEngine: QueryProcessor {
 
     // MARK: - Upstream (R4, R9, R15, P5, P6)
 
+    /// `memo` is this thread's memo entry of the decision, when there is one: a cache hit
+    /// encoded for it is kept there as bytes and replayed until the cached entry expires.
     private func forward(_ f: Forward, query q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext,
-                         responder: QueryResponder, builder: inout MessageBuilder) -> QueryProcessingResult {
+                         responder: QueryResponder, builder: inout MessageBuilder, memo: MemoEntry? = nil) -> QueryProcessingResult {
         if f.question.type == .any {
             return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &builder)
         }
         let transport = context.transport.wire
+        let now = context.receivedAt.monotonic.uptimeNanoseconds
+        let shape: UInt8 = q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1)
+        let lowerCase = q.question.caseMask.isAllLower
+        let sizeLimit = MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: builder.udpPayloadSize, transport: transport)
+        if lowerCase, let replay = memo?.replay, replay.shape == shape, now < replay.expiresAt, replay.bytes.count <= sizeLimit {
+            cache.countReplayedHit()
+            let a = replay.completed
+            if snap.settings.logCacheHits {
+                logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
+            } else {
+                countAnswer(snap, context: context, view: decision.view, kind: decision.kind, rcode: a.rcode)
+            }
+            return .reply(replay.reply(to: q, now: now))
+        }
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
-        if let hit = cache.get(key, now: context.receivedAt.monotonic.uptimeNanoseconds) {
-            let a = complete(f, decision: decision, snap: snap, rcode: hit.rcode, answer: hit.answer, authority: hit.authority)
-            builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
+        if let hit = cache.lookup(key, now: now) {
+            let a = complete(f, decision: decision, snap: snap, rcode: hit.entry.rcode, answer: hit.entry.answer, authority: hit.entry.authority)
+            let summary = builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
+            if let memo, lowerCase, !a.hasLocalRecords, !summary.truncated {
+                memo.replay = CachedReply(encoded: builder.bytes, shape: shape, hit: hit, now: now, completed: a)
+            }
             if snap.settings.logCacheHits {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
             } else {
@@ -224,6 +249,9 @@ public final class QueryEngine: QueryProcessor {
         var answer: [ResourceRecord]
         var authority: [ResourceRecord]
         var reason: String?
+        /// Private records are part of it (the local CNAME chain, or an upstream CNAME handed
+        /// back to a private zone): their TTLs do not count down, so it is not replayed as bytes.
+        var hasLocalRecords = false
     }
 
     /// Puts the local CNAME chain (if any) before the upstream data, and hands an upstream
@@ -239,7 +267,7 @@ public final class QueryEngine: QueryProcessor {
             if let local = snap.resolver.continueChain(after: f, upstreamChain: links, target: target, view: decision.view) {
                 let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > VPCDNSCore.Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
                 return Completed(rcode: local.rcode, answer: local.rcode == .servFail ? [] : local.answer,
-                                 authority: local.authority, reason: reason)
+                                 authority: local.authority, reason: reason, hasLocalRecords: true)
             }
             name = target
         }
@@ -249,7 +277,7 @@ public final class QueryEngine: QueryProcessor {
         if f.chain.count + links.count > VPCDNSCore.Resolver.maxCNAMEs {
             return Completed(rcode: .servFail, answer: [], authority: [], reason: "cname-chain")
         }
-        return Completed(rcode: rcode, answer: f.chain + answer, authority: authority, reason: nil)
+        return Completed(rcode: rcode, answer: f.chain + answer, authority: authority, reason: nil, hasLocalRecords: true)
     }
 
     // MARK: - Query log
@@ -349,7 +377,57 @@ final class MemoEntry {
     var encoded: [UInt8] = []
     /// 0 no EDNS, 1 EDNS, 3 EDNS with DO; `none` until a reply was kept.
     var shape: UInt8 = MemoEntry.none
+    /// Forward decisions: the last cache hit encoded for a lower-case query, replayed with
+    /// its TTLs counted down until the cached entry expires.
+    var replay: CachedReply?
     init(_ content: Content) { self.content = content }
+}
+
+/// A cache hit's reply kept as bytes (P5 answers at the cost of a copy and a few patches).
+///
+/// The cache counts TTLs down in whole seconds from the moment the entry was stored; the
+/// reply does the same from the TTLs the entry had when stored, so a replayed reply carries
+/// exactly the TTLs a freshly encoded one would. Only upstream data is replayed (a reply with
+/// private records in it is encoded each time: their TTLs are fixed).
+final class CachedReply {
+    let bytes: [UInt8]
+    let shape: UInt8
+    let ttlOffsets: [Int]
+    /// The TTLs at `storedAt` (0 stays 0: a record already at 0 when encoded).
+    let storedTTLs: [UInt32]
+    let storedAt: UInt64
+    let expiresAt: UInt64
+    let completed: QueryEngine.Completed
+
+    init?(encoded: [UInt8], shape: UInt8, hit: UpstreamCache.Hit, now: UInt64, completed: QueryEngine.Completed) {
+        guard let offsets = TTLOffsets.find(in: encoded) else { return nil }
+        let elapsed = UInt32(clamping: (now - hit.storedAt) / 1_000_000_000)
+        bytes = encoded
+        self.shape = shape
+        ttlOffsets = offsets
+        storedTTLs = offsets.map { o in
+            let ttl = UInt32(encoded[o]) << 24 | UInt32(encoded[o + 1]) << 16 | UInt32(encoded[o + 2]) << 8 | UInt32(encoded[o + 3])
+            return ttl == 0 ? 0 : ttl &+ elapsed
+        }
+        storedAt = hit.storedAt
+        expiresAt = hit.expiresAt
+        self.completed = completed
+    }
+
+    /// The reply for `q`: its ID, its RD and CD bits, the TTLs as of `now`.
+    func reply(to q: DNSQuery, now: UInt64) -> ByteBuffer {
+        var reply = ByteBuffer(bytes: bytes)
+        let keep: UInt16 = ~(DNSHeader.rdBit | DNSHeader.cdBit)
+        let flags = (reply.getInteger(at: 2, as: UInt16.self) ?? 0) & keep | (q.header.flags & ~keep)
+        reply.setInteger(q.header.id, at: 0)
+        reply.setInteger(flags, at: 2)
+        let elapsed = UInt32(clamping: (now &- storedAt) / 1_000_000_000)
+        for (i, o) in ttlOffsets.enumerated() {
+            let t = storedTTLs[i]
+            reply.setInteger(t > elapsed ? t - elapsed : 0, at: o)
+        }
+        return reply
+    }
 }
 
 /// Per-thread scratch of the engine: the reply builder (its buffer and compression table are

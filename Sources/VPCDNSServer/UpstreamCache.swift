@@ -61,10 +61,27 @@ public final class UpstreamCache: Sendable {
         self.maxTTL = maxTTL
     }
 
+    /// A hit: the entry with its TTLs counted down, and when it was stored and expires
+    /// (monotonic nanoseconds), so a reply encoded from it can count its TTLs down the same way.
+    public struct Hit: Sendable {
+        public var entry: Entry
+        public var storedAt: UInt64
+        public var expiresAt: UInt64
+    }
+
     /// The entry with TTLs decreased by the time it has spent in the cache; nil when absent or expired.
-    public func get(_ key: Key, now: UInt64) -> Entry? {
+    public func get(_ key: Key, now: UInt64) -> Entry? { lookup(key, now: now)?.entry }
+
+    /// Hits answered from a reply the engine encoded earlier from this cache's entry (it keeps
+    /// the bytes per thread until the entry's expiry), counted here so the hit count is whole.
+    private let replayedHits = Atomic<UInt64>(0)
+
+    public func countReplayedHit() { replayedHits.add(1, ordering: .relaxed) }
+
+    /// `get` with the entry's storage and expiry times.
+    public func lookup(_ key: Key, now: UInt64) -> Hit? {
         guard capacity > 0 else { return nil }
-        return state.withLock { s in
+        return state.withLock { s -> Hit? in
             guard let stored = s.entries[key] else { s.misses += 1; return nil }
             if now >= stored.expiresAt {
                 // Left in place: the next `put` of this key overwrites it without queueing the
@@ -74,14 +91,14 @@ public final class UpstreamCache: Sendable {
             }
             s.hits += 1
             let elapsed = UInt32(clamping: (now - stored.storedAt) / 1_000_000_000)
-            if elapsed == 0 { return stored.entry }
+            if elapsed == 0 { return Hit(entry: stored.entry, storedAt: stored.storedAt, expiresAt: stored.expiresAt) }
             var e = stored.entry
             func age(_ rrs: inout [ResourceRecord]) {
                 for i in rrs.indices where rrs[i].type != .opt { rrs[i].ttl = rrs[i].ttl > elapsed ? rrs[i].ttl - elapsed : 0 }
             }
             age(&e.answer)
             age(&e.authority)
-            return e
+            return Hit(entry: e, storedAt: stored.storedAt, expiresAt: stored.expiresAt)
         }
     }
 
@@ -129,7 +146,8 @@ public final class UpstreamCache: Sendable {
 
     public var count: Int { state.withLock { $0.entries.count } }
     public var stats: (hits: UInt64, misses: UInt64, entries: Int) {
-        state.withLock { ($0.hits, $0.misses, $0.entries.count) }
+        let replayed = replayedHits.load(ordering: .relaxed)
+        return state.withLock { ($0.hits + replayed, $0.misses, $0.entries.count) }
     }
 
     /// Drops everything (used when the upstream configuration changes on reload).

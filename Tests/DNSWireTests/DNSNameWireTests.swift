@@ -72,3 +72,29 @@ struct DNSNameWireTests {
         #expect(checked == 20_000)
     }
 }
+
+@Suite("TTL offsets of an encoded reply")
+struct TTLOffsetsTests {
+    @Test("every record's TTL is found (not OPT's), through compressed names; broken messages give nil")
+    func offsets() throws {
+        var b = MessageBuilder()
+        let q = DNSQuery(header: DNSHeader(id: 7, flags: 0x0100, qdCount: 1), question: DNSQuestion(name: name("www.example.com"), type: .a),
+                         edns: EDNSInfo(udpPayloadSize: 1232), questionRange: 0..<0)
+        let answer = [
+            rr("www.example.com", .cname, ttl: 300, wireName("web.example.com")),
+            rr("web.example.com", .a, ttl: 60, [192, 0, 2, 1]),
+            rr("web.example.com", .a, ttl: 60, [192, 0, 2, 2]),
+        ]
+        let authority = [rr("example.com", .ns, ttl: 86400, wireName("ns1.example.com"))]
+        b.buildResponse(for: q, rcode: .noError, answer: answer, authority: authority)
+        let bytes = b.bytes
+        let offsets = try #require(TTLOffsets.find(in: bytes))
+        #expect(offsets.count == 4)
+        let ttls = offsets.map { o in (0..<4).reduce(UInt32(0)) { $0 << 8 | UInt32(bytes[o + $1]) } }
+        #expect(ttls == [300, 60, 60, 86400])
+        // Cut anywhere inside the records, or with a byte more: not one message any more.
+        for cut in stride(from: 30, to: bytes.count, by: 7) { #expect(TTLOffsets.find(in: Array(bytes[..<cut])) == nil) }
+        #expect(TTLOffsets.find(in: bytes + [0]) == nil)
+        #expect(TTLOffsets.find(in: [1, 2, 3]) == nil)
+    }
+}

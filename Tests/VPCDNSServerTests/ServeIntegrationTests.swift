@@ -442,6 +442,38 @@ struct ServeIntegrationTests {
 
     // MARK: - P5: cache
 
+    @Test("P5: repeated cache hits replayed from bytes carry the TTLs a fresh encoding has, the asker's ID, RD and CD")
+    func cacheReplay() async throws {
+        var options = ServeHarness.Options()
+        options.threads = 1
+        let h = try await ServeHarness.start(options)
+        let miss = try h.dig("www.example.com")
+        #expect(miss.rdata("A") == ["198.51.100.10"], "\(miss.output)")
+        // The first hit is encoded and kept; the ones after it are the kept bytes, patched.
+        let encoded = try #require(try h.dig("www.example.com").ttl("A"))
+        let replayedAtOnce = try h.dig("www.example.com")
+        #expect(replayedAtOnce.rdata("A") == ["198.51.100.10"] && replayedAtOnce.flags.contains("rd"), "\(replayedAtOnce.output)")
+        try await Task.sleep(for: .milliseconds(2200))
+        let replayed = try h.dig("www.example.com")
+        // Mixed case is never replayed: this one is encoded afresh from the cache entry.
+        let fresh = try h.dig("WwW.ExAmPlE.CoM")
+        let replayedTTL = try #require(replayed.ttl("A")), freshTTL = try #require(fresh.ttl("A"))
+        #expect(replayedTTL <= encoded - 2, "TTL \(encoded) then \(replayedTTL) 2.2 s later")
+        #expect(abs(replayedTTL - freshTTL) <= 1, "replayed \(replayedTTL), fresh \(freshTTL)")
+        #expect(replayed.rdata("A") == fresh.rdata("A") && replayed.status == "NOERROR" && !replayed.aa)
+        // The asker's header bits, not those of the query the bytes were first encoded for.
+        let noRD = try h.dig("www.example.com", "A", "+nordflag")
+        #expect(!noRD.flags.contains("rd") && noRD.rdata("A") == ["198.51.100.10"], "\(noRD.output)")
+        let cd = try h.dig("www.example.com", "A", "+cdflag")
+        #expect(cd.flags.contains("cd") && cd.rdata("A") == ["198.51.100.10"], "\(cd.output)")
+        // Without EDNS the reply has no OPT: another shape, encoded on its own.
+        let plain = try h.dig("www.example.com", "A", "+noedns")
+        #expect(plain.edns == nil && plain.rdata("A") == ["198.51.100.10"], "\(plain.output)")
+        // Every one of them is logged as a hit.
+        let records = await h.logRecords("www.example.com.", count: 7) { $0.string("query_type") == "A" }
+        #expect(records.compactMap { $0.vpcdns("cache") } == ["miss", "hit", "hit", "hit", "hit", "hit", "hit"])
+    }
+
     @Test("P5: forwarded answers, positive and negative, are cached with TTLs counting down")
     func cache() async throws {
         let h = try await ServeHarness.start()

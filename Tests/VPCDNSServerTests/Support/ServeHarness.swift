@@ -26,6 +26,8 @@ final class ServeHarness: Sendable {
         var upstreamTimeoutMs = 600
         var upstreamAttemptTimeoutMs = 200
         var cacheSize = 1000
+        /// `threads:` when set (one event loop makes every query meet the same per-thread memo).
+        var threads: Int? = nil
         /// The `--listen` arguments; the first must be an IPv4 loopback one (`listen`).
         var listen = ["127.0.0.1:0"]
     }
@@ -121,6 +123,7 @@ final class ServeHarness: Sendable {
             upstream_attempt_timeout_ms: \(options.upstreamAttemptTimeoutMs)
             tcp_idle_timeout_ms: \(options.tcpIdleTimeoutMs)
             cache_size: \(options.cacheSize)
+            \(options.threads.map { "threads: \($0)" } ?? "")
             endpoint_dns_ttl: 60
             query_log: \(queryLog)
 
