@@ -97,7 +97,13 @@ public final class QueryEngine: QueryProcessor {
                     switch entry.content {
                     case .local(let local):
                         return .reply(answerLocally(local, entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
-                    case .forward(var decision, let f):
+                    case .forward(let stored, let f):
+                        // A replayed cache hit first: it needs the decision's view only when logged.
+                        if let reply = replay(entry, query: q, stored: stored, view: view, snap: snap, context: context,
+                                              transport: transport, builder: scratch.builder) {
+                            return .reply(reply)
+                        }
+                        var decision = stored
                         decision.view = view
                         return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
                                        builder: &scratch.builder, memo: entry)
@@ -174,19 +180,8 @@ public final class QueryEngine: QueryProcessor {
         }
         let transport = context.transport.wire
         let now = context.receivedAt.monotonic.uptimeNanoseconds
-        let shape: UInt8 = q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1)
+        let shape = CachedReply.shape(of: q)
         let lowerCase = q.question.caseMask.isAllLower
-        let sizeLimit = MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: builder.udpPayloadSize, transport: transport)
-        if lowerCase, let replay = memo?.replay, replay.shape == shape, now < replay.expiresAt, replay.bytes.count <= sizeLimit {
-            cache.countReplayedHit()
-            let a = replay.completed
-            if snap.settings.logCacheHits {
-                logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
-            } else {
-                countAnswer(snap, context: context, view: decision.view, kind: decision.kind, rcode: a.rcode)
-            }
-            return .reply(replay.reply(to: q, now: now))
-        }
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
         if let hit = cache.lookup(key, now: now) {
             let a = complete(f, decision: decision, snap: snap, rcode: hit.entry.rcode, answer: hit.entry.answer, authority: hit.entry.authority)
@@ -234,6 +229,27 @@ public final class QueryEngine: QueryProcessor {
             }
         }
         return .pending
+    }
+
+    /// The memo entry's kept cache hit for `q`, when it fits: the same shape (EDNS, DO), a
+    /// lower-case question, the cached entry not expired, the size within the asker's limit.
+    private func replay(_ entry: MemoEntry, query q: DNSQuery, stored: Decision, view: ViewChoice, snap: Snapshot,
+                        context: QueryContext, transport: DNSTransport, builder: MessageBuilder) -> ByteBuffer? {
+        let now = context.receivedAt.monotonic.uptimeNanoseconds
+        guard let replay = entry.replay, replay.shape == CachedReply.shape(of: q), now < replay.expiresAt,
+              q.question.caseMask.isAllLower,
+              replay.bytes.count <= MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: builder.udpPayloadSize, transport: transport)
+        else { return nil }
+        cache.countReplayedHit()
+        let a = replay.completed
+        if snap.settings.logCacheHits {
+            var decision = stored
+            decision.view = view
+            logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
+        } else {
+            countAnswer(snap, context: context, view: view, kind: stored.kind, rcode: a.rcode)
+        }
+        return replay.reply(to: q, now: now)
     }
 
     private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: String?) {
@@ -413,6 +429,10 @@ final class CachedReply {
         expiresAt = hit.expiresAt
         self.completed = completed
     }
+
+    /// 0 no EDNS, 1 EDNS, 3 EDNS with DO: what else, besides the question's case, makes two
+    /// replies to the same question differ.
+    static func shape(of q: DNSQuery) -> UInt8 { q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1) }
 
     /// The reply for `q`: its ID, its RD and CD bits, the TTLs as of `now`.
     func reply(to q: DNSQuery, now: UInt64) -> ByteBuffer {
