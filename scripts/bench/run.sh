@@ -13,11 +13,21 @@
 #
 # Settings (environment): BENCH_SECONDS (5) per measured run, BENCH_ROUNDS (2), BENCH_CLIENTS (10),
 # BENCH_OUTSTANDING (100), BENCH_SCALE (1: run the scale test), BENCH_KEEP (1: keep the
-# temporary folder), VPCDNS_BIN (.build/release/vpcdns).
+# temporary folder), VPCDNS_BIN (.build/release/vpcdns), BENCH_WORKLOADS (all: a comma-separated
+# subset of a, a-tcp, b, c, e.g. `BENCH_WORKLOADS=c` or `BENCH_WORKLOADS=a,b`; the others are
+# not run and their rows and targets are left out of the table).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 source scripts/bench/lib.sh
+
+BENCH_WORKLOADS=${BENCH_WORKLOADS:-a,a-tcp,b,c}
+BENCH_WORKLOADS=${BENCH_WORKLOADS// /}
+IFS=, read -r -a workloads <<< "$BENCH_WORKLOADS"
+for w in "${workloads[@]}"; do
+  case "$w" in a|a-tcp|b|c) ;; *) echo "BENCH_WORKLOADS: unknown workload '$w' (a, a-tcp, b, c)" >&2; exit 2 ;; esac
+done
+wanted() { case ",$BENCH_WORKLOADS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 [ -x "$VPCDNS_BIN" ] || { echo "no $VPCDNS_BIN: swift build -c release --product vpcdns" >&2; exit 1; }
 for t in nsd nsd-checkconf unbound unbound-checkconf dnsperf dig python3; do
@@ -37,7 +47,7 @@ trap 'exit 143' TERM
 
 start_time=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-bench_log "work folder $WORK; load average $load_before; ${BENCH_SECONDS} s per run"
+bench_log "work folder $WORK; load average $load_before; ${BENCH_SECONDS} s per run; workloads $BENCH_WORKLOADS"
 
 # --- the upstream "internet": NSD on loopback, up for the whole run -----------------------
 up_port=$(free_port)
@@ -103,10 +113,10 @@ run() {  # run SERVER WORKLOAD
 # round of everyone, and the table keeps each server's best round.
 for round in $(seq 1 "$BENCH_ROUNDS"); do
   bench_log "round $round of $BENCH_ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  for s in vpcdns vpcdns-1t vpcdns+qlog unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a; done
-  for s in vpcdns vpcdns-1t unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done
-  for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" b; done
-  for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" c; done
+  if wanted a; then for s in vpcdns vpcdns-1t vpcdns+qlog unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a; done; fi
+  if wanted a-tcp; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done; fi
+  if wanted b; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" b; done; fi
+  if wanted c; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" c; done; fi
 done
 
 # --- zone scale ------------------------------------------------------------------------
@@ -123,6 +133,7 @@ mkdir -p bench-results
   echo "vpcdns benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "machine: $(nproc) cores, $(sed -n 's/^model name.*: //p' /proc/cpuinfo | head -1); load average $load_before at start, $load_after at end"
   echo "servers: vpcdns (release, $(nproc) event loops), $(unbound -V | head -1 | sed 's/Version/Unbound/'), $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 '^Version' | sed 's/Version/dnsperf/')"
+  echo "workloads: $BENCH_WORKLOADS"
   echo "runs: every server fresh for every workload, $BENCH_ROUNDS rounds over all servers; each row is the server's best round (highest QPS)."
   echo "dnsperf: -s 127.0.0.1 -l $BENCH_SECONDS -c $BENCH_CLIENTS -q $BENCH_OUTSTANDING -T 1 (default), -t 5 (default); -n $BENCH_PASSES for (a)/(b), -n $BENCH_MISS_PASSES for (c); -m tcp for TCP."
   echo "         identical for every server; no CPU pinning (2 shared cores: dnsperf, the server and the upstream NSD compete)."
