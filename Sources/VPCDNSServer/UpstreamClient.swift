@@ -9,16 +9,20 @@ import Darwin
 #endif
 
 /// Timeouts of one upstream query (P6; config.md `upstream_timeout_ms`,
-/// `upstream_attempt_timeout_ms`).
+/// `upstream_attempt_timeout_ms`), and how upstream UDP sockets are shared.
 public struct UpstreamPolicy: Sendable, Hashable {
     /// All attempts of one query together.
     public var totalTimeout: TimeAmount
     /// The most one target is waited for before the next is tried.
     public var attemptTimeout: TimeAmount
+    /// Uses, lifetime and number of the shared UDP sockets (see `UpstreamClient`).
+    public var sockets: UpstreamSocketLimits
 
-    public init(totalTimeout: TimeAmount = .milliseconds(2000), attemptTimeout: TimeAmount = .milliseconds(800)) {
+    public init(totalTimeout: TimeAmount = .milliseconds(2000), attemptTimeout: TimeAmount = .milliseconds(800),
+                sockets: UpstreamSocketLimits = UpstreamSocketLimits()) {
         self.totalTimeout = totalTimeout
         self.attemptTimeout = attemptTimeout
+        self.sockets = sockets
     }
 }
 
@@ -67,25 +71,49 @@ public typealias UpstreamResult = Result<UpstreamAnswer, UpstreamFailure>
 /// the targets in turn, each for at most `attemptTimeout`, starting again from the first
 /// while time remains, all within `totalTimeout`.
 ///
-/// **Sockets.** Every UDP attempt uses a fresh *connected* UDP socket: the kernel picks a
-/// random source port (with the random ID that is ~32 bits an off-path spoofer has to guess),
-/// delivers only datagrams from the target's address and port, and reports an ICMP port
-/// unreachable as `ECONNREFUSED`, so a dead target fails fast instead of timing out. The cost
-/// (a socket, a connect, a close: a few µs) is paid only on cache misses. A per-loop pool of
-/// sockets with an in-flight map would save that, at the price of ID bookkeeping; not needed yet.
+/// **Sockets.** UDP attempts go out on *connected* UDP sockets shared by the queries of one
+/// event loop: each loop keeps a few per target (`UpstreamSocketLimits.perTarget`, 4) and
+/// uses them in turn. An attempt is: take the next socket, register a random ID in its
+/// in-flight map, write; the reply is matched to its attempt by that ID and then checked
+/// like any other (below). Connected, so the kernel delivers only datagrams from the
+/// target's address and port and reports an ICMP port unreachable as `ECONNREFUSED`. On a
+/// shared socket that error belongs to the target, not to one query: every attempt in
+/// flight on the socket fails with it at once (a dead target still fails fast, the next
+/// target is tried) and the socket is retired. Opening a socket (socket, bind, connect,
+/// pipeline, epoll registration, close) is paid once per socket instead of once per
+/// attempt; it was about 40% of the CPU of a cache miss.
 ///
-/// **IDs.** Each attempt sends a copy of the query with a fresh random ID; the reply is
-/// accepted only with that ID, the QR bit, the same question (name case-insensitively, type
-/// and class exactly) and the target's source address and port. Anything else is
-/// discarded and the attempt keeps waiting. The accepted reply gets the caller's ID back.
+/// **Spoofing entropy.** A socket of its own per attempt gave every query a fresh random
+/// source port: with the random ID, about 32 bits an off-path spoofer had to guess. A shared
+/// socket keeps its kernel-chosen port for at most `uses` attempts (128) or `lifetime` (1 s),
+/// whichever comes first; then it takes no new attempts, is closed once its in-flight map
+/// drains, and a new socket (a new random port) takes its place. Within that window every
+/// query on the socket has the same port, so a spoofer who has learnt it (say, by watching
+/// the path to the upstream) is left with the 16-bit ID, and with n attempts in flight on
+/// the socket a forged reply matches one of them with probability n/65536 instead of
+/// 1/65536 (it must still carry the same question). The use bound, the lifetime and the
+/// rotation over several sockets keep n and the window small; at low rates most queries
+/// still get a socket of their own.
+///
+/// **IDs.** Each attempt sends the query with a fresh random ID, never one already used on
+/// that socket: an ID whose attempt ended (answered, failed or timed out) stays in the map as
+/// used until the socket closes, so a late reply after a timeout is dropped and can never be
+/// taken for a later attempt's. A reply is accepted only for a waiting ID, with the QR bit,
+/// the same question (name case-insensitively, type and class exactly) and the target's
+/// source address and port. Anything else is discarded and the attempt keeps waiting. The
+/// accepted reply gets the caller's ID back.
 ///
 /// **Failures.** rcode SERVFAIL, REFUSED, NOTIMP, FORMERR (or any other than NOERROR and
 /// NXDOMAIN) ends the attempt as an error and the next target is tried. A whole round of
 /// targets that all failed fast (no timeouts) ends the query with `.error` at once rather
-/// than hammering them again. Timers and channels are released on every path.
+/// than hammering them again. Timers are cancelled on every path; a socket is closed when it
+/// is retired and nothing is in flight on it, and an idle one within about `lifetime` plus a
+/// quarter second, so the descriptor count goes back to where it was. TCP attempts (after
+/// TC) use a connection of their own, closed when the attempt ends.
 ///
-/// Each query runs on one event loop (the one the client's query came in on), with no
-/// locks; the state machine is loop-confined.
+/// Each query runs on one event loop (the one the client's query came in on), and the
+/// sockets it uses belong to that loop; with no locks, the state machine and the pool are
+/// loop-confined.
 public struct UpstreamClient: Sendable {
     public var policy: UpstreamPolicy
     /// Told the outcome of every attempt (metrics, O5).
@@ -101,15 +129,23 @@ public struct UpstreamClient: Sendable {
     /// The future always succeeds, with the result.
     public func startQuery(_ query: ByteBuffer, targets: [SocketEndpoint], on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamResult> {
         let promise = eventLoop.makePromise(of: UpstreamResult.self)
+        start(query, targets: targets, on: eventLoop) { promise.succeed($0) }
+        return promise.futureResult
+    }
+
+    /// The same with a callback instead of a future: `completion` is called exactly once, on
+    /// `eventLoop`.
+    public func start(_ query: ByteBuffer, targets: [SocketEndpoint], on eventLoop: any EventLoop,
+                      completion: @escaping @Sendable (UpstreamResult) -> Void) {
         let policy = self.policy
         let observer = self.observer
-        let start: @Sendable () -> Void = {
-            let exchange = UpstreamExchange(query: query, targets: targets, policy: policy, eventLoop: eventLoop, promise: promise)
-            exchange.observer = observer
-            exchange.next()
+        if eventLoop.inEventLoop {
+            UpstreamExchange(query: query, targets: targets, policy: policy, eventLoop: eventLoop, observer: observer, completion: completion).next()
+        } else {
+            eventLoop.execute {
+                UpstreamExchange(query: query, targets: targets, policy: policy, eventLoop: eventLoop, observer: observer, completion: completion).next()
+            }
         }
-        if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
-        return promise.futureResult
     }
 
     /// The same, for async callers.
@@ -170,35 +206,49 @@ enum UpstreamReplyVerdict: Equatable {
     }
 }
 
-/// The state machine of one upstream query. Loop-confined.
+/// The state machine of one upstream query. Loop-confined. At most one attempt is in flight
+/// at a time; a UDP one is waited for here (its socket, ID and timer), a TCP one through
+/// `UpstreamAttempt`.
 final class UpstreamExchange {
-    private let query: ByteBuffer
+    /// The query as sent: the caller's message with the current attempt's ID.
+    private(set) var wire: ByteBuffer
+    private let callerID: UInt16?
     private let targets: [SocketEndpoint]
     private let policy: UpstreamPolicy
     private let eventLoop: any EventLoop
-    private let promise: EventLoopPromise<UpstreamResult>
+    private let observer: (any UpstreamObserver)?
+    private let completion: (UpstreamResult) -> Void
     private let deadline: NIODeadline
     private var index = 0
     private var attempts = 0
     private var lastError: String?
     private var roundHadTimeout = false
-    var observer: (any UpstreamObserver)?
+    private var finished = false
+    // The UDP attempt in flight, if any: its target, socket, ID and timer.
+    private var udpTarget: SocketEndpoint?
+    private var udpSocket: PooledUDPSocket?
+    private var udpID: UInt16 = 0
+    private var timer: Scheduled<Void>?
+    /// Attempts started, so that a timer of an earlier one does nothing.
+    private var serial: UInt32 = 0
 
     init(query: ByteBuffer, targets: [SocketEndpoint], policy: UpstreamPolicy, eventLoop: any EventLoop,
-         promise: EventLoopPromise<UpstreamResult>) {
-        self.query = query
+         observer: (any UpstreamObserver)?, completion: @escaping (UpstreamResult) -> Void) {
+        self.wire = query
+        self.callerID = WireHeader.id(query)
         self.targets = targets
         self.policy = policy
         self.eventLoop = eventLoop
-        self.promise = promise
+        self.observer = observer
+        self.completion = completion
         self.deadline = .now() + policy.totalTimeout
     }
 
     func next() {
-        guard WireHeader.flags(query) != nil else {
-            return promise.succeed(.failure(.error("query shorter than a DNS header")))
+        guard WireHeader.flags(wire) != nil else {
+            return finish(.failure(.error("query shorter than a DNS header")))
         }
-        guard !targets.isEmpty else { return promise.succeed(.failure(.error("no upstream targets"))) }
+        guard !targets.isEmpty else { return finish(.failure(.error("no upstream targets"))) }
         let now = NIODeadline.now()
         guard now < deadline else { return giveUp() }
         if index == targets.count {
@@ -209,54 +259,94 @@ final class UpstreamExchange {
         }
         let target = targets[index]
         index += 1
-        attempt(target: target, transport: .udp, until: min(now + policy.attemptTimeout, deadline))
+        attemptUDP(target, until: min(now + policy.attemptTimeout, deadline), now: now)
     }
 
-    private func attempt(target: SocketEndpoint, transport: Transport, until attemptDeadline: NIODeadline) {
+    private func attemptUDP(_ target: SocketEndpoint, until attemptDeadline: NIODeadline, now: NIODeadline) {
         attempts += 1
-        var wire = query
+        serial &+= 1
+        let mine = serial
+        udpTarget = target
+        UpstreamSocketPool.current(on: eventLoop).send(self, to: target, limits: policy.sockets, now: now)
+        // A socket error can end this attempt (and start the next) before `send` returns.
+        guard serial == mine, udpSocket != nil else { return }
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: attemptDeadline) { [self] in
+            guard serial == mine, let socket = udpSocket else { return }
+            udpSocket = nil
+            timer = nil
+            socket.abandon(udpID)
+            ended(.timedOut, target: target, transport: .udp)
+        }
+    }
+
+    /// From the pool: the attempt is registered on `socket` under `id` (about to be written).
+    func udpStarted(on socket: PooledUDPSocket, id: UInt16) {
+        udpSocket = socket
+        udpID = id
+        WireHeader.setID(id, in: &wire)
+    }
+
+    /// From the socket: the UDP attempt's reply, or an error of its socket. The socket has
+    /// already marked the ID as ended.
+    func udpEnded(_ outcome: AttemptOutcome) {
+        guard udpSocket != nil, let target = udpTarget else { return }
+        udpSocket = nil
+        timer?.cancel()
+        timer = nil
+        ended(outcome, target: target, transport: .udp)
+    }
+
+    private func attemptTCP(_ target: SocketEndpoint, until attemptDeadline: NIODeadline) {
+        attempts += 1
         WireHeader.setID(UInt16.random(in: 0...UInt16.max), in: &wire)
-        let future = transport == .udp
-            ? UpstreamAttempt.udp(wire, to: target, until: attemptDeadline, on: eventLoop)
-            : UpstreamAttempt.tcp(wire, to: target, until: attemptDeadline, on: eventLoop)
-        future.assumeIsolated().whenSuccess { [self] outcome in
-            if let observer {
-                switch outcome {
-                case .answer: observer.upstreamAttempt(target: target, result: .ok)
-                case .failed: observer.upstreamAttempt(target: target, result: .error)
-                case .timedOut: observer.upstreamAttempt(target: target, result: .timeout)
-                case .truncated: break  // the TCP retry that follows is the attempt that counts
-                }
-            }
+        UpstreamAttempt.tcp(wire, to: target, until: attemptDeadline, on: eventLoop).assumeIsolated().whenSuccess { [self] outcome in
+            ended(outcome, target: target, transport: .tcp)
+        }
+    }
+
+    private func ended(_ outcome: AttemptOutcome, target: SocketEndpoint, transport: Transport) {
+        if let observer {
             switch outcome {
-            case .answer(var reply):
-                if let id = WireHeader.id(query) { WireHeader.setID(id, in: &reply) }
-                promise.succeed(.success(UpstreamAnswer(reply: reply, target: target, transport: transport, attempts: attempts)))
-            case .truncated:
-                if transport == .udp {
-                    // The TCP retry gets a full attempt of its own, within the total.
-                    attempt(target: target, transport: .tcp, until: min(.now() + policy.attemptTimeout, deadline))
-                } else {
-                    lastError = "\(target): truncated reply over TCP"
-                    next()
-                }
-            case .failed(let why):
-                lastError = "\(target): \(why)"
-                next()
-            case .timedOut:
-                roundHadTimeout = true
+            case .answer: observer.upstreamAttempt(target: target, result: .ok)
+            case .failed: observer.upstreamAttempt(target: target, result: .error)
+            case .timedOut: observer.upstreamAttempt(target: target, result: .timeout)
+            case .truncated: break  // the TCP retry that follows is the attempt that counts
+            }
+        }
+        switch outcome {
+        case .answer(var reply):
+            if let callerID { WireHeader.setID(callerID, in: &reply) }
+            finish(.success(UpstreamAnswer(reply: reply, target: target, transport: transport, attempts: attempts)))
+        case .truncated:
+            if transport == .udp {
+                // The TCP retry gets a full attempt of its own, within the total.
+                attemptTCP(target, until: min(.now() + policy.attemptTimeout, deadline))
+            } else {
+                lastError = "\(target): truncated reply over TCP"
                 next()
             }
+        case .failed(let why):
+            lastError = "\(target): \(why)"
+            next()
+        case .timedOut:
+            roundHadTimeout = true
+            next()
         }
     }
 
     private func giveUp() {
-        promise.succeed(.failure(lastError.map { .error($0) } ?? .timeout))
+        finish(.failure(lastError.map { .error($0) } ?? .timeout))
+    }
+
+    private func finish(_ result: UpstreamResult) {
+        guard !finished else { return }
+        finished = true
+        completion(result)
     }
 }
 
-/// One attempt against one target over one transport: a channel, a timer and a promise that
-/// is completed exactly once, after which both are released.
+/// One TCP attempt against one target: a connection, a timer and a promise that is completed
+/// exactly once, after which both are released.
 final class UpstreamAttempt {
     private let promise: EventLoopPromise<AttemptOutcome>
     private var timer: Scheduled<Void>?
@@ -299,22 +389,6 @@ final class UpstreamAttempt {
         return attempt
     }
 
-    static func udp(_ query: ByteBuffer, to target: SocketEndpoint, until deadline: NIODeadline,
-                    on eventLoop: any EventLoop) -> EventLoopFuture<AttemptOutcome> {
-        let attempt = begin(until: deadline, on: eventLoop)
-        let bound = NIOLoopBound(attempt, eventLoop: eventLoop)
-        DatagramBootstrap(group: eventLoop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        UpstreamUDPHandler(attempt: bound.value, query: query, target: target))
-                }
-            }
-            .connect(to: target.socketAddress)
-            .assumeIsolated().whenComplete { attempt.started($0, send: query) }
-        return attempt.promise.futureResult
-    }
-
     static func tcp(_ query: ByteBuffer, to target: SocketEndpoint, until deadline: NIODeadline,
                     on eventLoop: any EventLoop) -> EventLoopFuture<AttemptOutcome> {
         let attempt = begin(until: deadline, on: eventLoop)
@@ -336,38 +410,6 @@ final class UpstreamAttempt {
             .connect(to: target.socketAddress)
             .assumeIsolated().whenComplete { attempt.started($0, send: framed) }
         return attempt.promise.futureResult
-    }
-}
-
-/// Receives replies for one UDP attempt.
-final class UpstreamUDPHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-
-    private let attempt: UpstreamAttempt
-    private let query: ByteBuffer
-    private let target: SocketEndpoint
-
-    init(attempt: UpstreamAttempt, query: ByteBuffer, target: SocketEndpoint) {
-        self.attempt = attempt
-        self.query = query
-        self.target = target
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        // The connected socket already filters by source; checked again, cheaply.
-        guard SocketEndpoint(envelope.remoteAddress) == target else { return }
-        switch UpstreamReplyVerdict.classify(envelope.data, query: query) {
-        case .ignore: break
-        case .accept: attempt.finish(.answer(envelope.data))
-        case .truncated: attempt.finish(.truncated)
-        case .failed(let why): attempt.finish(.failed(why))
-        }
-    }
-
-    /// `ECONNREFUSED` here is the ICMP port unreachable of a target with nothing listening.
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        attempt.finish(.failed(describe(error)))
     }
 }
 

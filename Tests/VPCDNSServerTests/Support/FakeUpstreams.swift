@@ -26,12 +26,13 @@ enum FakeUpstream {
         case otherQuestion
     }
 
-    /// A UDP responder that answers every query the way `mode` says.
-    static func responder(_ mode: Mode, port: Int = 0) async throws -> (endpoint: SocketEndpoint, channel: any Channel) {
+    /// A UDP responder that answers every query the way `mode` says; `record` gets every
+    /// query with its source.
+    static func responder(_ mode: Mode, port: Int = 0, record: Inbox? = nil) async throws -> (endpoint: SocketEndpoint, channel: any Channel) {
         let ch = try await DatagramBootstrap(group: testGroup)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(MisbehavingHandler(mode: mode))
+                    try ch.pipeline.syncOperations.addHandler(MisbehavingHandler(mode: mode, record: record))
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
@@ -55,10 +56,15 @@ final class MisbehavingHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
     let mode: FakeUpstream.Mode
-    init(mode: FakeUpstream.Mode) { self.mode = mode }
+    let record: Inbox?
+    init(mode: FakeUpstream.Mode, record: Inbox? = nil) {
+        self.mode = mode
+        self.record = record
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let e = unwrapInboundIn(data)
+        record?.add(e.data, from: SocketEndpoint(e.remoteAddress))
         var reply: ByteBuffer
         switch mode {
         case .garbage:

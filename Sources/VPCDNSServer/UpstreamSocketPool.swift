@@ -1,0 +1,357 @@
+import NIOCore
+import NIOPosix
+import VPCDNSCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How the upstream UDP sockets of one event loop are shared (see `UpstreamClient`).
+public struct UpstreamSocketLimits: Sendable, Hashable {
+    /// Attempts one socket carries before it is retired: its source port then changes.
+    public var uses: Int
+    /// How long one socket takes new attempts after it was opened; an idle socket is
+    /// closed about this long after it was opened.
+    public var lifetime: TimeAmount
+    /// Sockets per target per event loop, used in turn.
+    public var perTarget: Int
+
+    public init(uses: Int = 128, lifetime: TimeAmount = .seconds(1), perTarget: Int = 4) {
+        self.uses = max(1, uses)
+        self.lifetime = lifetime
+        self.perTarget = max(1, perTarget)
+    }
+}
+
+/// The connected UDP sockets of one event loop, a few per upstream target, shared by the
+/// attempts in flight on that loop. Each socket keeps an in-flight map from DNS ID to the
+/// exchange waiting on it; IDs are random and never repeat on one socket (an ID that ended,
+/// answered or timed out, stays in the map as a tombstone until the socket closes), so a late
+/// reply can never be taken for a later attempt's. Loop-confined: only the loop's own thread
+/// touches it (one per thread, like `LoopScratch`), so nothing here needs a lock.
+final class UpstreamSocketPool: @unchecked Sendable {
+    private static let perThread = ThreadSpecificVariable<UpstreamSocketPool>()
+
+    /// The calling loop's pool. Call on `eventLoop` only.
+    static func current(on eventLoop: any EventLoop) -> UpstreamSocketPool {
+        eventLoop.preconditionInEventLoop()
+        if let pool = perThread.currentValue, pool.eventLoop === eventLoop { return pool }
+        let pool = UpstreamSocketPool(eventLoop: eventLoop)
+        perThread.currentValue = pool
+        return pool
+    }
+
+    /// How often retired and idle sockets are looked for, while there are any sockets.
+    static let sweepInterval: TimeAmount = .milliseconds(250)
+
+    let eventLoop: any EventLoop
+    private var targets: [SocketEndpoint: Rotation] = [:]
+    private var sweepScheduled = false
+    /// Random bytes for IDs, drawn from the kernel in blocks.
+    private var random = RandomBlock()
+    /// Sockets opened and not yet closed (all targets, retired ones included).
+    private(set) var openSockets = 0
+    /// Sockets opened since the loop started (tests and diagnostics).
+    private(set) var socketsOpened = 0
+
+    private init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// The sockets of one target, used in turn.
+    private final class Rotation {
+        var slots: [PooledUDPSocket?]
+        var cursor = 0
+        init(count: Int) { slots = Array(repeating: nil, count: count) }
+    }
+
+    /// Registers `exchange` on one of `target`'s sockets under a fresh random ID (never one
+    /// used before on that socket) and writes its query with that ID. A socket error may end
+    /// the attempt before this returns (`exchange.udpEnded`).
+    func send(_ exchange: UpstreamExchange, to target: SocketEndpoint, limits: UpstreamSocketLimits, now: NIODeadline) {
+        let rotation: Rotation
+        if let r = targets[target] {
+            rotation = r
+            if r.slots.count != limits.perTarget {
+                // Another configuration: resize; sockets left out are retired.
+                for case let s? in r.slots.dropFirst(limits.perTarget) { s.retire() }
+                r.slots = Array(r.slots.prefix(limits.perTarget)) + Array(repeating: nil, count: max(0, limits.perTarget - r.slots.count))
+                r.cursor = 0
+            }
+        } else {
+            rotation = Rotation(count: limits.perTarget)
+            targets[target] = rotation
+        }
+        rotation.cursor = rotation.cursor + 1 == rotation.slots.count ? 0 : rotation.cursor + 1
+        let socket: PooledUDPSocket
+        if let s = rotation.slots[rotation.cursor], s.takesAttempts(now: now) {
+            socket = s
+        } else {
+            rotation.slots[rotation.cursor]?.retire()
+            socket = open(target, limits: limits, now: now)
+            rotation.slots[rotation.cursor] = socket
+        }
+        var id = random.nextID()
+        while socket.knows(id) { id = random.nextID() }
+        exchange.udpStarted(on: socket, id: id)
+        socket.send(exchange, id: id)
+    }
+
+    private func open(_ target: SocketEndpoint, limits: UpstreamSocketLimits, now: NIODeadline) -> PooledUDPSocket {
+        let socket = PooledUDPSocket(pool: self, target: target, limits: limits, openedAt: now)
+        openSockets += 1
+        socketsOpened += 1
+        socket.connect()
+        scheduleSweep()
+        return socket
+    }
+
+    /// Called by a socket once it is closed.
+    func closed(_ socket: PooledUDPSocket) {
+        openSockets -= 1
+    }
+
+    private func scheduleSweep() {
+        guard !sweepScheduled else { return }
+        sweepScheduled = true
+        eventLoop.assumeIsolated().scheduleTask(in: Self.sweepInterval) { [self] in sweep() }
+    }
+
+    /// Retires sockets past their lifetime (they close once nothing is in flight on them),
+    /// forgets closed ones, and keeps looking while any socket is open.
+    private func sweep() {
+        sweepScheduled = false
+        let now = NIODeadline.now()
+        for (target, rotation) in targets {
+            var any = false
+            for i in rotation.slots.indices {
+                guard let s = rotation.slots[i] else { continue }
+                if !s.takesAttempts(now: now) {
+                    s.retire()
+                    rotation.slots[i] = nil
+                } else {
+                    any = true
+                }
+            }
+            if !any { targets[target] = nil }
+        }
+        if openSockets > 0 { scheduleSweep() }
+    }
+}
+
+/// One connected UDP socket to one target, shared by the attempts in flight on it.
+final class PooledUDPSocket {
+    enum Entry {
+        /// An attempt waiting for its reply.
+        case waiting(UpstreamExchange)
+        /// An ID that was used on this socket: never again, and a late reply is dropped.
+        case ended
+    }
+
+    private enum State {
+        /// Connecting: writes wait in `queued`.
+        case opening
+        case open(any Channel)
+        case closed
+    }
+
+    let target: SocketEndpoint
+    private unowned let pool: UpstreamSocketPool
+    private let limits: UpstreamSocketLimits
+    private let retireAt: NIODeadline
+    private var state = State.opening
+    private var queued: [ByteBuffer] = []
+    private var entries: [UInt16: Entry]
+    private(set) var inFlight = 0
+    private var uses = 0
+    private(set) var retired = false
+
+    init(pool: UpstreamSocketPool, target: SocketEndpoint, limits: UpstreamSocketLimits, openedAt: NIODeadline) {
+        self.pool = pool
+        self.target = target
+        self.limits = limits
+        self.retireAt = openedAt + limits.lifetime
+        self.entries = Dictionary(minimumCapacity: limits.uses)
+    }
+
+    /// Open (or opening), not retired, under its use bound and within its lifetime.
+    func takesAttempts(now: NIODeadline) -> Bool {
+        !retired && uses < limits.uses && now < retireAt
+    }
+
+    func knows(_ id: UInt16) -> Bool { entries[id] != nil }
+
+    /// Registers `exchange` under `id` and writes its query.
+    func send(_ exchange: UpstreamExchange, id: UInt16) {
+        entries[id] = .waiting(exchange)
+        inFlight += 1
+        uses += 1
+        if uses >= limits.uses { retired = true }
+        switch state {
+        case .open(let channel): write(exchange.wire, on: channel)
+        case .opening: queued.append(exchange.wire)
+        case .closed:
+            // Unreachable (a closed socket takes no attempts), but never leave one waiting.
+            end(id, .failed("socket closed"))
+        }
+    }
+
+    /// The exchange gave up on `id` (its attempt timed out): the ID stays used.
+    func abandon(_ id: UInt16) {
+        guard case .waiting? = entries[id] else { return }
+        entries[id] = .ended
+        inFlight -= 1
+        closeIfDrained()
+    }
+
+    /// Takes no more attempts; closes once nothing is in flight.
+    func retire() {
+        retired = true
+        closeIfDrained()
+    }
+
+    private func closeIfDrained() {
+        guard retired, inFlight == 0 else { return }
+        close()
+    }
+
+    private func close() {
+        let was = state
+        if case .closed = was { return }
+        state = .closed
+        queued = []
+        pool.closed(self)
+        // `.opening`: connect() sees `.closed` and closes the channel it gets.
+        if case .open(let channel) = was { channel.close(promise: nil) }
+    }
+
+    func connect() {
+        let bound = NIOLoopBound(self, eventLoop: pool.eventLoop)
+        let batch = 8
+        DatagramBootstrap(group: pool.eventLoop)
+            .channelOption(.datagramVectorReadMessageCount, value: batch)
+            .channelOption(.maxMessagesPerRead, value: 4)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: UDPListener.datagramSlotSize * batch))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PooledUDPHandler(socket: bound.value))
+                }
+            }
+            .connect(to: target.socketAddress)
+            .assumeIsolated().whenComplete { [self] result in
+                switch (result, state) {
+                case (.success(let channel), .opening):
+                    state = .open(channel)
+                    let writes = queued
+                    queued = []
+                    for w in writes { write(w, on: channel) }
+                case (.success(let channel), _):
+                    channel.close(promise: nil)
+                case (.failure(let error), .opening):
+                    failAll(describe(error))
+                case (.failure, _):
+                    break
+                }
+            }
+    }
+
+    private func write(_ message: ByteBuffer, on channel: any Channel) {
+        // A failed write is a fault of the socket (ECONNREFUSED here is an earlier ICMP port
+        // unreachable of this target); NIO closes the channel after most of them anyway.
+        // The callback is attached before the write: NIO fails the promise before it tells the
+        // pipeline the channel is gone, so the attempts fail with the real error.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenFailure { [self] error in failAll(describe(error)) }
+        channel.writeAndFlush(message, promise: written)
+    }
+
+    /// A datagram from the socket.
+    func received(_ reply: ByteBuffer, from source: SocketEndpoint?) {
+        // The connected socket already filters by source; checked again, cheaply.
+        guard source == target, let id = WireHeader.id(reply), case .waiting(let exchange)? = entries[id] else { return }
+        let outcome: AttemptOutcome
+        switch UpstreamReplyVerdict.classify(reply, query: exchange.wire) {
+        case .ignore: return
+        case .accept: outcome = .answer(reply)
+        case .truncated: outcome = .truncated
+        case .failed(let why): outcome = .failed(why)
+        }
+        end(id, outcome)
+    }
+
+    private func end(_ id: UInt16, _ outcome: AttemptOutcome) {
+        guard case .waiting(let exchange)? = entries[id] else { return }
+        entries[id] = .ended
+        inFlight -= 1
+        closeIfDrained()
+        exchange.udpEnded(outcome)
+    }
+
+    /// An error on a shared connected socket belongs to its target (`ECONNREFUSED` is the
+    /// ICMP port unreachable of a target with nothing listening): every attempt in flight on
+    /// it fails with it, and the socket is retired (closed, as nothing is left in flight).
+    func failAll(_ why: String) {
+        retired = true
+        var waiting: [UInt16] = []
+        for (id, entry) in entries { if case .waiting = entry { waiting.append(id) } }
+        for id in waiting { end(id, .failed(why)) }
+        closeIfDrained()
+    }
+
+    /// The channel went away (closed by us, by NIO after a fatal error, or at shutdown).
+    func channelInactive() {
+        retired = true
+        if inFlight > 0 { failAll("upstream socket closed") }
+        close()
+    }
+}
+
+/// Hands the datagrams and errors of one pooled socket to it.
+final class PooledUDPHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    private let socket: PooledUDPSocket
+
+    init(socket: PooledUDPSocket) { self.socket = socket }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        socket.received(envelope.data, from: SocketEndpoint(envelope.remoteAddress))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        socket.failAll(describe(error))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        socket.channelInactive()
+        context.fireChannelInactive()
+    }
+}
+
+/// Random DNS IDs from the kernel's generator, read 256 bytes at a time (one `getentropy`
+/// per 128 IDs instead of a system call per ID).
+struct RandomBlock {
+    private var bytes = [UInt8](repeating: 0, count: 256)
+    private var next = 256
+
+    mutating func nextID() -> UInt16 {
+        if next + 2 > bytes.count { refill() }
+        let id = UInt16(bytes[next]) << 8 | UInt16(bytes[next + 1])
+        next += 2
+        return id
+    }
+
+    private mutating func refill() {
+        let ok = bytes.withUnsafeMutableBytes { getentropy($0.baseAddress!, $0.count) == 0 }
+        if !ok {
+            var g = SystemRandomNumberGenerator()
+            bytes.withUnsafeMutableBytes { raw in
+                for i in 0..<raw.count / 8 { raw.storeBytes(of: g.next(), toByteOffset: i * 8, as: UInt64.self) }
+            }
+        }
+        next = 0
+    }
+}
