@@ -106,7 +106,7 @@ public final class QueryEngine: QueryProcessor {
                         var decision = stored
                         decision.view = view
                         return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
-                                       builder: &scratch.builder, memo: entry)
+                                       scratch: scratch, memo: entry)
                     }
                 }
                 key = k
@@ -131,7 +131,7 @@ public final class QueryEngine: QueryProcessor {
                     scratch.remember(key, entry!)
                 }
                 return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
-                               builder: &scratch.builder, memo: entry)
+                               scratch: scratch, memo: entry)
             }
         }
     }
@@ -174,9 +174,9 @@ public final class QueryEngine: QueryProcessor {
     /// `memo` is this thread's memo entry of the decision, when there is one: a cache hit
     /// encoded for it is kept there as bytes and replayed until the cached entry expires.
     private func forward(_ f: Forward, query q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext,
-                         responder: QueryResponder, builder: inout MessageBuilder, memo: MemoEntry? = nil) -> QueryProcessingResult {
+                         responder: QueryResponder, scratch: LoopScratch, memo: MemoEntry? = nil) -> QueryProcessingResult {
         if f.question.type == .any {
-            return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &builder)
+            return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &scratch.builder)
         }
         let transport = context.transport.wire
         let now = context.receivedAt.monotonic.uptimeNanoseconds
@@ -185,16 +185,16 @@ public final class QueryEngine: QueryProcessor {
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
         if let hit = cache.lookup(key, now: now) {
             let a = complete(f, decision: decision, snap: snap, rcode: hit.entry.rcode, answer: hit.entry.answer, authority: hit.entry.authority)
-            let summary = builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
+            let summary = scratch.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
             if let memo, lowerCase, !a.hasLocalRecords, !summary.truncated {
-                memo.replay = CachedReply(encoded: builder.bytes, shape: shape, hit: hit, now: now, completed: a)
+                memo.replay = CachedReply(encoded: scratch.builder.bytes, shape: shape, hit: hit, now: now, completed: a)
             }
             if snap.settings.logCacheHits {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
             } else {
                 countAnswer(snap, context: context, view: decision.view, kind: decision.kind, rcode: a.rcode)
             }
-            return .reply(ByteBuffer(bytes: builder.bytes))
+            return .reply(ByteBuffer(bytes: scratch.builder.bytes))
         }
 
         let targets: [SocketEndpoint]
@@ -202,12 +202,15 @@ public final class QueryEngine: QueryProcessor {
         case .defaults: targets = snap.defaultUpstreams
         case .rule(_, let t): targets = t
         }
-        builder.buildQuery(id: UInt16.random(in: 0...UInt16.max),
+        // ID 0: every attempt sends it with a random ID of its own.
+        scratch.builder.buildQuery(id: 0,
                            question: DNSQuestion(name: f.question.name, type: f.question.type, qclass: f.question.rrClass),
                            recursionDesired: true, checkingDisabled: q.checkingDisabled, edns: true)
-        let upstreamQuery = ByteBuffer(bytes: builder.bytes)
-        snap.upstream.startQuery(upstreamQuery, targets: targets, on: responder.eventLoop).whenSuccess { [self] result in
-            var b = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
+        // Not an inout access across the call: the completion may run before `start` returns
+        // and uses this thread's builder too.
+        snap.upstream.start(ByteBuffer(bytes: scratch.builder.bytes), targets: targets, on: responder.eventLoop) { [self] result in
+            // On the loop that read the query: its thread's builder is free to use.
+            let b = LoopScratch.current(udpPayloadSize: snap.settings.udpPayloadSize)
             switch result {
             case .success(let answer):
                 let message = answer.reply.withUnsafeReadableBytes { try? DNSMessage.parse($0) }
@@ -218,12 +221,12 @@ public final class QueryEngine: QueryProcessor {
                 let entry = UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority)
                 self.cache.put(key, entry, now: NIODeadline.now().uptimeNanoseconds)
                 let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: m.answer, authority: m.authority)
-                b.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
+                b.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
                 // Logged before the answer leaves, as local answers are: once the listener sees
                 // no query in flight, its record is already with the writer (O3, L2).
                 self.logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .miss,
                                  upstream: answer.target.description, reason: a.reason)
-                responder.respond(ByteBuffer(bytes: b.bytes))
+                responder.respond(ByteBuffer(bytes: b.builder.bytes))
             case .failure(let failure):
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason, upstream: nil)
             }
@@ -253,10 +256,10 @@ public final class QueryEngine: QueryProcessor {
     }
 
     private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: String?) {
-        var b = MessageBuilder(udpPayloadSize: UInt16(clamping: snap.settings.udpPayloadSize))
-        b.buildResponse(for: q, rcode: .servFail, transport: context.transport.wire)
+        let b = LoopScratch.current(udpPayloadSize: snap.settings.udpPayloadSize)
+        b.builder.buildResponse(for: q, rcode: .servFail, transport: context.transport.wire)
         logDecision(snap, context: context, query: q, decision: decision, rcode: .servFail, answer: [], cache: .miss, upstream: upstream, reason: reason)
-        responder.respond(ByteBuffer(bytes: b.bytes))
+        responder.respond(ByteBuffer(bytes: b.builder.bytes))
     }
 
     /// An answer completed with upstream data: never authoritative (R15).
@@ -475,6 +478,21 @@ final class LoopScratch: @unchecked Sendable {
             s.generation = snap.generation
         }
         s.builder.udpPayloadSize = UInt16(clamping: snap.settings.udpPayloadSize)
+        return s
+    }
+
+    /// This thread's scratch for encoding an answer that completes later (upstream), on the
+    /// loop thread: the builder only, set to `udpPayloadSize`; the memo is left as it is (it
+    /// belongs to whichever snapshot the thread's latest query used).
+    static func current(udpPayloadSize: Int) -> LoopScratch {
+        let s: LoopScratch
+        if let existing = perThread.currentValue {
+            s = existing
+        } else {
+            s = LoopScratch()
+            perThread.currentValue = s
+        }
+        s.builder.udpPayloadSize = UInt16(clamping: udpPayloadSize)
         return s
     }
 
