@@ -109,7 +109,13 @@ public struct QueryResponder: Sendable {
             inFlight.stats.dropped.add(1, ordering: .relaxed)
             return
         }
-        channel.writeAndFlush(DeferredReply(peer: peer, reply: reply), promise: nil)
+        if peer != nil {
+            // UDP: the listener flushes once for all the late answers of this loop iteration
+            // (the upstream replies of one read burst leave in one `sendmmsg`).
+            channel.write(DeferredReply(peer: peer, reply: reply), promise: nil)
+        } else {
+            channel.writeAndFlush(DeferredReply(peer: peer, reply: reply), promise: nil)
+        }
     }
 }
 

@@ -22,6 +22,8 @@ final class UDPQueryHandler: ChannelDuplexHandler {
     private let inFlight: InFlightCounter
     private let logger: Logger
     private var needsFlush = false
+    /// A flush of late answers is queued to run after this loop iteration's I/O.
+    private var lateFlushScheduled = false
     /// The bound address, read once the socket is bound (port 0 gets its real port).
     private var listener = SocketEndpoint(ip: .v4(0), port: 0)
 
@@ -83,6 +85,16 @@ final class UDPQueryHandler: ChannelDuplexHandler {
             return
         }
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: peer, data: reply)), promise: promise)
+        // `respond` does not flush: one flush, after the loop has handled its ready sockets,
+        // sends every late answer written meanwhile.
+        if !lateFlushScheduled {
+            lateFlushScheduled = true
+            let channel = context.channel
+            context.eventLoop.assumeIsolated().execute { [self] in
+                lateFlushScheduled = false
+                channel.flush()
+            }
+        }
     }
 
     /// Never close: on a UDP socket an error is about one peer (an ICMP port unreachable

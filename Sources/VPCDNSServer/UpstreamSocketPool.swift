@@ -49,6 +49,10 @@ final class UpstreamSocketPool: @unchecked Sendable {
     let eventLoop: any EventLoop
     private var targets: [SocketEndpoint: Rotation] = [:]
     private var sweepScheduled = false
+    /// Sockets written to since the last flush: the writes of one burst of queries leave
+    /// together, after the loop has handled the burst (one `sendmmsg` per socket).
+    private var unflushed: [PooledUDPSocket] = []
+    private var flushScheduled = false
     /// Random bytes for IDs, drawn from the kernel in blocks.
     private var random = RandomBlock()
     /// Sockets opened and not yet closed (all targets, retired ones included).
@@ -106,6 +110,28 @@ final class UpstreamSocketPool: @unchecked Sendable {
         socket.connect()
         scheduleSweep()
         return socket
+    }
+
+    /// `socket` has a write waiting for the flush at the end of this loop iteration.
+    func needsFlush(_ socket: PooledUDPSocket) {
+        if !socket.flushQueued {
+            socket.flushQueued = true
+            unflushed.append(socket)
+        }
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        eventLoop.assumeIsolated().execute { [self] in flushAll() }
+    }
+
+    private func flushAll() {
+        // By index: a failed write can start another attempt, which may add a socket here.
+        var i = 0
+        while i < unflushed.count {
+            unflushed[i].flush()
+            i += 1
+        }
+        unflushed.removeAll(keepingCapacity: true)
+        flushScheduled = false
     }
 
     /// Called by a socket once it is closed.
@@ -167,6 +193,8 @@ final class PooledUDPSocket {
     private(set) var inFlight = 0
     private var uses = 0
     private(set) var retired = false
+    /// In the pool's list of sockets to flush.
+    var flushQueued = false
 
     init(pool: UpstreamSocketPool, target: SocketEndpoint, limits: UpstreamSocketLimits, openedAt: NIODeadline) {
         self.pool = pool
@@ -264,7 +292,13 @@ final class PooledUDPSocket {
         // pipeline the channel is gone, so the attempts fail with the real error.
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.assumeIsolated().whenFailure { [self] error in failAll(describe(error)) }
-        channel.writeAndFlush(message, promise: written)
+        channel.write(message, promise: written)
+        pool.needsFlush(self)
+    }
+
+    func flush() {
+        flushQueued = false
+        if case .open(let channel) = state { channel.flush() }
     }
 
     /// A datagram from the socket.
