@@ -215,7 +215,7 @@ public final class QueryEngine: QueryProcessor {
             case .success(let answer):
                 let message = answer.reply.withUnsafeReadableBytes { try? DNSMessage.parse($0) }
                 guard let m = message else {
-                    self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: "upstream-error", upstream: answer.target.description)
+                    self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: "upstream-error", upstream: answer.target)
                     return
                 }
                 let entry = UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority)
@@ -225,7 +225,7 @@ public final class QueryEngine: QueryProcessor {
                 // Logged before the answer leaves, as local answers are: once the listener sees
                 // no query in flight, its record is already with the writer (O3, L2).
                 self.logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .miss,
-                                 upstream: answer.target.description, reason: a.reason)
+                                 upstream: answer.target, reason: a.reason)
                 responder.respond(ByteBuffer(bytes: b.builder.bytes))
             case .failure(let failure):
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason, upstream: nil)
@@ -255,7 +255,7 @@ public final class QueryEngine: QueryProcessor {
         return replay.reply(to: q, now: now)
     }
 
-    private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: String?) {
+    private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: SocketEndpoint?) {
         let b = LoopScratch.current(udpPayloadSize: snap.settings.udpPayloadSize)
         b.builder.buildResponse(for: q, rcode: .servFail, transport: context.transport.wire)
         logDecision(snap, context: context, query: q, decision: decision, rcode: .servFail, answer: [], cache: .miss, upstream: upstream, reason: reason)
@@ -302,14 +302,14 @@ public final class QueryEngine: QueryProcessor {
     // MARK: - Query log
 
     func logDecision(_ snap: Snapshot, context: QueryContext, query q: DNSQuery, decision d: Decision, rcode: RCode,
-                             answer: [ResourceRecord], cache: QueryLogRecord.CacheUse, upstream: String?, reason: String? = nil) {
+                             answer: [ResourceRecord], cache: QueryLogRecord.CacheUse, upstream: SocketEndpoint?, reason: String? = nil) {
         guard queryLog != nil else {
             // Metrics only: nothing of the record is built.
             countAnswer(snap, context: context, view: d.view, kind: d.kind, rcode: rcode)
             return
         }
         log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answer: answer, kind: d.kind,
-            zone: d.zone, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
+            zone: d.zone, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream?.description)
     }
 
     private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
