@@ -217,7 +217,9 @@ final class UpstreamExchange {
     private let policy: UpstreamPolicy
     private let eventLoop: any EventLoop
     private let observer: (any UpstreamObserver)?
-    private let completion: (UpstreamResult) -> Void
+    /// Dropped once called: the exchange may stay referenced by the loop's timeout queue
+    /// until its last attempt's deadline, but what the caller captured need not.
+    private var completion: ((UpstreamResult) -> Void)?
     private let deadline: NIODeadline
     private var index = 0
     private var attempts = 0
@@ -267,16 +269,27 @@ final class UpstreamExchange {
         serial &+= 1
         let mine = serial
         udpTarget = target
-        UpstreamSocketPool.current(on: eventLoop).send(self, to: target, limits: policy.sockets, now: now)
+        let pool = UpstreamSocketPool.current(on: eventLoop)
+        pool.send(self, to: target, limits: policy.sockets, now: now)
         // A socket error can end this attempt (and start the next) before `send` returns.
         guard serial == mine, udpSocket != nil else { return }
-        timer = eventLoop.assumeIsolated().scheduleTask(deadline: attemptDeadline) { [self] in
-            guard serial == mine, let socket = udpSocket else { return }
-            udpSocket = nil
-            timer = nil
-            socket.abandon(udpID)
-            ended(.timedOut, target: target, transport: .udp)
+        if attemptDeadline == now + policy.attemptTimeout {
+            // The usual case: a full attempt. The loop's queue of such deadlines is in order, so
+            // it needs no NIO timer per attempt (whose cancellation is a linear search).
+            pool.timeouts.add(self, serial: mine, duration: policy.attemptTimeout, deadline: attemptDeadline)
+        } else {
+            // Cut short by the total timeout.
+            timer = eventLoop.assumeIsolated().scheduleTask(deadline: attemptDeadline) { [self] in udpTimedOut(serial: mine) }
         }
+    }
+
+    /// The attempt numbered `serial` reached its deadline (nothing if it already ended).
+    func udpTimedOut(serial mine: UInt32) {
+        guard serial == mine, let socket = udpSocket, let target = udpTarget else { return }
+        udpSocket = nil
+        timer = nil
+        socket.abandon(udpID)
+        ended(.timedOut, target: target, transport: .udp)
     }
 
     /// From the pool: the attempt is registered on `socket` under `id` (about to be written).
@@ -339,8 +352,9 @@ final class UpstreamExchange {
     }
 
     private func finish(_ result: UpstreamResult) {
-        guard !finished else { return }
+        guard !finished, let completion else { return }
         finished = true
+        self.completion = nil
         completion(result)
     }
 }

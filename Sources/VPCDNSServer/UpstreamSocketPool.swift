@@ -55,6 +55,8 @@ final class UpstreamSocketPool: @unchecked Sendable {
     private var flushScheduled = false
     /// Random bytes for IDs, drawn from the kernel in blocks.
     private var random = RandomBlock()
+    /// Deadlines of the UDP attempts waiting on this loop.
+    private(set) lazy var timeouts = AttemptTimeouts(eventLoop: eventLoop)
     /// Sockets opened and not yet closed (all targets, retired ones included).
     private(set) var openSockets = 0
     /// Sockets opened since the loop started (tests and diagnostics).
@@ -362,6 +364,72 @@ final class PooledUDPHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         socket.channelInactive()
         context.fireChannelInactive()
+    }
+}
+
+/// The deadlines of one loop's UDP attempts, without a NIO timer each: attempts of the
+/// same length started one after another end in the order they started, so each length has a
+/// first-in first-out queue, and one NIO timer waits for the earliest head. An attempt that
+/// ends early is not removed (its entry no longer matches the exchange's attempt number and
+/// is skipped when its time comes), so adding and ending an attempt cost O(1).
+final class AttemptTimeouts {
+    private struct Entry {
+        var deadline: NIODeadline
+        var exchange: UpstreamExchange
+        var serial: UInt32
+    }
+
+    private let eventLoop: any EventLoop
+    /// One queue per attempt length (in practice one or two).
+    private var queues: [(duration: TimeAmount, entries: CircularBuffer<Entry>)] = []
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Entries waiting (ended attempts included, until their deadline).
+    var count: Int { queues.reduce(0) { $0 + $1.entries.count } }
+
+    /// `deadline` must be `now + duration`, with `now` not earlier than for the last entry of
+    /// the same duration.
+    func add(_ exchange: UpstreamExchange, serial: UInt32, duration: TimeAmount, deadline: NIODeadline) {
+        let entry = Entry(deadline: deadline, exchange: exchange, serial: serial)
+        if let i = queues.firstIndex(where: { $0.duration == duration }) {
+            queues[i].entries.append(entry)
+        } else {
+            var q = CircularBuffer<Entry>(initialCapacity: 256)
+            q.append(entry)
+            queues.append((duration, q))
+        }
+        if timerDeadline.map({ deadline < $0 }) ?? true { schedule(deadline) }
+    }
+
+    private func schedule(_ deadline: NIODeadline) {
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in fire() }
+    }
+
+    private func fire() {
+        timer = nil
+        timerDeadline = nil
+        let now = NIODeadline.now()
+        var expired: [Entry] = []
+        for i in queues.indices {
+            while let head = queues[i].entries.first, head.deadline <= now {
+                expired.append(queues[i].entries.removeFirst())
+            }
+        }
+        // Told after the queues are settled: a timed-out attempt starts the next at once, which
+        // adds to them.
+        for e in expired { e.exchange.udpTimedOut(serial: e.serial) }
+        queues.removeAll { $0.entries.isEmpty }
+        // The earliest head, unless a timer that soon is already set (by an `add` above).
+        if let next = queues.compactMap({ $0.entries.first?.deadline }).min(), timerDeadline.map({ next < $0 }) ?? true {
+            schedule(next)
+        }
     }
 }
 

@@ -167,6 +167,25 @@ struct UpstreamSocketPoolTests {
         #expect(Set(ids).count == ids.count, "an ID repeated on one socket: \(ids)")
     }
 
+    @Test("Attempts of different lengths on one loop each time out at their own deadline")
+    func mixedAttemptTimeouts() async throws {
+        let loop = testGroup.next()
+        let hole = try await FakeUpstream.blackHole()
+        defer { hole.channel.close(promise: nil) }
+        let long = pooledClient(total: 1500, attempt: 1500)
+        let short = pooledClient(total: 150, attempt: 150)
+        let clock = ContinuousClock()
+        // The long attempt first, so that its deadline is the one the loop waits for.
+        async let slow = long.query(TestDNS.query(id: 1, name: "slow.example.org"), targets: [hole.endpoint], on: loop)
+        try await Task.sleep(for: .milliseconds(20))
+        let start = clock.now
+        let fast = await short.query(TestDNS.query(id: 2, name: "fast.example.org"), targets: [hole.endpoint], on: loop)
+        let took = clock.now - start
+        guard case .failure(.timeout) = fast else { Issue.record("\(fast)"); return }
+        #expect(took >= .milliseconds(140) && took < .milliseconds(600), "\(took)")
+        guard case .failure(.timeout) = await slow else { Issue.record("the long query did not time out"); return }
+    }
+
     @Test("A dead target (nothing listening) fails every query in flight on its sockets fast, with upstream-error")
     func deadTargetFailsFast() async throws {
         #expect(try await poolsDrained())
