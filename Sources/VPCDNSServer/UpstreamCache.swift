@@ -11,15 +11,32 @@ import VPCDNSCore
 /// (nanoseconds of a monotonic clock) so the cache itself reads no clock.
 public final class UpstreamCache: Sendable {
     public struct Key: Hashable, Sendable {
-        public var name: DNSName
-        public var type: RRType
-        public var rrClass: RRClass
-        public var targets: UpstreamTargets
+        public let name: DNSName
+        public let type: RRType
+        public let rrClass: RRClass
+        public let targets: UpstreamTargets
+        /// The name's hash, computed once: a key is hashed for `get` and again for `put`, and
+        /// an unsuccessful probe compares it with several stored keys (Swift's dictionary
+        /// keeps no hash per bucket), which this settles without comparing the names.
+        private let nameHash: Int
+
         public init(name: DNSName, type: RRType, rrClass: RRClass, targets: UpstreamTargets) {
             self.name = name
             self.type = type
             self.rrClass = rrClass
             self.targets = targets
+            self.nameHash = name.hashValue
+        }
+
+        public static func == (a: Key, b: Key) -> Bool {
+            a.nameHash == b.nameHash && a.type == b.type && a.rrClass == b.rrClass && a.name == b.name && a.targets == b.targets
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(nameHash)
+            hasher.combine(type)
+            hasher.combine(rrClass)
+            hasher.combine(targets)
         }
     }
 
@@ -114,10 +131,9 @@ public final class UpstreamCache: Sendable {
             for i in e.answer.indices { e.answer[i].ttl = min(e.answer[i].ttl, maxTTL) }
         }
         state.withLock { s in
-            if s.entries[key] == nil {
+            if s.entries.updateValue(Stored(entry: e, storedAt: now, expiresAt: now + life), forKey: key) == nil {
                 s.order.append(key)
             }
-            s.entries[key] = Stored(entry: e, storedAt: now, expiresAt: now + life)
             while s.entries.count > capacity, s.orderHead < s.order.count {
                 let victim = s.order[s.orderHead]
                 s.orderHead += 1
