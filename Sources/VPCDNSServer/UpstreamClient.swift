@@ -106,10 +106,17 @@ public typealias UpstreamResult = Result<UpstreamAnswer, UpstreamFailure>
 /// **Failures.** rcode SERVFAIL, REFUSED, NOTIMP, FORMERR (or any other than NOERROR and
 /// NXDOMAIN) ends the attempt as an error and the next target is tried. A whole round of
 /// targets that all failed fast (no timeouts) ends the query with `.error` at once rather
-/// than hammering them again. Timers are cancelled on every path; a socket is closed when it
-/// is retired and nothing is in flight on it, and an idle one within about `lifetime` plus a
-/// quarter second, so the descriptor count goes back to where it was. TCP attempts (after
-/// TC) use a connection of their own, closed when the attempt ends.
+/// than hammering them again.
+///
+/// **Timers and descriptors.** A full-length UDP attempt's deadline goes into its loop's
+/// first-in first-out queue for that attempt length (`AttemptTimeouts`: one NIO timer for the
+/// earliest deadline, not one per attempt); when the attempt ends first its entry is merely
+/// skipped when its time comes, so the exchange object lives until then (its completion, and
+/// what the caller captured in it, is dropped as soon as it has been called). An attempt cut
+/// short by the total timeout has a NIO timer of its own, cancelled on every path. A socket is
+/// closed when it is retired and nothing is in flight on it, and an idle one within about
+/// `lifetime` plus a quarter second, so the descriptor count goes back to where it was. TCP
+/// attempts (after TC) use a connection of their own, closed when the attempt ends.
 ///
 /// Each query runs on one event loop (the one the client's query came in on), and the
 /// sockets it uses belong to that loop; with no locks, the state machine and the pool are
