@@ -103,19 +103,23 @@ public struct QueryResponder: Sendable {
 
     /// Sends `reply` (a complete DNS message) to the client, or nothing for `nil`.
     public func respond(_ reply: ByteBuffer?) {
-        inFlight.end()
-        if peer != nil && reply == nil {
+        guard peer != nil else {
+            inFlight.end()
+            channel.writeAndFlush(DeferredReply(peer: peer, reply: reply), promise: nil)
+            return
+        }
+        guard reply != nil else {
             // UDP has no per-connection state to release: nothing to send, nothing to do.
+            inFlight.end()
             inFlight.stats.dropped.add(1, ordering: .relaxed)
             return
         }
-        if peer != nil {
-            // UDP: the listener flushes once for all the late answers of this loop iteration
-            // (the upstream replies of one read burst leave in one `sendmmsg`).
-            channel.write(DeferredReply(peer: peer, reply: reply), promise: nil)
-        } else {
-            channel.writeAndFlush(DeferredReply(peer: peer, reply: reply), promise: nil)
-        }
+        // UDP: the listener flushes once for all the late answers of this loop iteration (the
+        // upstream replies of one read burst leave in one `sendmmsg`), and before it closes.
+        // Written before the query stops counting as in flight, so that a shutdown waiting for
+        // none closes the listener after this answer is queued.
+        channel.write(DeferredReply(peer: peer, reply: reply), promise: nil)
+        inFlight.end()
     }
 }
 

@@ -97,6 +97,12 @@ final class UDPQueryHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Late answers written but not yet flushed leave before the socket closes.
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        context.flush()
+        context.close(mode: mode, promise: promise)
+    }
+
     /// Never close: on a UDP socket an error is about one peer (an ICMP port unreachable
     /// after a reply, a failed send), not about the listener.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
