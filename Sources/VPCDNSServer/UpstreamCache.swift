@@ -66,16 +66,26 @@ public final class UpstreamCache: Sendable {
         var orderHead = 0
         var hits: UInt64 = 0
         var misses: UInt64 = 0
+
+        /// Room for `capacity` entries from the start (at most 2^20): filling the cache then
+        /// never rehashes the whole table on the query path (each doubling moved every entry at
+        /// once). The table's pages are touched only as entries arrive.
+        init(reserving capacity: Int) {
+            let n = min(max(0, capacity), 1 << 20)
+            entries.reserveCapacity(n)
+            order.reserveCapacity(n)
+        }
     }
 
     public let capacity: Int
     /// Upper bound on any TTL kept (one day), as Unbound's cache-max-ttl does.
     public let maxTTL: UInt32
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     public init(capacity: Int, maxTTL: UInt32 = 86_400) {
         self.capacity = capacity
         self.maxTTL = maxTTL
+        self.state = Mutex(State(reserving: capacity))
     }
 
     /// A hit: the entry with its TTLs counted down, and when it was stored and expires
@@ -168,6 +178,6 @@ public final class UpstreamCache: Sendable {
 
     /// Drops everything (used when the upstream configuration changes on reload).
     public func removeAll() {
-        state.withLock { $0 = State() }
+        state.withLock { $0 = State(reserving: capacity) }
     }
 }
