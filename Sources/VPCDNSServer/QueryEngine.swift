@@ -317,22 +317,34 @@ public final class QueryEngine: QueryProcessor {
                                     zoneID: local.zoneID, reason: local.reason)
             entry.logPieces = pieces
         }
-        writer.append { out, dates in
-            LogLine.assemble(
-                to: &out, dates: &dates, receivedAtMicros: context.receivedAt.wallNanoseconds / 1000,
-                head: { snap.logFields.head(view, to: &$0) },
-                name: { o in
-                    if q.caseMask.isAllLower { o.append(pieces.lowerCaseName) } else { JSONBytes.name(.asked(q), to: &o) }
-                },
-                middle: { $0.append(pieces.middle) },
-                address: { LogLine.address(context.client.ip, to: &$0) },
-                port: context.client.port,
-                transport: { LogLine.transport(context.transport, to: &$0) },
-                srcids: { snap.logFields.srcids(view, to: &$0) },
-                decision: { $0.append(pieces.decision) },
-                upstream: nil,
-                via: { LogLine.via(view.via, to: &$0) },
-                latencyMicros: elapsed.nanoseconds / 1000)
+        // Only pointers to the pre-encoded bytes and a few scalars go into the line's closures
+        // (nothing to copy or retain per segment). `snap` and `pieces` outlive the call.
+        let head = snap.logFields.head(view)
+        let inbound = view.inboundEndpointID != nil
+        let lower = q.caseMask.isAllLower
+        let name = pieces.lowerCaseName, middle = pieces.middle, decision = pieces.decision
+        let via = view.via, transport = context.transport, client = context.client
+        let received = context.receivedAt.wallNanoseconds / 1000
+        withExtendedLifetime(pieces) {
+            writer.append { out, dates in
+                LogLine.assemble(
+                    to: &out, dates: &dates, receivedAtMicros: received,
+                    head: { o in
+                        if let h = head { o.append(contentsOf: h) } else { snap.logFields.head(view, to: &o) }
+                    },
+                    name: { o in
+                        if lower { o.append(contentsOf: name) } else { JSONBytes.name(.asked(q), to: &o) }
+                    },
+                    middle: { $0.append(contentsOf: middle) },
+                    address: { LogLine.address(client.ip, to: &$0) },
+                    port: client.port,
+                    transport: { LogLine.transport(transport, to: &$0) },
+                    srcids: { o in if inbound { snap.logFields.srcids(view, to: &o) } },
+                    decision: { $0.append(contentsOf: decision) },
+                    upstream: nil,
+                    via: { LogLine.via(via, to: &$0) },
+                    latencyMicros: elapsed.nanoseconds / 1000)
+            }
         }
     }
 }

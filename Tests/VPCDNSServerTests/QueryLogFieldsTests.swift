@@ -44,13 +44,13 @@ struct QueryLogFieldsTests {
         LogLine.assemble(
             to: &out, dates: &dates, receivedAtMicros: micros,
             head: { fields.head(v, to: &$0) },
-            name: { o in if q.caseMask.isAllLower { o.append(pieces.lowerCaseName) } else { JSONBytes.name(.asked(q), to: &o) } },
-            middle: { $0.append(pieces.middle) },
+            name: { o in if q.caseMask.isAllLower { o.append(contentsOf: pieces.lowerCaseName) } else { JSONBytes.name(.asked(q), to: &o) } },
+            middle: { $0.append(contentsOf: pieces.middle) },
             address: { LogLine.address(client, to: &$0) },
             port: port,
             transport: { LogLine.transport(transport, to: &$0) },
             srcids: { fields.srcids(v, to: &$0) },
-            decision: { $0.append(pieces.decision) },
+            decision: { $0.append(contentsOf: pieces.decision) },
             upstream: nil,
             via: { LogLine.via(v.via, to: &$0) },
             latencyMicros: latency)
@@ -148,6 +148,26 @@ struct QueryLogFieldsTests {
             var out = ByteSink(capacity: 4)
             dates.write(seconds: s, to: &out)
             #expect(out.withBytes { String(decoding: $0, as: UTF8.self) } + "Z" == Timestamp.iso8601(micros: s * 1_000_000, fraction: false))
+        }
+    }
+
+    @Test("numbers two digits at a time: every width, zero-padded, as String gives them")
+    func decimals() {
+        var rng = SystemRandomNumberGenerator()
+        var values: [UInt64] = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1_000, 65_535, 999_999, 1_000_000, UInt64.max, UInt64.max / 10]
+        var p: UInt64 = 1
+        for _ in 0..<19 { values += [p - 1, p, p + 1]; p *= 10 }
+        values += (0..<5_000).map { _ in UInt64.random(in: 0...UInt64.max, using: &rng) >> UInt64.random(in: 0...63, using: &rng) }
+        for v in values {
+            var out = ByteSink(capacity: 1)
+            JSONBytes.decimal(v, to: &out)
+            #expect(out.withBytes { String(decoding: $0, as: UTF8.self) } == String(v))
+            for width in 1...7 {
+                var padded = ByteSink(capacity: 1)
+                JSONBytes.padded(v, width: width, to: &padded)
+                let s = String(v % [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000][width])
+                #expect(padded.withBytes { String(decoding: $0, as: UTF8.self) } == String(repeating: "0", count: width - s.count) + s)
+            }
         }
     }
 

@@ -176,6 +176,40 @@ extension ByteSink {
     }
 }
 
+/// Byte strings encoded once, one after another in memory of their own: reading one is
+/// pointer arithmetic (no array to retain on the per-query path). Immutable after `init`.
+final class PackedBytes: @unchecked Sendable {
+    private let base: UnsafeMutablePointer<UInt8>
+    /// `count + 1` offsets into `base`.
+    private let offsets: UnsafeMutablePointer<Int>
+    let count: Int
+
+    init(_ parts: [[UInt8]]) {
+        count = parts.count
+        let total = parts.reduce(0) { $0 + $1.count }
+        base = .allocate(capacity: max(1, total))
+        offsets = .allocate(capacity: parts.count + 1)
+        var at = 0
+        for (i, p) in parts.enumerated() {
+            offsets[i] = at
+            p.withUnsafeBufferPointer { (base + at).initialize(from: $0.baseAddress!, count: $0.count) }
+            at += p.count
+        }
+        offsets[parts.count] = at
+    }
+
+    deinit {
+        base.deallocate()
+        offsets.deallocate()
+    }
+
+    /// Part `i`; valid while this object lives.
+    @inline(__always)
+    subscript(i: Int) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: base + offsets[i], count: offsets[i + 1] - offsets[i])
+    }
+}
+
 /// The date and time of the last second written, so that the lines of one second (nearly all
 /// of a busy thread's) copy 19 bytes instead of computing the calendar.
 struct DateCache {
@@ -205,43 +239,48 @@ struct DateCache {
 /// (account, region, VPC id) and each inbound endpoint's `srcids`. A reload builds new ones
 /// with the new snapshot, so the next line says what the new model says.
 public final class QueryLogFields: Sendable {
-    /// Indexed like `Model.vpcs`.
-    let heads: [[UInt8]]
-    /// The head of a query no VPC took (`"-"`).
-    let noVPCHead: [UInt8]
+    /// Indexed like `Model.vpcs`, then the head of a query no VPC took (`"-"`).
+    let heads: PackedBytes
     /// Per VPC: each inbound endpoint's id and the inside of its `srcids`.
-    let inbound: [[(id: String, srcids: [UInt8])]]
+    let inbound: [[(id: String, srcids: PackedBytes)]]
     let accountID: String
 
     public init(accountID: String, vpcs: [VPC]) {
         self.accountID = accountID
-        heads = vpcs.map { v in LogLine.encoded { LogLine.head(accountID: accountID, region: v.region, vpcID: v.id, to: &$0) } }
-        noVPCHead = LogLine.encoded { LogLine.head(accountID: accountID, region: "-", vpcID: "-", to: &$0) }
+        heads = PackedBytes(vpcs.map { v in LogLine.encoded { LogLine.head(accountID: accountID, region: v.region, vpcID: v.id, to: &$0) } }
+                            + [LogLine.encoded { LogLine.head(accountID: accountID, region: "-", vpcID: "-", to: &$0) }])
         inbound = vpcs.map { v in
-            v.inboundEndpoints.map { e in (e.id, LogLine.encoded { LogLine.srcids(resolverEndpoint: e.id, to: &$0) }) }
+            v.inboundEndpoints.map { e in (e.id, PackedBytes([LogLine.encoded { LogLine.srcids(resolverEndpoint: e.id, to: &$0) }])) }
         }
     }
 
-    /// The head of `view`'s lines. A view with a VPC index comes from this snapshot's model
-    /// (the engine selects views with it), so its VPC id and region are that VPC's.
+    /// The head of `view`'s lines, or nil when it has to be encoded on the spot. A view with a
+    /// VPC index comes from this snapshot's model (the engine selects views with it), so its
+    /// VPC id and region are that VPC's. Valid while this object lives.
+    @inline(__always)
+    func head(_ view: ViewChoice) -> UnsafeBufferPointer<UInt8>? {
+        if let i = view.vpcIndex {
+            return i < heads.count - 1 ? heads[i] : nil
+        }
+        return view.vpcID == nil && view.region == nil ? heads[heads.count - 1] : nil
+    }
+
+    /// Writes the head of `view`'s lines.
     @inline(__always)
     func head(_ view: ViewChoice, to out: inout ByteSink) {
-        if let i = view.vpcIndex, i < heads.count {
-            out.append(heads[i])
-        } else if view.vpcID == nil && view.region == nil {
-            out.append(noVPCHead)
+        if let h = head(view) {
+            out.append(contentsOf: h)
         } else {
             LogLine.head(accountID: accountID, region: view.region ?? "-", vpcID: view.vpcID ?? "-", to: &out)
         }
     }
 
     /// The inside of `srcids` for `view`.
-    @inline(__always)
     func srcids(_ view: ViewChoice, to out: inout ByteSink) {
         guard let id = view.inboundEndpointID else { return }
         if let i = view.vpcIndex, i < inbound.count {
             for e in inbound[i] where e.id == id {
-                out.append(e.srcids)
+                out.append(contentsOf: e.srcids[0])
                 return
             }
         }
@@ -252,21 +291,25 @@ public final class QueryLogFields: Sendable {
 /// A local answer's segments: the same for every query its memo entry answers (the memo key
 /// fixes the VPC, the question's name, type and class; the answer fixes the rest).
 final class LocalLogPieces {
+    private let parts: PackedBytes
+
     /// `query_name` of an all-lower-case question (the memo key's name, with the trailing dot).
-    let lowerCaseName: [UInt8]
-    let middle: [UInt8]
-    let decision: [UInt8]
+    @inline(__always) var lowerCaseName: UnsafeBufferPointer<UInt8> { parts[0] }
+    @inline(__always) var middle: UnsafeBufferPointer<UInt8> { parts[1] }
+    @inline(__always) var decision: UnsafeBufferPointer<UInt8> { parts[2] }
 
     init(question: DNSQuestion, rcode: RCode, answer: [ResourceRecord], kind: DecisionKind, zone: DNSName?, zoneID: String?,
          reason: String?) {
-        lowerCaseName = LogLine.encoded { JSONBytes.wireName(question.name.wire, caseMask: nil, trailingDot: true, to: &$0) }
-        middle = LogLine.encoded {
-            LogLine.middle(type: QueryLogRecord.text(question.type), rrClass: QueryLogRecord.text(question.qclass),
-                           rcode: rcode.description, answers: .records(answer), to: &$0)
-        }
-        decision = LogLine.encoded {
-            LogLine.decision(kind.rawValue, zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) }, zoneID: zoneID,
-                             reason: reason, cache: .none, to: &$0)
-        }
+        parts = PackedBytes([
+            LogLine.encoded { JSONBytes.wireName(question.name.wire, caseMask: nil, trailingDot: true, to: &$0) },
+            LogLine.encoded {
+                LogLine.middle(type: QueryLogRecord.text(question.type), rrClass: QueryLogRecord.text(question.qclass),
+                               rcode: rcode.description, answers: .records(answer), to: &$0)
+            },
+            LogLine.encoded {
+                LogLine.decision(kind.rawValue, zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) }, zoneID: zoneID,
+                                 reason: reason, cache: .none, to: &$0)
+            },
+        ])
     }
 }

@@ -430,23 +430,35 @@ enum JSONBytes {
     static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
 
     /// `v` in decimal.
+    @inline(__always)
     static func decimal(_ v: UInt64, to out: inout ByteSink) {
         var digits = 1
         var n = v
-        while n >= 10 { n /= 10; digits += 1 }
+        while n >= 100 { n /= 100; digits += 2 }
+        if n >= 10 { digits += 1 }
         padded(v, width: digits, to: &out)
     }
 
-    /// The last `width` decimal digits of `v`, zero-padded.
+    /// "00" to "99", two bytes each.
+    private static let digitPairs: StaticString = """
+        0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+        5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899
+        """
+
+    /// The last `width` decimal digits of `v`, zero-padded (two digits per division).
     static func padded(_ v: UInt64, width: Int, to out: inout ByteSink) {
         out.reserve(width)
+        let pairs = digitPairs.utf8Start
         var x = v
-        var i = out.count + width - 1
-        while i >= out.count {
-            out.base[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
-            x /= 10
-            i -= 1
+        var i = out.count + width
+        while i - out.count >= 2 {
+            let r = Int(x % 100)
+            x /= 100
+            i -= 2
+            out.base[i] = pairs[2 * r]
+            out.base[i + 1] = pairs[2 * r + 1]
         }
+        if i > out.count { out.base[i - 1] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10) }
         out.count += width
     }
 }
