@@ -12,13 +12,14 @@ import Synchronization
 ///
 /// Each answering thread has its own bounded batch (`ThreadBatch`): a line is encoded straight
 /// into the end of it (`append`), under a lock that only that thread and the writer take, so
-/// threads never contend with each other and a line is copied once, by the kernel. A single
-/// writer task swaps every thread's batch for an empty one every 10 ms under load (50 ms when
-/// idle) and writes it with one `write(2)`; the two buffers of each thread are reused, so a steady load allocates nothing
-/// here. When a thread's batch holds `capacity` lines, a record is dropped and counted — never
-/// silently: the count is a metric and is logged at shutdown (L2). SIGUSR1 asks for a reopen,
-/// done by the writer between two batches, so a record lands in the old file or the new one
-/// (L3). On graceful shutdown every accepted record is written before `run` returns (O3).
+/// threads never contend with each other and a line is copied once more only by the kernel.
+/// A single writer task swaps every thread's batch for an empty one every 10 ms under load
+/// (50 ms when idle) and writes it with one `write(2)`; the two buffers of each thread are
+/// reused, so a steady load allocates nothing here. When a thread's batch holds `capacity`
+/// lines, a record is dropped and counted — never silently: the count is a metric and is
+/// logged at shutdown (L2). SIGUSR1 asks for a reopen, done by the writer between two
+/// batches, so a record lands in the old file or the new one (L3). On graceful shutdown every
+/// accepted record is written before `run` returns (O3).
 public final class QueryLogWriter: Service, Sendable {
     struct Registry {
         var batches: [ThreadBatch] = []
@@ -137,10 +138,9 @@ public final class QueryLogWriter: Service, Sendable {
         return (a, written.load(ordering: .relaxed), d)
     }
 
-    /// Writes whatever is pending now (also used at shutdown). `final` closes every batch to
-    /// new records in the same critical section that takes its lines, so none is accepted
-    /// after the last write.
-    /// Returns the number of lines written.
+    /// Writes whatever is pending now (also used at shutdown) and returns the number of lines
+    /// written. `final` closes every batch to new records in the same critical section that
+    /// takes its lines, so none is accepted after the last write.
     @discardableResult
     public func flush(final: Bool = false) -> Int {
         flushing.withLock { _ in
