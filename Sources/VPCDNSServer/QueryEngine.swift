@@ -24,6 +24,8 @@ public final class QueryEngine: QueryProcessor {
         public let generation: UInt64
         /// `vpcdns_dns_requests_total`, indexed by this model's VPC indexes (O5).
         public let requests: RequestCounters
+        /// The query log's per-VPC fields of this model, JSON-encoded once.
+        public let logFields: QueryLogFields
 
         public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint], upstreamObserver: (any UpstreamObserver)? = nil) {
             self.generation = snapshotGenerations.add(1, ordering: .relaxed).newValue
@@ -35,6 +37,7 @@ public final class QueryEngine: QueryProcessor {
                 attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))),
                 observer: upstreamObserver)
             self.requests = RequestCounters(vpcIDs: resolver.model.vpcs.map(\.id))
+            self.logFields = QueryLogFields(accountID: resolver.model.settings.accountID, vpcs: resolver.model.vpcs)
         }
     }
 
@@ -164,8 +167,7 @@ public final class QueryEngine: QueryProcessor {
             reply = ByteBuffer(bytes: scratch.builder.bytes)
         }
         // Counts the answer for metrics and, with the log on, writes the record.
-        log(snap, context: context, view: view, question: q.question, rcode: local.rcode, answer: local.answer,
-            kind: local.kind, zone: local.zone, zoneID: local.zoneID, reason: local.reason, cache: .none, upstream: nil)
+        logLocal(local, entry, snap: snap, context: context, view: view, question: q.question)
         return reply
     }
 
@@ -318,31 +320,79 @@ public final class QueryEngine: QueryProcessor {
         let elapsed = queryLog != nil || metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode, elapsed: elapsed)
         guard let writer = queryLog, let elapsed else { return }
-        let record = QueryLogRecord(
-            accountID: snap.settings.accountID,
-            region: view.region ?? "-",
-            vpcID: view.vpcID ?? "-",
-            receivedAtMicros: context.receivedAt.wallNanoseconds / 1000,
-            // Names, addresses and answers go in as they are; the record writes their text
-            // straight into the line's bytes.
-            queryName: question.map { .asked($0) } ?? .text("-"),
-            queryType: question.map { QueryLogRecord.text($0.type) } ?? "-",
-            queryClass: question.map { QueryLogRecord.text($0.qclass) } ?? "-",
-            rcode: rcode.description,
-            answers: .records(answer),
-            srcAddr: .ip(context.client.ip),
-            srcPort: context.client.port,
-            transport: context.transport == .udp ? "UDP" : "TCP",
-            resolverEndpoint: view.inboundEndpointID,
-            decision: kind.rawValue,
-            zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) },
-            zoneID: zoneID,
-            reason: reason,
-            cache: cache,
-            upstream: upstream,
-            via: view.via.rawValue,
-            latencyMicros: elapsed.nanoseconds / 1000)
-        writer.submit(record)
+        // Encoded straight into this thread's batch: the model's fixed fields are copied as
+        // bytes, names, addresses and answers written from their wire form.
+        writer.append { out, dates in
+            LogLine.assemble(
+                to: &out, dates: &dates, receivedAtMicros: context.receivedAt.wallNanoseconds / 1000,
+                head: { snap.logFields.head(view, to: &$0) },
+                name: { o in
+                    if let q = question { JSONBytes.name(.asked(q), to: &o) } else { JSONBytes.literal(#""-""#, to: &o) }
+                },
+                middle: { o in
+                    LogLine.middle(type: question.map { QueryLogRecord.text($0.type) } ?? "-",
+                                   rrClass: question.map { QueryLogRecord.text($0.qclass) } ?? "-",
+                                   rcode: rcode.description, answers: .records(answer), to: &o)
+                },
+                address: { LogLine.address(context.client.ip, to: &$0) },
+                port: context.client.port,
+                transport: { LogLine.transport(context.transport, to: &$0) },
+                srcids: { snap.logFields.srcids(view, to: &$0) },
+                decision: {
+                    LogLine.decision(kind.rawValue, zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) }, zoneID: zoneID,
+                                     reason: reason, cache: cache, to: &$0)
+                },
+                upstream: upstream,
+                via: { LogLine.via(view.via, to: &$0) },
+                latencyMicros: elapsed.nanoseconds / 1000)
+        }
+    }
+
+    /// `log` for a local answer: the segments it fixes are encoded once per memo entry (per
+    /// thread) and copied from then on.
+    private func logLocal(_ local: LocalAnswer, _ entry: MemoEntry, snap: Snapshot, context: QueryContext, view: ViewChoice,
+                          question q: DNSQuestion) {
+        let elapsed = queryLog != nil || metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil
+        metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: local.kind, rcode: local.rcode,
+                            elapsed: elapsed)
+        guard let writer = queryLog, let elapsed else { return }
+        let pieces: LocalLogPieces
+        if let p = entry.logPieces {
+            pieces = p
+        } else {
+            pieces = LocalLogPieces(question: q, rcode: local.rcode, answer: local.answer, kind: local.kind, zone: local.zone,
+                                    zoneID: local.zoneID, reason: local.reason)
+            entry.logPieces = pieces
+        }
+        // Only pointers to the pre-encoded bytes and a few scalars go into the line's closures
+        // (nothing to copy or retain per segment). `snap` and `pieces` outlive the call.
+        let head = snap.logFields.head(view)
+        let inbound = view.inboundEndpointID != nil
+        let lower = q.caseMask.isAllLower
+        let name = pieces.lowerCaseName, middle = pieces.middle, decision = pieces.decision
+        let via = view.via, transport = context.transport, client = context.client
+        let received = context.receivedAt.wallNanoseconds / 1000
+        withExtendedLifetime(pieces) {
+            writer.append { out, dates in
+                LogLine.assemble(
+                    to: &out, dates: &dates, receivedAtMicros: received,
+                    head: { o in
+                        if let h = head { o.append(contentsOf: h) } else { snap.logFields.head(view, to: &o) }
+                    },
+                    name: { o in
+                        if lower { o.append(contentsOf: name) } else { JSONBytes.name(.asked(q), to: &o) }
+                    },
+                    middle: { $0.append(contentsOf: middle) },
+                    address: { LogLine.address(client.ip, to: &$0) },
+                    port: client.port,
+                    transport: { LogLine.transport(transport, to: &$0) },
+                    srcids: { o in if inbound { snap.logFields.srcids(view, to: &o) } },
+                    decision: { $0.append(contentsOf: decision) },
+                    upstream: nil,
+                    via: { LogLine.via(via, to: &$0) },
+                    latencyMicros: elapsed.nanoseconds / 1000)
+            }
+        }
     }
 }
 
@@ -399,6 +449,8 @@ final class MemoEntry {
     /// Forward decisions: the last cache hit encoded for a lower-case query, replayed with
     /// its TTLs counted down until the cached entry expires.
     var replay: CachedReply?
+    /// The query log's segments of this answer, built by the first query logged with it.
+    var logPieces: LocalLogPieces?
     init(_ content: Content) { self.content = content }
 }
 

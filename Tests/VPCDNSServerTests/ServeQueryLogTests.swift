@@ -330,6 +330,40 @@ struct ServeQueryLogTests {
         #expect(server.closeCounts?.written == 2)
     }
 
+    @Test("SIGHUP with a changed account and VPC id: the next line says the new ones (fields pre-encoded per snapshot)")
+    func reloadChangesFixedFields() async throws {
+        let dir = try TempDir("vpcdns-qlog-reload")
+        defer { dir.remove() }
+        let logPath = dir.path + "/q.jsonl"
+        let fixed = try freeLoopbackPort(on: ["127.0.91.53", "127.0.91.2"])
+        let before = try Self.config(queryLog: logPath, upstream: 9, fixedPort: fixed)
+        let config = try dir.write("vpcdns.yaml", before)
+        let server = try QueryLogServer(config: config, directory: dir.path)
+        defer { server.stop() }
+        let client = try BlockingUDPClient()
+        // Lower case (the memo's pre-encoded name) and mixed case, before and after.
+        #expect(client.exchange(LogRawDNS.query(id: 1, name: "www.myservice.internal"), port: server.port)?.rcode == 0)
+        #expect(client.exchange(LogRawDNS.query(id: 2, name: "WWW.myservice.internal"), port: server.port)?.rcode == 0)
+        let after = before.replacingOccurrences(of: #"account_id: "111122223333""#, with: #"account_id: "444455556666""#)
+            .replacingOccurrences(of: Self.vpcApp, with: "vpc-0b0b0000000000099")
+        #expect(after != before && after.contains("vpc-0b0b0000000000099"))
+        _ = try dir.write("vpcdns.yaml", after)
+        server.signal(SIGHUP)
+        let deadline = Date().addingTimeInterval(10)
+        while !server.stderr.contains("configuration reloaded") && Date() < deadline { usleep(10_000) }
+        #expect(server.stderr.contains("configuration reloaded"), "\(server.stderr)")
+        #expect(client.exchange(LogRawDNS.query(id: 3, name: "www.myservice.internal"), port: server.port)?.rcode == 0)
+        #expect(client.exchange(LogRawDNS.query(id: 4, name: "WWW.myservice.internal"), port: server.port)?.rcode == 0)
+        #expect(server.terminate() == 0)
+        let (lines, objects) = readJSONLines(logPath)
+        try #require(lines.count == 4, "\(lines)")
+        let seen = objects.map { o in [o?["account_id"] as? String, o?["region"] as? String, o?["vpc_id"] as? String, o?["query_name"] as? String] }
+        #expect(seen == [["111122223333", "us-west-2", Self.vpcApp, "www.myservice.internal."],
+                         ["111122223333", "us-west-2", Self.vpcApp, "WWW.myservice.internal."],
+                         ["444455556666", "us-west-2", "vpc-0b0b0000000000099", "www.myservice.internal."],
+                         ["444455556666", "us-west-2", "vpc-0b0b0000000000099", "WWW.myservice.internal."]])
+    }
+
     @Test("query_log: - writes the records to standard output, and nothing else goes there")
     func standardOutput() async throws {
         let dir = try TempDir("vpcdns-qlog-stdout")

@@ -9,8 +9,10 @@ import VPCDNSCore
 /// One query-log line (query-log.md): AWS's Route 53 Resolver fields with AWS's names and
 /// value forms, plus vpcdns's explanation under `vpcdns`.
 ///
-/// The JSON is written by hand into a String: the field set is fixed, and a general encoder
-/// would cost an allocation per value on a path that runs for every query.
+/// The JSON is written by hand, straight into bytes (`LogLine`): the field set is fixed, and a
+/// general encoder would cost an allocation per value. The server itself does not build this
+/// value per query: it writes the same segments, most of them encoded once in advance
+/// (`QueryLogFields`, `LocalLogPieces`); this is the form for everything else and for tests.
 public struct QueryLogRecord: Sendable {
     public enum CacheUse: String, Sendable { case hit, miss, none }
 
@@ -119,82 +121,27 @@ public struct QueryLogRecord: Sendable {
     /// The record as one JSON line, newline included.
     public func jsonLine() -> String {
         var sink = ByteSink()
-        write(to: &sink)
+        var dates = DateCache()
+        write(to: &sink, dates: &dates)
         return sink.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Appends the record as one JSON line (newline included) to `out` as UTF-8.
-    ///
-    /// Written byte by byte into one array: literals are copied from static strings, strings
-    /// are escaped in runs, numbers and timestamps are formatted without any intermediate
-    /// String (this runs once per query, L2).
-    func write(to out: inout ByteSink) {
-        JSONBytes.literal(#"{"version":"1.100000","account_id":"#, to: &out)
-        JSONBytes.string(accountID, to: &out)
-        JSONBytes.literal(#","region":"#, to: &out); JSONBytes.string(region, to: &out)
-        JSONBytes.literal(#","vpc_id":"#, to: &out); JSONBytes.string(vpcID, to: &out)
-        // The date and time to the second are written once and copied for received_at.
-        let micros = receivedAtMicros
-        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
-        JSONBytes.literal(#","query_timestamp":""#, to: &out)
-        let dateTime = out.count
-        Timestamp.writeDateTime(seconds: seconds, to: &out)
-        JSONBytes.literal(#"Z""#, to: &out)
-        JSONBytes.literal(#","query_name":"#, to: &out); JSONBytes.name(queryName, to: &out)
-        JSONBytes.literal(#","query_type":"#, to: &out); JSONBytes.string(queryType, to: &out)
-        JSONBytes.literal(#","query_class":"#, to: &out); JSONBytes.string(queryClass, to: &out)
-        JSONBytes.literal(#","rcode":"#, to: &out); JSONBytes.string(rcode, to: &out)
-        JSONBytes.literal(#","answers":["#, to: &out)
-        switch answers {
-        case .text(let list):
-            for i in list.indices {
-                if i > 0 { out.append(0x2C) }
-                JSONBytes.literal(#"{"Rdata":"#, to: &out); JSONBytes.string(list[i].rdata, to: &out)
-                JSONBytes.literal(#","Type":"#, to: &out); JSONBytes.string(list[i].type, to: &out)
-                JSONBytes.literal(#","Class":"#, to: &out); JSONBytes.string(list[i].rrClass, to: &out)
-                out.append(0x7D)
-            }
-        case .records(let records):
-            for i in records.indices {
-                if i > 0 { out.append(0x2C) }
-                let r = records[i]
-                JSONBytes.literal(#"{"Rdata":"#, to: &out)
-                if !JSONBytes.rdata(r.type, r.rdata, to: &out) {
-                    JSONBytes.string(r.rdataText, to: &out)
-                }
-                JSONBytes.literal(#","Type":"#, to: &out); JSONBytes.string(QueryLogRecord.text(r.type), to: &out)
-                JSONBytes.literal(#","Class":"#, to: &out); JSONBytes.string(QueryLogRecord.text(r.rrClass), to: &out)
-                out.append(0x7D)
-            }
-        }
-        JSONBytes.literal(#"],"srcaddr":"#, to: &out)
-        switch srcAddr {
-        case .text(let t): JSONBytes.string(t, to: &out)
-        case .ip(.v4(let v)): out.append(0x22); JSONBytes.dottedQuad(v, to: &out); out.append(0x22)
-        case .ip(let ip): JSONBytes.string(ip.description, to: &out)
-        }
-        JSONBytes.literal(#","srcport":""#, to: &out); JSONBytes.decimal(UInt64(srcPort), to: &out); out.append(0x22)
-        JSONBytes.literal(#","transport":"#, to: &out); JSONBytes.string(transport, to: &out)
-        JSONBytes.literal(#","srcids":{"#, to: &out)
-        if let r = resolverEndpoint { JSONBytes.literal(#""resolver_endpoint":"#, to: &out); JSONBytes.string(r, to: &out) }
-        JSONBytes.literal(#"},"vpcdns":{"decision":"#, to: &out); JSONBytes.string(decision, to: &out)
-        if let z = zone { JSONBytes.literal(#","zone":"#, to: &out); JSONBytes.name(z, to: &out) }
-        if let z = zoneID { JSONBytes.literal(#","zone_id":"#, to: &out); JSONBytes.string(z, to: &out) }
-        if let r = reason { JSONBytes.literal(#","reason":"#, to: &out); JSONBytes.string(r, to: &out) }
-        switch cache {
-        case .hit: JSONBytes.literal(#","cache":"hit""#, to: &out)
-        case .miss: JSONBytes.literal(#","cache":"miss""#, to: &out)
-        case .none: JSONBytes.literal(#","cache":"none""#, to: &out)
-        }
-        if let u = upstream { JSONBytes.literal(#","upstream":"#, to: &out); JSONBytes.string(u, to: &out) }
-        JSONBytes.literal(#","via":"#, to: &out); JSONBytes.string(via, to: &out)
-        JSONBytes.literal(#","received_at":""#, to: &out)
-        out.appendCopy(from: dateTime, count: Timestamp.dateTimeLength)
-        out.append(0x2E)
-        JSONBytes.padded(UInt64(micros - seconds * 1_000_000), width: 6, to: &out)
-        JSONBytes.literal(#"Z""#, to: &out)
-        JSONBytes.literal(#","latency_us":"#, to: &out); JSONBytes.decimal(UInt64(max(0, latencyMicros)), to: &out)
-        JSONBytes.literal("}}\n", to: &out)
+    /// Appends the record as one JSON line (newline included) to `out` as UTF-8: the segments
+    /// of `LogLine`, each encoded from the record's fields.
+    func write(to out: inout ByteSink, dates: inout DateCache) {
+        LogLine.assemble(
+            to: &out, dates: &dates, receivedAtMicros: receivedAtMicros,
+            head: { LogLine.head(accountID: accountID, region: region, vpcID: vpcID, to: &$0) },
+            name: { JSONBytes.name(queryName, to: &$0) },
+            middle: { LogLine.middle(type: queryType, rrClass: queryClass, rcode: rcode, answers: answers, to: &$0) },
+            address: { LogLine.address(srcAddr, to: &$0) },
+            port: srcPort,
+            transport: { JSONBytes.string(transport, to: &$0) },
+            srcids: { LogLine.srcids(resolverEndpoint: resolverEndpoint, to: &$0) },
+            decision: { LogLine.decision(decision, zone: zone, zoneID: zoneID, reason: reason, cache: cache, to: &$0) },
+            upstream: upstream,
+            via: { JSONBytes.string(via, to: &$0) },
+            latencyMicros: latencyMicros)
     }
 }
 
@@ -483,23 +430,35 @@ enum JSONBytes {
     static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
 
     /// `v` in decimal.
+    @inline(__always)
     static func decimal(_ v: UInt64, to out: inout ByteSink) {
         var digits = 1
         var n = v
-        while n >= 10 { n /= 10; digits += 1 }
+        while n >= 100 { n /= 100; digits += 2 }
+        if n >= 10 { digits += 1 }
         padded(v, width: digits, to: &out)
     }
 
-    /// The last `width` decimal digits of `v`, zero-padded.
+    /// "00" to "99", two bytes each.
+    private static let digitPairs: StaticString = """
+        0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+        5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899
+        """
+
+    /// The last `width` decimal digits of `v`, zero-padded (two digits per division).
     static func padded(_ v: UInt64, width: Int, to out: inout ByteSink) {
         out.reserve(width)
+        let pairs = digitPairs.utf8Start
         var x = v
-        var i = out.count + width - 1
-        while i >= out.count {
-            out.base[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
-            x /= 10
-            i -= 1
+        var i = out.count + width
+        while i - out.count >= 2 {
+            let r = Int(x % 100)
+            x /= 100
+            i -= 2
+            out.base[i] = pairs[2 * r]
+            out.base[i + 1] = pairs[2 * r + 1]
         }
+        if i > out.count { out.base[i - 1] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10) }
         out.count += width
     }
 }

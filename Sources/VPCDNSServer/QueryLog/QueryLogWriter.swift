@@ -4,37 +4,38 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
 /// L1–L3: writes query-log lines without ever blocking the answering path.
 ///
-/// Answering threads encode a record into bytes on their own, then copy them to the end of a
-/// bounded in-memory batch (one byte array) under a short lock (`submit`). A single writer
-/// task swaps the batch out every 50 ms and writes it with one `write(2)`; the two byte arrays
-/// are reused, so a steady load allocates nothing here. When the batch is full, a record is dropped and counted — never silently:
-/// the count is a metric and is logged at shutdown (L2). SIGUSR1 asks for a reopen, done by
-/// the writer between two batches, so a record lands in the old file or the new one (L3).
-/// On graceful shutdown every accepted record is written before `run` returns (O3).
+/// Each answering thread has its own bounded batch (`ThreadBatch`): a line is encoded straight
+/// into the end of it (`append`), under a lock that only that thread and the writer take, so
+/// threads never contend with each other and a line is copied once more only by the kernel.
+/// A single writer task swaps every thread's batch for an empty one every 10 ms under load
+/// (50 ms when idle) and writes it with one `write(2)`; the two buffers of each thread are
+/// reused, so a steady load allocates nothing here. When a thread's batch holds `capacity`
+/// lines, a record is dropped and counted — never silently: the count is a metric and is
+/// logged at shutdown (L2). SIGUSR1 asks for a reopen, done by the writer between two
+/// batches, so a record lands in the old file or the new one (L3). On graceful shutdown every
+/// accepted record is written before `run` returns (O3).
 public final class QueryLogWriter: Service, Sendable {
-    struct State {
-        /// Finished lines, newlines included, one after another.
-        var batch: [UInt8] = []
-        /// Lines in `batch`.
-        var lines = 0
-        /// The array written last, emptied, kept for the next swap.
-        var spare: [UInt8] = []
-        var accepted: UInt64 = 0
-        var dropped: UInt64 = 0
-        var reopenRequested = false
-        /// Set by the final flush: a record that comes later cannot be written any more, so it
-        /// is dropped and counted rather than accepted and lost.
+    struct Registry {
+        var batches: [ThreadBatch] = []
+        /// Set by the final flush: batches registered later start closed.
         var closed = false
     }
 
     public let path: String
+    /// Lines one thread's batch holds between two flushes.
     public let capacity: Int
-    private let state: Mutex<State>
+    private let registry = Mutex(Registry())
+    /// This writer's batch of the calling thread.
+    private let perThread = ThreadSpecificVariable<ThreadBatch>()
+    /// Serializes flushes (the writer task, shutdown, tests); held during the write.
+    private let flushing = Mutex(())
+    private let reopenRequested = Atomic<Bool>(false)
     private let written = Atomic<UInt64>(0)
     private let fd = Atomic<Int32>(-1)
     private let logger: Logger
@@ -44,7 +45,6 @@ public final class QueryLogWriter: Service, Sendable {
         self.path = path
         self.capacity = capacity
         self.logger = logger
-        self.state = Mutex(State())
         fd.store(try QueryLogWriter.open(path), ordering: .relaxed)
     }
 
@@ -80,63 +80,92 @@ public final class QueryLogWriter: Service, Sendable {
         return line.withUTF8 { submit(bytes: $0) }
     }
 
-    /// Encodes `record` and hands it to the writer (the per-query path).
+    /// Encodes `record` into the calling thread's batch.
     @discardableResult
     public func submit(_ record: QueryLogRecord) -> Bool {
-        // Encoded in a stack buffer (a line rarely needs more; ByteSink moves to the heap if so).
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
-            var sink = ByteSink(buffer: buffer)
-            record.write(to: &sink)
-            return sink.withBytes { submit(bytes: $0) }
-        }
+        append { out, dates in record.write(to: &out, dates: &dates) }
     }
 
     /// Hands one finished line, as UTF-8 with its newline, to the writer.
     @discardableResult
     public func submit(bytes line: UnsafeBufferPointer<UInt8>) -> Bool {
-        state.withLock { s in
-            if s.lines >= capacity || s.closed {
-                s.dropped += 1
+        append { out, _ in out.append(contentsOf: line) }
+    }
+
+    /// The per-query path: `encode` appends exactly one line (newline included) to the end of
+    /// the calling thread's batch, in place. Returns false, without calling `encode`, when the
+    /// record is dropped (the batch is full, or closed after the final flush).
+    @inline(__always)
+    @discardableResult
+    func append(_ encode: (inout ByteSink, inout DateCache) -> Void) -> Bool {
+        let batch = perThread.currentValue ?? register()
+        return batch.pending.withLock { p in
+            if p.lines >= capacity || p.closed {
+                p.dropped += 1
                 return false
             }
-            s.batch.append(contentsOf: line)
-            s.lines += 1
-            s.accepted += 1
+            encode(&p.sink, &p.dates)
+            p.lines += 1
+            p.accepted += 1
             return true
         }
     }
 
+    /// The calling thread's first record: its batch, registered with the writer.
+    private func register() -> ThreadBatch {
+        let batch = ThreadBatch()
+        registry.withLock { r in
+            if r.closed { batch.pending.withLock { $0.closed = true } }
+            r.batches.append(batch)
+        }
+        perThread.currentValue = batch
+        return batch
+    }
+
     /// L3: reopen the file (SIGUSR1, reload). Takes effect before the next batch is written.
     public func requestReopen() {
-        state.withLock { $0.reopenRequested = true }
+        reopenRequested.store(true, ordering: .releasing)
     }
 
     public var counts: (accepted: UInt64, written: UInt64, dropped: UInt64) {
-        let (a, d) = state.withLock { ($0.accepted, $0.dropped) }
+        var a: UInt64 = 0, d: UInt64 = 0
+        for b in registry.withLock({ $0.batches }) {
+            b.pending.withLock { p in
+                a += p.accepted
+                d += p.dropped
+            }
+        }
         return (a, written.load(ordering: .relaxed), d)
     }
 
-    /// Writes whatever is pending now (also used at shutdown). `final` closes the batch to
-    /// new records in the same critical section, so none is accepted after the last write.
-    public func flush(final: Bool = false) {
-        var (bytes, lines, reopen) = state.withLock { s -> ([UInt8], Int, Bool) in
-            var out = s.spare
-            s.spare = []
-            swap(&out, &s.batch)
-            let n = s.lines
-            s.lines = 0
-            let r = s.reopenRequested
-            s.reopenRequested = false
-            if final { s.closed = true }
-            return (out, n, r)
-        }
-        if lines > 0 { writeAll(bytes, lines: lines) }
-        if reopen { reopenFile() }
-        if !final {
-            bytes.removeAll(keepingCapacity: true)
-            state.withLock { s in
-                if s.spare.capacity < bytes.capacity { swap(&s.spare, &bytes) }
+    /// Writes whatever is pending now (also used at shutdown) and returns the number of lines
+    /// written. `final` closes every batch to new records in the same critical section that
+    /// takes its lines, so none is accepted after the last write.
+    @discardableResult
+    public func flush(final: Bool = false) -> Int {
+        flushing.withLock { _ in
+            var total = 0
+            let reopen = reopenRequested.exchange(false, ordering: .acquiringAndReleasing)
+            let batches = registry.withLock { r in
+                if final { r.closed = true }
+                return r.batches
             }
+            for b in batches {
+                // The writer owns `b.spare` (flushes are serialized); swapping it with the
+                // filled buffer is all the answering thread waits for.
+                let lines = b.pending.withLock { p in
+                    swap(&p.sink, &b.spare)
+                    let n = p.lines
+                    p.lines = 0
+                    if final { p.closed = true }
+                    return n
+                }
+                if lines > 0 { b.spare.withBytes { writeAll($0, lines: lines) } }
+                b.spare.count = 0
+                total += lines
+            }
+            if reopen { reopenFile() }
+            return total
         }
     }
 
@@ -152,29 +181,29 @@ public final class QueryLogWriter: Service, Sendable {
         }
     }
 
-    private func writeAll(_ bytes: [UInt8], lines: Int) {
+    private func writeAll(_ raw: UnsafeBufferPointer<UInt8>, lines: Int) {
         let f = fd.load(ordering: .acquiring)
         var off = 0
-        bytes.withUnsafeBytes { raw in
-            while off < raw.count {
-                let n = write(f, raw.baseAddress! + off, raw.count - off)
-                if n < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
-                    logger.error("query log write failed: \(String(cString: strerror(errno)))")
-                    return
-                }
-                off += n
+        while off < raw.count {
+            let n = write(f, raw.baseAddress! + off, raw.count - off)
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                logger.error("query log write failed: \(String(cString: strerror(errno)))")
+                return
             }
+            off += n
         }
         written.add(UInt64(lines), ordering: .relaxed)
     }
 
     public func run() async throws {
-        // Flush every 50 ms until shutdown, then write everything accepted and stop.
+        // Flush every 10 ms while there are lines (a batch this small stays in the cache of
+        // the thread that fills it, and the kernel copies it from there), every 50 ms when
+        // idle; at shutdown, write everything accepted and stop.
         await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                flush()
-                try? await Task.sleep(for: .milliseconds(50))
+                let lines = flush()
+                try? await Task.sleep(for: .milliseconds(lines > 0 ? 10 : 50))
             }
         } onGracefulShutdown: {}
         flush(final: true)
@@ -186,4 +215,27 @@ public final class QueryLogWriter: Service, Sendable {
         let f = fd.exchange(-1, ordering: .acquiringAndReleasing)
         if f > 2 { close(f) }
     }
+}
+
+/// One answering thread's pending lines. The thread appends under `pending`'s lock; the
+/// writer swaps the filled buffer for `spare` under the same lock and writes it outside.
+final class ThreadBatch: @unchecked Sendable {
+    // @unchecked: `spare` is touched only by the writer, inside `QueryLogWriter.flushing`.
+    struct Pending: ~Copyable {
+        /// Finished lines, newlines included, one after another.
+        var sink = ByteSink(capacity: 64 * 1024)
+        /// Lines in `sink`.
+        var lines = 0
+        var accepted: UInt64 = 0
+        var dropped: UInt64 = 0
+        /// Set by the final flush: a record that comes later cannot be written any more, so it
+        /// is dropped and counted rather than accepted and lost.
+        var closed = false
+        /// The date and time of the second last written (most lines share it).
+        var dates = DateCache()
+    }
+
+    let pending = Mutex(Pending())
+    /// The buffer written last, emptied, kept for the next swap.
+    var spare = ByteSink(capacity: 64 * 1024)
 }
