@@ -100,15 +100,15 @@ public final class QueryEngine: QueryProcessor {
                     switch entry.content {
                     case .local(let local):
                         return .reply(answerLocally(local, entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
-                    case .forward(let stored, let f):
+                    case .forward(let stored):
                         // A replayed cache hit first: it needs the decision's view only when logged.
-                        if let reply = replay(entry, query: q, stored: stored, view: view, snap: snap, context: context,
+                        if let reply = replay(entry, query: q, stored: stored.decision, view: view, snap: snap, context: context,
                                               transport: transport, builder: scratch.builder) {
                             return .reply(reply)
                         }
-                        var decision = stored
+                        var decision = stored.decision
                         decision.view = view
-                        return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
+                        return forward(stored.forward, query: q, decision: decision, snap: snap, context: context, responder: responder,
                                        scratch: scratch, memo: entry)
                     }
                 }
@@ -130,7 +130,7 @@ public final class QueryEngine: QueryProcessor {
                 // leaves only the cache lookup for repeated public names.
                 var entry: MemoEntry? = nil
                 if let key {
-                    entry = MemoEntry(.forward(decision, f))
+                    entry = MemoEntry(.forward(RememberedForward(decision: decision, forward: f)))
                     scratch.remember(key, entry!)
                 }
                 return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
@@ -247,7 +247,7 @@ public final class QueryEngine: QueryProcessor {
         else { return nil }
         cache.countReplayedHit()
         let a = replay.completed
-        if snap.settings.logCacheHits {
+        if queryLog != nil && snap.settings.logCacheHits {
             var decision = stored
             decision.view = view
             logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
@@ -438,7 +438,8 @@ final class MemoEntry {
     enum Content {
         case local(LocalAnswer)
         /// The decision to forward; its view part is replaced by the asking query's view on use.
-        case forward(Decision, Forward)
+        /// In a class: reading the memo then retains one reference, not every array inside.
+        case forward(RememberedForward)
     }
     static let none: UInt8 = 0xFF
     let content: Content
@@ -452,6 +453,16 @@ final class MemoEntry {
     /// The query log's segments of this answer, built by the first query logged with it.
     var logPieces: LocalLogPieces?
     init(_ content: Content) { self.content = content }
+}
+
+/// A remembered decision to forward (see `MemoEntry.Content`).
+final class RememberedForward {
+    let decision: Decision
+    let forward: Forward
+    init(decision: Decision, forward: Forward) {
+        self.decision = decision
+        self.forward = forward
+    }
 }
 
 /// A cache hit's reply kept as bytes (P5 answers at the cost of a copy and a few patches).
