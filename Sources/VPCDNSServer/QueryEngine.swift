@@ -529,18 +529,11 @@ final class LoopScratch: @unchecked Sendable {
     private static let perThread = ThreadSpecificVariable<LoopScratch>()
 
     static func current(for snap: QueryEngine.Snapshot) -> LoopScratch {
-        let s: LoopScratch
-        if let existing = perThread.currentValue {
-            s = existing
-        } else {
-            s = LoopScratch()
-            perThread.currentValue = s
-        }
+        let s = current(udpPayloadSize: snap.settings.udpPayloadSize)
         if s.generation != snap.generation {
             s.memo.removeAll()
             s.generation = snap.generation
         }
-        s.builder.udpPayloadSize = UInt16(clamping: snap.settings.udpPayloadSize)
         return s
     }
 
