@@ -204,10 +204,14 @@ public final class QueryEngine: QueryProcessor {
         case .defaults: targets = snap.defaultUpstreams
         case .rule(_, let t): targets = t
         }
-        // ID 0: every attempt sends it with a random ID of its own.
+        // ID 0: every attempt sends it with a random ID of its own. The size advertised is at
+        // most the slot an upstream datagram is read into (larger replies come by TCP).
+        let ourPayloadSize = scratch.builder.udpPayloadSize
+        scratch.builder.udpPayloadSize = min(ourPayloadSize, UInt16(UDPListener.datagramSlotSize))
         scratch.builder.buildQuery(id: 0,
                            question: DNSQuestion(name: f.question.name, type: f.question.type, qclass: f.question.rrClass),
                            recursionDesired: true, checkingDisabled: q.checkingDisabled, edns: true)
+        scratch.builder.udpPayloadSize = ourPayloadSize
         // Not an inout access across the call: the completion may run before `start` returns
         // and uses this thread's builder too.
         snap.upstream.start(ByteBuffer(bytes: scratch.builder.bytes), targets: targets, on: responder.eventLoop) { [self] result in

@@ -76,10 +76,12 @@ public typealias UpstreamResult = Result<UpstreamAnswer, UpstreamFailure>
 /// uses them in turn. An attempt is: take the next socket, register a random ID in its
 /// in-flight map, write; the reply is matched to its attempt by that ID and then checked
 /// like any other (below). Connected, so the kernel delivers only datagrams from the
-/// target's address and port and reports an ICMP port unreachable as `ECONNREFUSED`. On a
-/// shared socket that error belongs to the target, not to one query: every attempt in
-/// flight on the socket fails with it at once (a dead target still fails fast, the next
-/// target is tried) and the socket is retired. Opening a socket (socket, bind, connect,
+/// target's address and port and reports an ICMP port unreachable as `ECONNREFUSED`. Such a
+/// socket error ends every attempt in flight on the socket and retires it; each of those
+/// attempts is sent once more, on another socket of the target, within its own deadline, and
+/// only a second socket error makes it fail (then the next target is tried). A dead target so
+/// still fails fast, while one forged ICMP message (it can be, and its sender is not checked)
+/// costs the queries on that socket a resend, not a SERVFAIL. Opening a socket (socket, bind, connect,
 /// pipeline, epoll registration, close) is paid once per socket instead of once per
 /// attempt; it was about 40% of the CPU of a cache miss.
 ///
@@ -104,7 +106,11 @@ public typealias UpstreamResult = Result<UpstreamAnswer, UpstreamFailure>
 /// accepted reply gets the caller's ID back.
 ///
 /// **Failures.** rcode SERVFAIL, REFUSED, NOTIMP, FORMERR (or any other than NOERROR and
-/// NXDOMAIN) ends the attempt as an error and the next target is tried. A whole round of
+/// NXDOMAIN) ends the attempt as an error and the next target is tried; so does a reply with
+/// the attempt's ID but no readable question (FORMERR and its kind often come back without
+/// one), which a spoofer who guessed the port and ID could also send. A UDP reply that fills
+/// its 4,096-byte receive slot may have been cut, so it is asked again over TCP; upstream
+/// queries advertise at most that size. A whole round of
 /// targets that all failed fast (no timeouts) ends the query with `.error` at once rather
 /// than hammering them again.
 ///
@@ -167,6 +173,8 @@ enum AttemptOutcome {
     case answer(ByteBuffer)
     case truncated
     case failed(String)
+    /// The UDP socket failed (ICMP port unreachable, a failed write or connect), not the reply.
+    case socketError(String)
     case timedOut
 }
 
@@ -237,6 +245,9 @@ final class UpstreamExchange {
     private var udpTarget: SocketEndpoint?
     private var udpSocket: PooledUDPSocket?
     private var udpID: UInt16 = 0
+    /// The UDP attempt's deadline, and whether it was already sent again after a socket error.
+    private var udpDeadline = NIODeadline.uptimeNanoseconds(0)
+    private var resentAfterSocketError = false
     private var timer: Scheduled<Void>?
     /// Attempts started, so that a timer of an earlier one does nothing.
     private var serial: UInt32 = 0
@@ -271,8 +282,13 @@ final class UpstreamExchange {
         attemptUDP(target, until: min(now + policy.attemptTimeout, deadline), now: now)
     }
 
-    private func attemptUDP(_ target: SocketEndpoint, until attemptDeadline: NIODeadline, now: NIODeadline) {
-        attempts += 1
+    /// `resend`: the same attempt again on a fresh socket, after a socket error.
+    private func attemptUDP(_ target: SocketEndpoint, until attemptDeadline: NIODeadline, now: NIODeadline, resend: Bool = false) {
+        if !resend {
+            attempts += 1
+            resentAfterSocketError = false
+        }
+        udpDeadline = attemptDeadline
         serial &+= 1
         let mine = serial
         udpTarget = target
@@ -325,10 +341,19 @@ final class UpstreamExchange {
     }
 
     private func ended(_ outcome: AttemptOutcome, target: SocketEndpoint, transport: Transport) {
+        if case .socketError = outcome, transport == .udp, !resentAfterSocketError {
+            let now = NIODeadline.now()
+            if now < udpDeadline {
+                // Once more on a fresh socket (the failed one is retired), within the same
+                // attempt's time: a forged ICMP message costs a resend, not the query.
+                resentAfterSocketError = true
+                return attemptUDP(target, until: udpDeadline, now: now, resend: true)
+            }
+        }
         if let observer {
             switch outcome {
             case .answer: observer.upstreamAttempt(target: target, result: .ok)
-            case .failed: observer.upstreamAttempt(target: target, result: .error)
+            case .failed, .socketError: observer.upstreamAttempt(target: target, result: .error)
             case .timedOut: observer.upstreamAttempt(target: target, result: .timeout)
             case .truncated: break  // the TCP retry that follows is the attempt that counts
             }
@@ -345,7 +370,7 @@ final class UpstreamExchange {
                 lastError = "\(target): truncated reply over TCP"
                 next()
             }
-        case .failed(let why):
+        case .failed(let why), .socketError(let why):
             lastError = "\(target): \(why)"
             next()
         case .timedOut:

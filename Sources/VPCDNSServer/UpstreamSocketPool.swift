@@ -11,15 +11,16 @@ import Darwin
 /// How the upstream UDP sockets of one event loop are shared (see `UpstreamClient`).
 public struct UpstreamSocketLimits: Sendable, Hashable {
     /// Attempts one socket carries before it is retired: its source port then changes.
-    public var uses: Int
+    /// At most 32,768, so a fresh ID (never one used on the socket) is always found quickly.
+    public let uses: Int
     /// How long one socket takes new attempts after it was opened; an idle socket is
     /// closed about this long after it was opened.
-    public var lifetime: TimeAmount
-    /// Sockets per target per event loop, used in turn.
-    public var perTarget: Int
+    public let lifetime: TimeAmount
+    /// Sockets per target per event loop, used in turn (at least 1).
+    public let perTarget: Int
 
     public init(uses: Int = 128, lifetime: TimeAmount = .seconds(1), perTarget: Int = 4) {
-        self.uses = max(1, uses)
+        self.uses = min(max(1, uses), 32_768)
         self.lifetime = lifetime
         self.perTarget = max(1, perTarget)
     }
@@ -136,6 +137,11 @@ final class UpstreamSocketPool: @unchecked Sendable {
         flushScheduled = false
     }
 
+    /// The sockets `target` has in rotation now (tests).
+    func sockets(of target: SocketEndpoint) -> [PooledUDPSocket] {
+        targets[target]?.slots.compactMap { $0 } ?? []
+    }
+
     /// Called by a socket once it is closed.
     func closed(_ socket: PooledUDPSocket) {
         openSockets -= 1
@@ -195,6 +201,8 @@ final class PooledUDPSocket {
     private(set) var inFlight = 0
     private var uses = 0
     private(set) var retired = false
+    /// Why the socket failed, when it did: given to an attempt that finds it closed.
+    private var failure: String?
     /// In the pool's list of sockets to flush.
     var flushQueued = false
 
@@ -223,8 +231,9 @@ final class PooledUDPSocket {
         case .open(let channel): write(exchange.wire, on: channel)
         case .opening: queued.append(exchange.wire)
         case .closed:
-            // Unreachable (a closed socket takes no attempts), but never leave one waiting.
-            end(id, .failed("socket closed"))
+            // Its connect failed before the attempt was registered (no descriptor left, no
+            // route): the attempt gets that error, as a socket error.
+            end(id, .socketError(failure ?? "socket closed"))
         }
     }
 
@@ -310,6 +319,10 @@ final class PooledUDPSocket {
         let outcome: AttemptOutcome
         switch UpstreamReplyVerdict.classify(reply, query: exchange.wire) {
         case .ignore: return
+        // A datagram that filled its receive slot may have been cut by the read (NIO does not
+        // report MSG_TRUNC): asked again over TCP rather than parsed short. Queries advertise
+        // no more than the slot, so a well-behaved upstream sets TC before this happens.
+        case .accept where reply.readableBytes >= UDPListener.datagramSlotSize: outcome = .truncated
         case .accept: outcome = .answer(reply)
         case .truncated: outcome = .truncated
         case .failed(let why): outcome = .failed(why)
@@ -325,14 +338,18 @@ final class PooledUDPSocket {
         exchange.udpEnded(outcome)
     }
 
-    /// An error on a shared connected socket belongs to its target (`ECONNREFUSED` is the
-    /// ICMP port unreachable of a target with nothing listening): every attempt in flight on
-    /// it fails with it, and the socket is retired (closed, as nothing is left in flight).
+    /// An error on a shared connected socket (`ECONNREFUSED` is the ICMP port unreachable of
+    /// a target with nothing listening) ends every attempt in flight on it as a socket error,
+    /// and the socket is retired (closed, as nothing is left in flight). Each attempt is then
+    /// sent once more on another socket before it counts as failed (`UpstreamExchange`): an
+    /// ICMP message can be forged, and one forged message must not fail every query that
+    /// shared the socket; a target that is really down refuses the second socket too.
     func failAll(_ why: String) {
         retired = true
+        if failure == nil { failure = why }
         var waiting: [UInt16] = []
         for (id, entry) in entries { if case .waiting = entry { waiting.append(id) } }
-        for id in waiting { end(id, .failed(why)) }
+        for id in waiting { end(id, .socketError(why)) }
         closeIfDrained()
     }
 

@@ -93,6 +93,70 @@ struct UpstreamSocketPoolTests {
         }
     }
 
+    @Test("A socket error (what a forged ICMP port unreachable gives) costs the queries on the socket a resend, not a SERVFAIL")
+    func socketErrorResends() async throws {
+        let loop = testGroup.next()
+        let upstream = try await TestUDPClient.make()
+        defer { Task { await upstream.close() } }
+        let target = try #require(upstream.channel.localAddress.flatMap(SocketEndpoint.init))
+        let c = pooledClient(total: 3000, attempt: 2500, perTarget: 1)
+        let n = 6
+        async let results = withTaskGroup(of: (Int, UpstreamResult).self) { tasks in
+            for i in 0..<n {
+                tasks.addTask {
+                    (i, await c.query(TestDNS.query(id: UInt16(500 + i), name: "r\(i).example.org"), targets: [target], on: loop))
+                }
+            }
+            return await tasks.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        _ = await upstream.inbox.wait(count: n, timeout: .seconds(3))
+        #expect(received(upstream.inbox).count == n)
+        let openedBefore = try await poolCounts(loop).opened
+        // The one socket carrying them fails, as on an ECONNREFUSED the kernel reports.
+        let failed = try await loop.submit { () -> Int in
+            let sockets = UpstreamSocketPool.current(on: loop).sockets(of: target)
+            for s in sockets { s.failAll("Connection refused (errno: 111)") }
+            return sockets.count
+        }.get()
+        #expect(failed == 1)
+        _ = await upstream.inbox.wait(count: 2 * n, timeout: .seconds(3))
+        let all = received(upstream.inbox)
+        #expect(all.count == 2 * n, "each query sent once more")
+        #expect(try await poolCounts(loop).opened > openedBefore, "on sockets opened after the failure")
+        for (query, source) in all.dropFirst(n) {
+            try await upstream.send(try #require(TestDNS.echoReply(to: query)), to: source)
+        }
+        let done = await results
+        #expect(done.count == n)
+        for (i, result) in done {
+            let answer = try result.get()
+            #expect(TestDNS.header(answer.reply)?.id == UInt16(500 + i) && TestDNS.firstLabel(answer.reply) == "r\(i)")
+            #expect(answer.attempts == 1, "the resend is the same attempt")
+        }
+    }
+
+    @Test("A UDP reply that fills its receive slot may be cut: not taken, the query goes on over TCP")
+    func fullSlotIsTruncated() async throws {
+        let loop = testGroup.next()
+        let upstream = try await TestUDPClient.make()
+        defer { Task { await upstream.close() } }
+        let target = try #require(upstream.channel.localAddress.flatMap(SocketEndpoint.init))
+        let c = pooledClient(total: 1500, attempt: 1000, perTarget: 1)
+        async let result = c.query(TestDNS.query(id: 77, name: "big.example.org"), targets: [target], on: loop)
+        _ = await upstream.inbox.wait(count: 1, timeout: .seconds(3))
+        let (query, source) = try #require(received(upstream.inbox).first)
+        // A well-formed reply (question echoed, no TC) padded to more than the 4,096-byte slot.
+        var reply = try #require(TestDNS.echoReply(to: query))
+        reply.writeBytes([UInt8](repeating: 0, count: UDPListener.datagramSlotSize + 100 - reply.readableBytes))
+        try await upstream.send(reply, to: source)
+        // Nothing listens on the target's TCP port: the TCP retry is refused, so the query fails
+        // instead of succeeding with 4,096 cut bytes.
+        switch await result {
+        case .success(let a): Issue.record("a cut reply was accepted: \(a.reply.readableBytes) bytes over \(a.transport)")
+        case .failure(let f): #expect("\(f)".contains("upstream-error"), "\(f)")
+        }
+    }
+
     @Test("On one socket: a reply with an ID not in flight, or with another query's ID, is ignored")
     func wrongIDOrQuestionIgnored() async throws {
         let loop = testGroup.next()
