@@ -20,11 +20,12 @@ while let a = args.popFirst() {
 
 let loadStart = ContinuousClock.now
 let model: Model
-switch ConfigLoader.load(path: configPath) {
-case .success(let l): model = l.model
+let resolver: Resolver
+// Loaded as `serve` loads (heap trimming held off, see HeapPolicy).
+switch HeapPolicy.loading({ ConfigLoader.load(path: configPath).map { ($0.model, Resolver(model: $0.model)) } }) {
+case .success(let (m, r)): model = m; resolver = r
 case .failure(let e): print(e); exit(1)
 }
-let resolver = Resolver(model: model)
 print("loaded \(configPath) in \(ContinuousClock.now - loadStart)")
 
 struct Workload {
