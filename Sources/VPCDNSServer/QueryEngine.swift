@@ -487,7 +487,8 @@ final class CachedReply {
 
     init?(encoded: [UInt8], shape: UInt8, hit: UpstreamCache.Hit, now: UInt64, completed: QueryEngine.Completed) {
         guard let offsets = TTLOffsets.find(in: encoded) else { return nil }
-        let elapsed = UInt32(clamping: (now - hit.storedAt) / 1_000_000_000)
+        // The query may have arrived before another loop stored the entry (see UpstreamCache.lookup).
+        let elapsed = UInt32(clamping: (now > hit.storedAt ? now - hit.storedAt : 0) / 1_000_000_000)
         bytes = encoded
         self.shape = shape
         ttlOffsets = offsets
@@ -511,7 +512,7 @@ final class CachedReply {
         let flags = (reply.getInteger(at: 2, as: UInt16.self) ?? 0) & keep | (q.header.flags & ~keep)
         reply.setInteger(q.header.id, at: 0)
         reply.setInteger(flags, at: 2)
-        let elapsed = UInt32(clamping: (now &- storedAt) / 1_000_000_000)
+        let elapsed = UInt32(clamping: (now > storedAt ? now - storedAt : 0) / 1_000_000_000)
         for (i, o) in ttlOffsets.enumerated() {
             let t = storedTTLs[i]
             reply.setInteger(t > elapsed ? t - elapsed : 0, at: o)

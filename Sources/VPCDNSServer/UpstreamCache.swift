@@ -117,7 +117,9 @@ public final class UpstreamCache: Sendable {
                 return nil
             }
             s.hits += 1
-            let elapsed = UInt32(clamping: (now - stored.storedAt) / 1_000_000_000)
+            // `now` is when the query arrived; another loop may have stored this entry after
+            // that (between the stamp and this lookup): then no time has passed for it.
+            let elapsed = UInt32(clamping: (now > stored.storedAt ? now - stored.storedAt : 0) / 1_000_000_000)
             if elapsed == 0 { return Hit(entry: stored.entry, storedAt: stored.storedAt, expiresAt: stored.expiresAt) }
             var e = stored.entry
             func age(_ rrs: inout [ResourceRecord]) {

@@ -27,6 +27,16 @@ struct UpstreamCacheTests {
         #expect(c.get(key("www.example.net"), now: 160 * sec) == nil)
     }
 
+    @Test("a query that arrived before another event loop stored the entry gets it whole (no underflow trap)")
+    func arrivedBeforeStored() {
+        let c = UpstreamCache(capacity: 10)
+        // Stored at 100.5 s by one loop; a query stamped at 100.4 s on another loop looks it up after.
+        c.put(key("www.example.net"), .init(rcode: .noError, answer: [a("www.example.net", ttl: 60)], authority: []), now: 100 * sec + sec / 2)
+        let hit = c.lookup(key("www.example.net"), now: 100 * sec + sec * 4 / 10)
+        #expect(hit?.entry.answer.first?.ttl == 60)
+        #expect(hit?.storedAt == 100 * sec + sec / 2)
+    }
+
     @Test("the target set is part of the key")
     func keyedByTargets() {
         let c = UpstreamCache(capacity: 10)
