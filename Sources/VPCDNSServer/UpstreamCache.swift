@@ -139,9 +139,10 @@ public final class UpstreamCache: Sendable {
         let life = UInt64(min(ttl, maxTTL)) * 1_000_000_000
         guard life > 0 else { return }
         var e = entry
-        if ttl > maxTTL {
-            for i in e.answer.indices { e.answer[i].ttl = min(e.answer[i].ttl, maxTTL) }
-        }
+        // Every record, not only when the smallest TTL is over the bound: an answer or SOA
+        // record beside it could still carry more than a day.
+        for i in e.answer.indices where e.answer[i].ttl > maxTTL { e.answer[i].ttl = maxTTL }
+        for i in e.authority.indices where e.authority[i].type != .opt && e.authority[i].ttl > maxTTL { e.authority[i].ttl = maxTTL }
         state.withLock { s in
             if s.entries.updateValue(Stored(entry: e, storedAt: now, expiresAt: now + life), forKey: key) == nil {
                 s.order.append(key)
@@ -180,6 +181,12 @@ public final class UpstreamCache: Sendable {
 
     /// Drops everything (used when the upstream configuration changes on reload).
     public func removeAll() {
-        state.withLock { $0 = State(reserving: capacity) }
+        state.withLock { s in
+            // The hit and miss totals are Prometheus counters: they never go back.
+            let (hits, misses) = (s.hits, s.misses)
+            s = State(reserving: capacity)
+            s.hits = hits
+            s.misses = misses
+        }
     }
 }

@@ -37,6 +37,19 @@ struct UpstreamCacheTests {
         #expect(hit?.storedAt == 100 * sec + sec / 2)
     }
 
+    @Test("every stored TTL is capped at a day; emptying the cache keeps the hit and miss totals")
+    func capAndTotals() {
+        let c = UpstreamCache(capacity: 10)
+        // The smallest TTL (60) is under the cap, the other answer is not.
+        c.put(key("www.example.net"), .init(rcode: .noError, answer: [a("www.example.net", ttl: 60), a("www.example.net", ttl: 900_000)], authority: []), now: 0)
+        #expect(c.get(key("www.example.net"), now: 0)?.answer.map(\.ttl) == [60, 86_400])
+        #expect(c.get(key("nope.example.net"), now: 0) == nil)
+        #expect(c.stats.hits == 1 && c.stats.misses == 1)
+        c.removeAll()
+        #expect(c.count == 0)
+        #expect(c.stats.hits == 1 && c.stats.misses == 1, "counters do not go back")
+    }
+
     @Test("the target set is part of the key")
     func keyedByTargets() {
         let c = UpstreamCache(capacity: 10)
