@@ -102,7 +102,7 @@ public final class QueryEngine: QueryProcessor {
                         return .reply(answerLocally(local, entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
                     case .forward(let stored):
                         // A replayed cache hit first: it needs the decision's view only when logged.
-                        if let reply = replay(entry, query: q, stored: stored.decision, view: view, snap: snap, context: context,
+                        if let reply = replay(entry, query: q, stored: stored, view: view, snap: snap, context: context,
                                               transport: transport, builder: scratch.builder) {
                             return .reply(reply)
                         }
@@ -242,7 +242,7 @@ public final class QueryEngine: QueryProcessor {
 
     /// The memo entry's kept cache hit for `q`, when it fits: the same shape (EDNS, DO), a
     /// lower-case question, the cached entry not expired, the size within the asker's limit.
-    private func replay(_ entry: MemoEntry, query q: DNSQuery, stored: Decision, view: ViewChoice, snap: Snapshot,
+    private func replay(_ entry: MemoEntry, query q: DNSQuery, stored: RememberedForward, view: ViewChoice, snap: Snapshot,
                         context: QueryContext, transport: DNSTransport, builder: MessageBuilder) -> ByteBuffer? {
         let now = context.receivedAt.monotonic.uptimeNanoseconds
         guard let replay = entry.replay, replay.shape == CachedReply.shape(of: q), now < replay.expiresAt,
@@ -252,11 +252,11 @@ public final class QueryEngine: QueryProcessor {
         cache.countReplayedHit()
         let a = replay.completed
         if queryLog != nil && snap.settings.logCacheHits {
-            var decision = stored
+            var decision = stored.decision
             decision.view = view
             logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
         } else {
-            countAnswer(snap, context: context, view: view, kind: stored.kind, rcode: a.rcode)
+            countAnswer(snap, context: context, view: view, kind: stored.decision.kind, rcode: a.rcode)
         }
         return replay.reply(to: q, now: now)
     }
