@@ -147,16 +147,12 @@ public final class QueryEngine: QueryProcessor {
     /// afresh so that every name keeps its case exactly, P3).
     private func answerLocally(_ local: LocalAnswer, _ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot,
                                context: QueryContext, transport: DNSTransport, scratch: LoopScratch) -> ByteBuffer {
-        let shape: UInt8 = q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1)
+        let shape = KeptReply.shape(of: q)
         let lowerCase = q.question.caseMask.isAllLower
         var reply: ByteBuffer
         if lowerCase, entry.shape == shape,
            entry.encoded.count <= MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: scratch.builder.udpPayloadSize, transport: transport) {
-            reply = ByteBuffer(bytes: entry.encoded)
-            let keep: UInt16 = ~(DNSHeader.rdBit | DNSHeader.cdBit)
-            let flags = (reply.getInteger(at: 2, as: UInt16.self) ?? 0) & keep | (q.header.flags & ~keep)
-            reply.setInteger(q.header.id, at: 0)
-            reply.setInteger(flags, at: 2)
+            reply = KeptReply.copy(entry.encoded, for: q)
         } else {
             let summary = scratch.builder.buildResponse(for: q, rcode: local.rcode, authoritative: local.authoritative, answer: local.answer,
                                                         authority: local.authority, additional: local.additional, transport: transport)
@@ -182,7 +178,7 @@ public final class QueryEngine: QueryProcessor {
         }
         let transport = context.transport.wire
         let now = context.receivedAt.monotonic.uptimeNanoseconds
-        let shape = CachedReply.shape(of: q)
+        let shape = KeptReply.shape(of: q)
         let lowerCase = q.question.caseMask.isAllLower
         let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
         if let hit = cache.lookup(key, now: now) {
@@ -245,7 +241,7 @@ public final class QueryEngine: QueryProcessor {
     private func replay(_ entry: MemoEntry, query q: DNSQuery, stored: RememberedForward, view: ViewChoice, snap: Snapshot,
                         context: QueryContext, transport: DNSTransport, builder: MessageBuilder) -> ByteBuffer? {
         let now = context.receivedAt.monotonic.uptimeNanoseconds
-        guard let replay = entry.replay, replay.shape == CachedReply.shape(of: q), now < replay.expiresAt,
+        guard let replay = entry.replay, replay.shape == KeptReply.shape(of: q), now < replay.expiresAt,
               q.question.caseMask.isAllLower,
               replay.bytes.count <= MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: builder.udpPayloadSize, transport: transport)
         else { return nil }
@@ -469,6 +465,25 @@ final class RememberedForward {
     }
 }
 
+/// Replies kept as bytes (local answers and cache hits) and sent again to other queries of the
+/// same question, shape and lower case.
+enum KeptReply {
+    /// 0 no EDNS, 1 EDNS, 3 EDNS with DO: what else, besides the question's case, makes two
+    /// replies to the same question differ.
+    static func shape(of q: DNSQuery) -> UInt8 { q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1) }
+
+    /// A copy of `bytes` with the asker's ID and its RD and CD bits: all that differs between
+    /// replies to queries of the same shape.
+    static func copy(_ bytes: [UInt8], for q: DNSQuery) -> ByteBuffer {
+        var reply = ByteBuffer(bytes: bytes)
+        let keep: UInt16 = ~(DNSHeader.rdBit | DNSHeader.cdBit)
+        let flags = (reply.getInteger(at: 2, as: UInt16.self) ?? 0) & keep | (q.header.flags & ~keep)
+        reply.setInteger(q.header.id, at: 0)
+        reply.setInteger(flags, at: 2)
+        return reply
+    }
+}
+
 /// A cache hit's reply kept as bytes (P5 answers at the cost of a copy and a few patches).
 ///
 /// The cache counts TTLs down in whole seconds from the moment the entry was stored; the
@@ -501,17 +516,9 @@ final class CachedReply {
         self.completed = completed
     }
 
-    /// 0 no EDNS, 1 EDNS, 3 EDNS with DO: what else, besides the question's case, makes two
-    /// replies to the same question differ.
-    static func shape(of q: DNSQuery) -> UInt8 { q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1) }
-
     /// The reply for `q`: its ID, its RD and CD bits, the TTLs as of `now`.
     func reply(to q: DNSQuery, now: UInt64) -> ByteBuffer {
-        var reply = ByteBuffer(bytes: bytes)
-        let keep: UInt16 = ~(DNSHeader.rdBit | DNSHeader.cdBit)
-        let flags = (reply.getInteger(at: 2, as: UInt16.self) ?? 0) & keep | (q.header.flags & ~keep)
-        reply.setInteger(q.header.id, at: 0)
-        reply.setInteger(flags, at: 2)
+        var reply = KeptReply.copy(bytes, for: q)
         let elapsed = UInt32(clamping: (now > storedAt ? now - storedAt : 0) / 1_000_000_000)
         for (i, o) in ttlOffsets.enumerated() {
             let t = storedTTLs[i]

@@ -1,18 +1,39 @@
 import Testing
 @testable import DNSWire
 
-/// `DNSName(wire:)` reads contiguous input through a buffer pointer; the element-by-element
-/// reader it replaced is kept as the reference. Both must agree on every input: the same
-/// lower-cased bytes, or the same error.
+/// `DNSName(wire:)` reads its input through a buffer pointer; the element-by-element reader
+/// it replaced is the reference here. Both must agree on every input: the same lower-cased
+/// bytes, or the same error.
 @Suite("DNSName from wire")
 struct DNSNameWireTests {
     static func outcome(_ f: () throws(DNSNameError) -> [UInt8]) -> Result<[UInt8], DNSNameError> {
         do throws(DNSNameError) { return .success(try f()) } catch { return .failure(error) }
     }
 
+    /// The element-by-element reader `DNSName(wire:)` used to be.
+    static func validatedSlowly(wire bytes: some Collection<UInt8>) throws(DNSNameError) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var it = bytes.makeIterator()
+        while true {
+            guard let len = it.next() else { throw .truncated }
+            if len == 0 { out.append(0); break }
+            guard len <= 63 else { throw .labelTooLong }
+            out.append(len)
+            for _ in 0..<len {
+                guard let b = it.next() else { throw .truncated }
+                out.append(asciiLower(b))
+            }
+            if out.count + 1 > DNSName.maxWireLength { throw .nameTooLong }
+        }
+        guard it.next() == nil else { throw .trailingBytes }
+        return out
+    }
+
+
     static func check(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
         let fast = outcome { () throws(DNSNameError) in try DNSName(wire: bytes).wire }
-        let slow = outcome { () throws(DNSNameError) in try DNSName.validatedSlowly(wire: bytes) }
+        let slow = outcome { () throws(DNSNameError) in try DNSNameWireTests.validatedSlowly(wire: bytes) }
         #expect(fast == slow, "input \(bytes)", sourceLocation: sourceLocation)
         // A slice (offset indices) and a non-contiguous collection take the same answer.
         let padded = [7, 7] + bytes
