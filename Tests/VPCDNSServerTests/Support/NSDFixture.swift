@@ -114,42 +114,9 @@ struct FixtureError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs `dig` against a loopback server and reads its answer.
+/// `DigRun.query` with a `tcp` switch, as the ops tests call it.
 enum Dig {
-    struct Result {
-        var status: String
-        var flags: [String]
-        var answers: [String]
-        var output: String
-    }
-
-    static func query(_ name: String, _ type: String = "A", server: SocketEndpoint, tcp: Bool = false) throws -> Result {
-        precondition(server.ip == .v4(0x7F00_0001) || server.ip == .v6(1), "tests talk to loopback only")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/dig")
-        p.arguments = ["@\(server.ip)", "-p", "\(server.port)", name, type, "+time=1", "+tries=1"] + (tcp ? ["+tcp"] : [])
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let out = String(decoding: data, as: UTF8.self)
-        var result = Result(status: "", flags: [], answers: [], output: out)
-        var inAnswer = false
-        for line in out.split(separator: "\n", omittingEmptySubsequences: false) {
-            if let r = line.range(of: "status: ") {
-                result.status = String(line[r.upperBound...].prefix { $0 != "," })
-            }
-            if line.hasPrefix(";; flags: ") {
-                let f = line.dropFirst(";; flags: ".count).prefix { $0 != ";" }
-                result.flags = f.split(separator: " ").map(String.init)
-            }
-            if line.hasPrefix(";; ANSWER SECTION:") { inAnswer = true; continue }
-            if inAnswer {
-                if line.isEmpty { inAnswer = false } else { result.answers.append(String(line)) }
-            }
-        }
-        return result
+    static func query(_ name: String, _ type: String = "A", server: SocketEndpoint, tcp: Bool = false) throws -> DigRun.Result {
+        try DigRun.query(name, type, server: server, options: tcp ? ["+tcp"] : [])
     }
 }

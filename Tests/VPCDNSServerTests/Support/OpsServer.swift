@@ -101,7 +101,7 @@ final class OpsServer: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// Runs a command to completion with a time bound; stdout as text.
+/// `Command.run` with the names the ops tests use; and `curl`.
 enum Shell {
     struct Output {
         var status: Int32
@@ -110,26 +110,8 @@ enum Shell {
     }
 
     static func run(_ path: String, _ args: [String], timeout: TimeInterval = 30) throws -> Output {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        // Read both pipes while it runs (a full pipe would block the child).
-        let outData = LockedData(), errData = LockedData()
-        let t1 = Thread { outData.set(out.fileHandleForReading.readDataToEndOfFile()) }
-        let t2 = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        t1.start()
-        t2.start()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        while !(outData.done && errData.done) { usleep(1_000) }
-        return Output(status: p.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
-                      stderr: String(decoding: errData.data, as: UTF8.self))
+        let r = try Command.run(path, args, timeout: .milliseconds(Int64(timeout * 1000)))
+        return Output(status: r.exitCode, stdout: r.output, stderr: r.error)
     }
 
     /// `curl` against a loopback URL: (HTTP status, body).
@@ -142,11 +124,3 @@ enum Shell {
     }
 }
 
-final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _data = Data()
-    private var _done = false
-    func set(_ d: Data) { lock.lock(); _data = d; _done = true; lock.unlock() }
-    var data: Data { lock.lock(); defer { lock.unlock() }; return _data }
-    var done: Bool { lock.lock(); defer { lock.unlock() }; return _done }
-}
