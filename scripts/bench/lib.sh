@@ -79,35 +79,27 @@ stop_server() {
   forget_pid "$pid"
 }
 
-# start_nsd CONF_IN LABEL: NSD from a generated config (ports filled in here).
-start_nsd() {
-  local conf_in=$1 label=$2 port conf log
+# start_from_template CONF_IN LABEL CHECK RUN...: a server from a generated config with @PORT@
+# filled in here; CHECK validates the config file, RUN... starts the server on it (in the
+# foreground mode, backgrounded here). Sets SERVER_PID, SERVER_PORT, SERVER_LOG.
+start_from_template() {
+  local conf_in=$1 label=$2 check=$3 port conf log
+  shift 3
   port=$(free_port)
   conf="$WORK/run-$label-$port.conf"
   log="$WORK/run-$label-$port.log"
   sed "s|@PORT@|$port|g" "$conf_in" > "$conf"
-  nsd-checkconf "$conf"
-  nsd -d -c "$conf" > "$log" 2>&1 &
+  "$check" "$conf" >/dev/null
+  "$@" "$conf" > "$log" 2>&1 &
   SERVER_PID=$!
   remember_pid "$SERVER_PID"
   SERVER_PORT=$port
   SERVER_LOG=$log
 }
 
-# start_unbound CONF_IN LABEL
-start_unbound() {
-  local conf_in=$1 label=$2 port conf log
-  port=$(free_port)
-  conf="$WORK/run-$label-$port.conf"
-  log="$WORK/run-$label-$port.log"
-  sed "s|@PORT@|$port|g" "$conf_in" > "$conf"
-  unbound-checkconf "$conf" >/dev/null
-  unbound -d -c "$conf" > "$log" 2>&1 &
-  SERVER_PID=$!
-  remember_pid "$SERVER_PID"
-  SERVER_PORT=$port
-  SERVER_LOG=$log
-}
+# start_nsd CONF_IN LABEL / start_unbound CONF_IN LABEL
+start_nsd() { start_from_template "$1" "$2" nsd-checkconf nsd -d -c; }
+start_unbound() { start_from_template "$1" "$2" unbound-checkconf unbound -d -c; }
 
 # start_vpcdns CONFIG LABEL
 start_vpcdns() {
