@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import VPCDNSCore
 @testable import VPCDNSServer
@@ -53,6 +54,78 @@ struct SignedZone {
         let key = fields[(at + 4)...].joined()
         return "trust-anchors {\n  \(fields[0]) static-key \(fields[at + 1]) \(fields[at + 2]) \(fields[at + 3]) \"\(key)\";\n};\n"
     }
+}
+
+extension SignedZone {
+    /// Unbound's `trust-anchor:` value for a DNSKEY line: `NAME DNSKEY FLAGS PROTO ALG KEY`.
+    static func unboundAnchor(_ dnskey: String) throws -> String {
+        let fields = dnskey.split(separator: ";")[0].split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let at = fields.firstIndex(of: "DNSKEY"), fields.count >= at + 5 else { throw FixtureError("not a DNSKEY line: \(dnskey)") }
+        return "\(fields[0]) DNSKEY \(fields[(at + 1)...].joined(separator: " "))"
+    }
+}
+
+/// A validating Unbound on 127.0.0.1 that sends the given zones to NSD (stub zones) and
+/// validates them with the given trust anchors: an upstream that sets AD, and that answers
+/// SERVFAIL for bogus data unless the query has CD.
+final class UnboundFixture: Sendable {
+    let endpoint: SocketEndpoint
+    let directory: URL
+    private let process: ChildProcess
+
+    init(stubs: [String], at nsd: SocketEndpoint, trustAnchors: [String]) async throws {
+        let dir = try ServeHarness.makeDirectory("vpcdns-unbound")
+        directory = dir
+        var lastError: any Error = FixtureError("unbound never started")
+        for _ in 0..<3 {
+            let port = try await NSDFixture.freePort()
+            var conf = """
+                server:
+                    interface: 127.0.0.1
+                    port: \(port)
+                    do-ip6: no
+                    username: ""
+                    chroot: ""
+                    directory: "\(dir.path)"
+                    pidfile: "\(dir.path)/unbound.pid"
+                    use-syslog: no
+                    logfile: ""
+                    verbosity: 1
+                    num-threads: 1
+                    do-not-query-localhost: no
+                    access-control: 127.0.0.0/8 allow
+                    local-zone: "test." nodefault
+
+                """
+            for anchor in trustAnchors { conf += "    trust-anchor: \"\(anchor)\"\n" }
+            for zone in stubs { conf += "stub-zone:\n    name: \"\(zone)\"\n    stub-addr: \(nsd.ip)@\(nsd.port)\n" }
+            let confPath = dir.appendingPathComponent("unbound.conf").path
+            try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
+            let log = dir.appendingPathComponent("unbound.log").path
+            let p = try ChildProcess("/usr/sbin/unbound", ["-d", "-c", confPath], stderr: log)
+            let endpoint = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(port))
+            let deadline = ContinuousClock.now + .seconds(5)
+            while ContinuousClock.now < deadline && p.isRunning {
+                if let r = try? DigRun.query(stubs[0], "SOA", server: endpoint), !r.status.isEmpty {
+                    self.endpoint = endpoint
+                    self.process = p
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            p.stop()
+            lastError = FixtureError("unbound did not answer on \(endpoint): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+        try? FileManager.default.removeItem(at: dir)
+        throw lastError
+    }
+
+    func stop() {
+        process.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
 }
 
 /// P7 through the real binary: NSD serves a zone signed at test time as vpcdns's upstream on
@@ -113,17 +186,20 @@ struct DNSSECPassThroughTests {
         }
     }
 
-    static func start() async throws -> Running {
+    /// `upstream`: vpcdns's upstream instead of NSD itself (given NSD's address and the signed zone).
+    static func start(extraZones: [String: String] = [:],
+                      upstream: ((SocketEndpoint, SignedZone) async throws -> SocketEndpoint)? = nil) async throws -> Running {
         let keys = try ServeHarness.makeDirectory("vpcdns-dnssec")
         let signed = try SignedZone.sign(origin: "dnssec.test", zone: zone, in: keys)
-        let nsd = try await NSDFixture(zones: ["dnssec.test": signed.text])
+        let nsd = try await NSDFixture(zones: extraZones.merging(["dnssec.test": signed.text]) { a, _ in a })
+        let target = try await upstream?(nsd.endpoint, signed) ?? nsd.endpoint
         let serve = try OpsServer()
         let port = try await NSDFixture.freePort()
         let metricsPort = try await NSDFixture.freePort()
         try serve.write("private.internal.zone", privateZone)
         try serve.write("vpcdns.yaml", """
             listen: ["127.0.0.1:\(port)"]
-            upstreams: ["\(nsd.endpoint)"]
+            upstreams: ["\(target)"]
             upstream_timeout_ms: 1500
             threads: 1
             query_log: logs/queries.jsonl
@@ -315,5 +391,59 @@ struct DNSSECPassThroughTests {
         let refused = try delv(wrong, "www.dnssec.test")
         #expect(!refused.contains("fully validated"), "\(refused)")
         #expect(refused.contains("resolution failed") || refused.contains("broken trust chain"), "\(refused)")
+    }
+
+    @Test("behind a validating upstream (Unbound): its AD is not passed on; CD goes upstream, and an answer fetched with CD never reaches an asker without CD")
+    func validatingUpstream() async throws {
+        let dir = try ServeHarness.makeDirectory("vpcdns-bogus")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // bogus.test: signed, but Unbound is given another key as its anchor, so its data is bogus.
+        let bogus = try SignedZone.sign(origin: "bogus.test", zone: """
+            $ORIGIN bogus.test.
+            $TTL 300
+            @    IN SOA ns1.bogus.test. hostmaster.bogus.test. 1 3600 600 86400 300
+            @    IN NS  ns1.bogus.test.
+            ns1  IN A   192.0.2.53
+            www  IN A   192.0.2.66
+
+            """, in: dir)
+        let wrongAnchor = try SignedZone.unboundAnchor(try bogus.unrelatedKSK())
+        let unbound = Mutex<UnboundFixture?>(nil)
+        let r = try await Self.start(extraZones: ["bogus.test": bogus.text]) { nsd, signed in
+            let anchor = try SignedZone.unboundAnchor(signed.kskRecord)
+            let u = try await UnboundFixture(stubs: ["dnssec.test", "bogus.test"], at: nsd, trustAnchors: [anchor, wrongAnchor])
+            unbound.withLock { $0 = u }
+            return u.endpoint
+        }
+        defer {
+            r.stop()
+            unbound.withLock { $0?.stop() }
+        }
+        let upstream = try #require(unbound.withLock { $0?.endpoint })
+
+        // The upstream validates and says so with AD; vpcdns passes the records, not the AD.
+        let direct = try DigRun.query("www.dnssec.test", "A", server: upstream, options: ["+dnssec"])
+        #expect(direct.flags.contains("ad"), "\(direct.output)")
+        for options in [["+dnssec"], ["+dnssec", "+adflag"], ["+adflag"], ["+dnssec", "+tcp"]] {
+            let via = try DigRun.query("www.dnssec.test", "A", server: r.server, options: options)
+            #expect(via.status == "NOERROR" && !via.flags.contains("ad"), "\(options): \(via.output)")
+            #expect(Self.signed(via) == (options.contains("+dnssec") ? ["A"] : []), "\(options): \(via.output)")
+        }
+
+        // Bogus data: the upstream gives it only to a CD query. vpcdns passes CD on...
+        let cd = try r.dig("www.bogus.test", "A", "+cd")
+        #expect(cd.status == "NOERROR" && cd.rdata("A") == ["192.0.2.66"], "\(cd.output)")
+        #expect(cd.flags.contains("cd"))
+        // ...and does not serve that answer (now cached) to an asker without CD, who gets the
+        // upstream's own verdict.
+        for _ in 0..<2 {
+            let plain = try r.dig("www.bogus.test", "A")
+            #expect(plain.status == "SERVFAIL" && plain.answers.isEmpty, "\(plain.output)")
+        }
+        // The CD asker keeps being served, from the cache.
+        let hitsBefore = try r.metric("vpcdns_cache_hits_total") ?? 0
+        let again = try r.dig("www.bogus.test", "A", "+cd", "+dnssec")
+        #expect(again.status == "NOERROR" && Self.signed(again) == ["A"], "\(again.output)")
+        #expect(try r.metric("vpcdns_cache_hits_total") == hitsBefore + 1)
     }
 }
