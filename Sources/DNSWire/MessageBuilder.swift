@@ -97,12 +97,20 @@ public struct MessageBuilder: Sendable {
     }
 
     /// The error reply P4 prescribes for a bad query: its kind's rcode (FORMERR, NOTIMP,
-    /// BADVERS, REFUSED), the question echoed when it was readable, an OPT when one was read.
+    /// BADVERS, REFUSED), the question echoed when it was readable, an OPT whenever the query
+    /// carried a valid one (P8, RFC 6891 §6.1.1). NOTIMP for an unknown opcode carries no RA and
+    /// no AA, and does not echo RD or CD either (P8): what those bits mean belongs to the
+    /// opcode, which vpcdns does not implement (RFC 8906 §8.1.3 expects none of them).
     @discardableResult
     public mutating func buildErrorResponse(for bad: BadQuery, transport: DNSTransport = .udp) -> ResponseSummary {
-        buildResponse(
+        let summary = buildResponse(
             queryHeader: bad.header, question: bad.question, clientEDNS: bad.edns, rcode: bad.kind.rcode,
             authoritative: false, answer: [], authority: [], additional: [], transport: transport)
+        if bad.kind == .opcode {
+            let flags = UInt16(bytes[2]) << 8 | UInt16(bytes[3])
+            setU16(flags & ~(DNSHeader.raBit | DNSHeader.aaBit | DNSHeader.rdBit | DNSHeader.cdBit), at: 2)
+        }
+        return summary
     }
 
     /// The general form behind the other two. `rcode` above 15 (BADVERS) puts its low 4 bits

@@ -75,7 +75,8 @@ public enum BadQueryKind: String, Hashable, Sendable, CaseIterable {
 
 /// A query that must be answered with an error. Carries what the reply needs to echo: the
 /// header (id, opcode, RD, CD), the first question when it could be read, and the OPT when
-/// one was read (a BADVERS reply must carry an OPT).
+/// exactly one valid OPT was read (every error reply to such a query carries one back, P8;
+/// a BADVERS reply cannot be said without it).
 public struct BadQuery: Hashable, Sendable {
     public var kind: BadQueryKind
     public var header: DNSHeader
@@ -122,36 +123,46 @@ public enum QueryParser {
         var reader = WireReader(datagram, offset: DNSHeader.byteCount)
         var question: DNSQuestion? = nil
         var questionRange = 12..<12
-        var questionOK = false
+        // The reader stands after the first question (or there is none), so the rest of the
+        // message can be walked for its OPT.
+        var positioned = header.qdCount == 0
         if header.qdCount >= 1 {
             let start = reader.offset
             if case .success(let (name, mask)) = reader.readUncompressedName(),
                let t = reader.readU16(), let c = reader.readU16() {
                 question = DNSQuestion(name: name, type: RRType(t), qclass: RRClass(c), caseMask: mask)
                 questionRange = start..<reader.offset
-                questionOK = true
+                positioned = true
+            } else {
+                // Not a question vpcdns answers (a compression pointer, a name too long), but
+                // still stepped over when it can be: the FORMERR carries the OPT back when one
+                // follows (P8, RFC 6891 §6.1.1).
+                var past = WireReader(datagram, offset: start)
+                if past.skipName(), past.skip(4) {
+                    reader = past
+                    positioned = true
+                }
             }
         }
 
         // The rest of the message: further questions, answer and authority records (skipped),
-        // then the additional section for the OPT. Only walked when the first question read.
-        var edns: EDNSInfo? = nil
-        var restOK = questionOK
-        if questionOK {
-            restOK = walkRest(&reader, header: header, edns: &edns)
+        // then the additional section for the OPT.
+        var rest = (wellFormed: false, edns: EDNSInfo?.none)
+        if positioned {
+            rest = walkRest(&reader, header: header)
         }
+        // What an error reply echoes: the OPT whenever one was read and valid, even when
+        // something else in the message is broken (P8).
+        let edns = rest.edns
 
         if header.opcode != DNSHeader.opcodeQuery {
-            return .bad(BadQuery(kind: .opcode, header: header, question: question, edns: restOK ? edns : nil))
+            return .bad(BadQuery(kind: .opcode, header: header, question: question, edns: edns))
         }
         if header.qdCount != 1 {
-            return .bad(BadQuery(kind: .qdcount, header: header, question: question, edns: restOK ? edns : nil))
+            return .bad(BadQuery(kind: .qdcount, header: header, question: question, edns: edns))
         }
-        guard let q = question else {
-            return .bad(BadQuery(kind: .question, header: header, question: nil, edns: nil))
-        }
-        guard restOK else {
-            return .bad(BadQuery(kind: .question, header: header, question: q, edns: nil))
+        guard let q = question, rest.wellFormed else {
+            return .bad(BadQuery(kind: .question, header: header, question: question, edns: edns))
         }
         if let e = edns, e.version > 0 {
             return .bad(BadQuery(kind: .ednsVersion, header: header, question: q, edns: e))
@@ -169,34 +180,37 @@ public enum QueryParser {
         datagram.withUnsafeBytes { parse($0) }
     }
 
-    /// Walks everything after the first question. False when the message is malformed:
-    /// a record runs past the end, more than one OPT, an OPT whose owner is not the root,
-    /// or bytes left over after the last counted record.
-    static func walkRest(_ reader: inout WireReader, header: DNSHeader, edns: inout EDNSInfo?) -> Bool {
+    /// Walks everything after the first question. `wellFormed` is false when the message is
+    /// malformed: a record runs past the end, more than one OPT, an OPT whose owner is not the
+    /// root, or bytes left over after the last counted record. `edns` is the OPT when exactly
+    /// one valid OPT was read, even if the message turns out malformed after it (an error
+    /// reply still echoes it, P8); nil when there was none or it was invalid.
+    static func walkRest(_ reader: inout WireReader, header: DNSHeader) -> (wellFormed: Bool, edns: EDNSInfo?) {
         // Further questions (only reached for QDCOUNT > 1, itself an error; walked so the
         // OPT can still be found for the reply).
         if header.qdCount > 1 {
             for _ in 1..<Int(header.qdCount) {
-                guard reader.skipName(), reader.skip(4) else { return false }
+                guard reader.skipName(), reader.skip(4) else { return (false, nil) }
             }
         }
         let skipCount = Int(header.anCount) + Int(header.nsCount)
         // Each record is at least 11 bytes: reject impossible counts before looping.
-        guard (skipCount + Int(header.arCount)) * 11 <= reader.remaining else { return false }
+        guard (skipCount + Int(header.arCount)) * 11 <= reader.remaining else { return (false, nil) }
         for _ in 0..<skipCount {
-            guard reader.skipRecord() else { return false }
+            guard reader.skipRecord() else { return (false, nil) }
         }
+        var edns: EDNSInfo? = nil
         for _ in 0..<Int(header.arCount) {
             let start = reader.offset
             guard reader.skipName(), let type = reader.readU16(), let cls = reader.readU16(),
                   let ttl = reader.readU32(), let rdlen = reader.readU16(), reader.skip(Int(rdlen))
-            else { return false }
+            else { return (false, edns) }
             if type == RRType.opt.rawValue {
-                // RFC 6891 §6.1.1: one OPT at most, owned by the root.
-                guard edns == nil, reader.byte(at: start) == 0 else { return false }
+                // RFC 6891 §6.1.1: one OPT at most, owned by the root; otherwise none counts.
+                guard edns == nil, reader.byte(at: start) == 0 else { return (false, nil) }
                 edns = EDNSInfo(classField: cls, ttl: ttl)
             }
         }
-        return reader.remaining == 0
+        return (reader.remaining == 0, edns)
     }
 }

@@ -20,7 +20,9 @@ public struct RRType: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let ds = RRType(43)
     public static let sshfp = RRType(44)
     public static let rrsig = RRType(46)
+    public static let nsec = RRType(47)
     public static let dnskey = RRType(48)
+    public static let nsec3 = RRType(50)
     public static let https = RRType(65)
     public static let svcb = RRType(64)
     public static let spf = RRType(99)
@@ -32,7 +34,7 @@ public struct RRType: RawRepresentable, Hashable, Sendable, CustomStringConverti
     static let mnemonics: [(RRType, String)] = [
         (.a, "A"), (.ns, "NS"), (.cname, "CNAME"), (.soa, "SOA"), (.ptr, "PTR"), (.hinfo, "HINFO"),
         (.mx, "MX"), (.txt, "TXT"), (.aaaa, "AAAA"), (.srv, "SRV"), (.naptr, "NAPTR"), (.opt, "OPT"),
-        (.ds, "DS"), (.sshfp, "SSHFP"), (.rrsig, "RRSIG"), (.dnskey, "DNSKEY"), (.svcb, "SVCB"),
+        (.ds, "DS"), (.sshfp, "SSHFP"), (.rrsig, "RRSIG"), (.nsec, "NSEC"), (.dnskey, "DNSKEY"), (.nsec3, "NSEC3"), (.svcb, "SVCB"),
         (.https, "HTTPS"), (.spf, "SPF"), (.ixfr, "IXFR"), (.axfr, "AXFR"), (.any, "ANY"), (.caa, "CAA"),
     ]
     static let byValue: [UInt16: String] = Dictionary(uniqueKeysWithValues: mnemonics.map { ($0.0.rawValue, $0.1) })

@@ -178,11 +178,15 @@ public final class QueryEngine: QueryProcessor {
         }
         let transport = context.transport.wire
         let now = context.receivedAt.monotonic.uptimeNanoseconds
-        let shape = KeptReply.shape(of: q)
+        let shape = KeptReply.cacheShape(of: q)
         let lowerCase = q.question.caseMask.isAllLower
-        let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets)
+        // P7: one entry for askers with and without DO (the reply is filtered per asker);
+        // CD is part of the key (see UpstreamCache).
+        let key = UpstreamCache.Key(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass, targets: f.targets,
+                                    checkingDisabled: q.checkingDisabled)
         if let hit = cache.lookup(key, now: now) {
-            let a = complete(f, decision: decision, snap: snap, rcode: hit.entry.rcode, answer: hit.entry.answer, authority: hit.entry.authority)
+            let a = complete(f, decision: decision, snap: snap, rcode: hit.entry.rcode, answer: hit.entry.answer, authority: hit.entry.authority,
+                             dnssecOK: q.dnssecOK)
             let summary = scratch.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
             if let memo, lowerCase, !a.hasLocalRecords, !summary.truncated {
                 memo.replay = CachedReply(encoded: scratch.builder.bytes, shape: shape, hit: hit, now: now, completed: a)
@@ -201,12 +205,14 @@ public final class QueryEngine: QueryProcessor {
         case .rule(_, let t): targets = t
         }
         // ID 0: every attempt sends it with a random ID of its own. The size advertised is at
-        // most the slot an upstream datagram is read into (larger replies come by TCP).
+        // most the slot an upstream datagram is read into (larger replies come by TCP). DO is
+        // always set, so the cached answer has what a validating client needs (P7); CD is the
+        // client's.
         let ourPayloadSize = scratch.builder.udpPayloadSize
         scratch.builder.udpPayloadSize = min(ourPayloadSize, UInt16(UDPListener.datagramSlotSize))
         scratch.builder.buildQuery(id: 0,
                            question: DNSQuestion(name: f.question.name, type: f.question.type, qclass: f.question.rrClass),
-                           recursionDesired: true, checkingDisabled: q.checkingDisabled, edns: true)
+                           recursionDesired: true, checkingDisabled: q.checkingDisabled, edns: true, dnssecOK: true)
         scratch.builder.udpPayloadSize = ourPayloadSize
         // Not an inout access across the call: the completion may run before `start` returns
         // and uses this thread's builder too.
@@ -222,7 +228,8 @@ public final class QueryEngine: QueryProcessor {
                 }
                 let entry = UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority)
                 self.cache.put(key, entry, now: NIODeadline.now().uptimeNanoseconds)
-                let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: m.answer, authority: m.authority)
+                let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: m.answer, authority: m.authority,
+                                      dnssecOK: q.dnssecOK)
                 b.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
                 // Logged before the answer leaves, as local answers are: once the listener sees
                 // no query in flight, its record is already with the writer (O3, L2).
@@ -236,12 +243,12 @@ public final class QueryEngine: QueryProcessor {
         return .pending
     }
 
-    /// The memo entry's kept cache hit for `q`, when it fits: the same shape (EDNS, DO), a
+    /// The memo entry's kept cache hit for `q`, when it fits: the same shape (EDNS, DO, CD), a
     /// lower-case question, the cached entry not expired, the size within the asker's limit.
     private func replay(_ entry: MemoEntry, query q: DNSQuery, stored: RememberedForward, view: ViewChoice, snap: Snapshot,
                         context: QueryContext, transport: DNSTransport, builder: MessageBuilder) -> ByteBuffer? {
         let now = context.receivedAt.monotonic.uptimeNanoseconds
-        guard let replay = entry.replay, replay.shape == KeptReply.shape(of: q), now < replay.expiresAt,
+        guard let replay = entry.replay, replay.shape == KeptReply.cacheShape(of: q), now < replay.expiresAt,
               q.question.caseMask.isAllLower,
               replay.bytes.count <= MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: builder.udpPayloadSize, transport: transport)
         else { return nil }
@@ -277,7 +284,16 @@ public final class QueryEngine: QueryProcessor {
 
     /// Puts the local CNAME chain (if any) before the upstream data, and hands an upstream
     /// CNAME into a private zone of the asking VPC back to the core (R15).
-    func complete(_ f: Forward, decision: Decision, snap: Snapshot, rcode: RCode, answer: [ResourceRecord], authority: [ResourceRecord]) -> Completed {
+    ///
+    /// `answer` and `authority` are the upstream's (or the cache's) whole sections. P7: for an
+    /// asker without DO the DNSSEC records are left out here (except those of the type asked);
+    /// an asker with DO gets them all, and when an upstream CNAME is completed from a private
+    /// zone, the upstream's signatures over the CNAME links it kept (the private part is
+    /// unsigned, as PHZs are).
+    func complete(_ f: Forward, decision: Decision, snap: Snapshot, rcode: RCode, answer fullAnswer: [ResourceRecord],
+                  authority fullAuthority: [ResourceRecord], dnssecOK: Bool) -> Completed {
+        let answer = dnssecOK ? fullAnswer : DNSSECRecords.withoutDNSSEC(fullAnswer, askedType: f.question.type)
+        let authority = dnssecOK ? fullAuthority : DNSSECRecords.withoutDNSSEC(fullAuthority, askedType: f.question.type)
         // Follow the upstream's CNAME links from the name that was asked.
         var name = f.question.name
         var links: [ResourceRecord] = []
@@ -287,7 +303,11 @@ public final class QueryEngine: QueryProcessor {
             hops += 1
             if let local = snap.resolver.continueChain(after: f, upstreamChain: links, target: target, view: decision.view) {
                 let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > VPCDNSCore.Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
-                return Completed(rcode: local.rcode, answer: local.rcode == .servFail ? [] : local.answer,
+                var completed = local.answer
+                if dnssecOK, local.rcode != .servFail {
+                    completed = QueryEngine.signingLinks(completed, links: links, after: f.chain.count, from: answer)
+                }
+                return Completed(rcode: local.rcode, answer: local.rcode == .servFail ? [] : completed,
                                  authority: local.authority, reason: reason, hasLocalRecords: true)
             }
             name = target
@@ -299,6 +319,21 @@ public final class QueryEngine: QueryProcessor {
             return Completed(rcode: .servFail, answer: [], authority: [], reason: "cname-chain")
         }
         return Completed(rcode: rcode, answer: f.chain + answer, authority: authority, reason: nil, hasLocalRecords: true)
+    }
+
+    /// `chain` (a local CNAME prefix of `offset` records, the upstream `links`, then private
+    /// records) with the upstream's RRSIGs over each link put right after it.
+    static func signingLinks(_ chain: [ResourceRecord], links: [ResourceRecord], after offset: Int,
+                             from upstream: [ResourceRecord]) -> [ResourceRecord] {
+        guard offset + links.count <= chain.count, upstream.contains(where: { $0.type == .rrsig }) else { return chain }
+        var out = Array(chain[..<offset])
+        out.reserveCapacity(chain.count + links.count)
+        for (i, link) in links.enumerated() {
+            out.append(chain[offset + i])
+            out += DNSSECRecords.signatures(in: upstream, owner: link.name, covering: .cname)
+        }
+        out += chain[(offset + links.count)...]
+        return out
     }
 
     // MARK: - Query log
@@ -471,6 +506,11 @@ enum KeptReply {
     /// 0 no EDNS, 1 EDNS, 3 EDNS with DO: what else, besides the question's case, makes two
     /// replies to the same question differ.
     static func shape(of q: DNSQuery) -> UInt8 { q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1) }
+
+    /// `shape` plus 4 for CD, for replayed cache hits: DO decides which DNSSEC records a reply
+    /// holds (P7), and CD which cache entry it came from (see `UpstreamCache`), so a kept reply
+    /// goes only to askers with the same DO and CD bits.
+    static func cacheShape(of q: DNSQuery) -> UInt8 { shape(of: q) | (q.checkingDisabled ? 4 : 0) }
 
     /// A copy of `bytes` with the asker's ID and its RD and CD bits: all that differs between
     /// replies to queries of the same shape.

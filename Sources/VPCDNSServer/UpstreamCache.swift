@@ -2,7 +2,15 @@ import DNSWire
 import Synchronization
 import VPCDNSCore
 
-/// P5: upstream answers, positive and negative, per (name, type, class, target set).
+/// P5: upstream answers, positive and negative, per (name, type, class, target set, CD).
+///
+/// P7: every upstream query carries DO, so an entry holds the whole answer, DNSSEC records
+/// included, and serves clients with and without DO alike (the engine leaves the DNSSEC
+/// records out for the latter when it encodes the reply). The client's CD bit is passed
+/// upstream and is part of the key, as it in effect is in Unbound: a validating upstream
+/// answers a CD query with data it would refuse (SERVFAIL) without CD, so an answer fetched
+/// with CD must never reach a client that relies on the upstream's validation. The price is
+/// a second upstream query when CD and non-CD clients ask the same question.
 ///
 /// Only what an upstream returned is stored: local (private) data never enters, so a cached
 /// entry can be served to any VPC that forwards to the same targets (R14). The target set is
@@ -15,27 +23,32 @@ public final class UpstreamCache: Sendable {
         public let type: RRType
         public let rrClass: RRClass
         public let targets: UpstreamTargets
+        /// The CD bit the upstream was asked with (see the type's comment).
+        public let checkingDisabled: Bool
         /// The name's hash, computed once: a key is hashed for `get` and again for `put`, and
         /// an unsuccessful probe compares it with several stored keys (Swift's dictionary
         /// keeps no hash per bucket), which this settles without comparing the names.
         private let nameHash: Int
 
-        public init(name: DNSName, type: RRType, rrClass: RRClass, targets: UpstreamTargets) {
+        public init(name: DNSName, type: RRType, rrClass: RRClass, targets: UpstreamTargets, checkingDisabled: Bool = false) {
             self.name = name
             self.type = type
             self.rrClass = rrClass
             self.targets = targets
+            self.checkingDisabled = checkingDisabled
             self.nameHash = name.hashValue
         }
 
         public static func == (a: Key, b: Key) -> Bool {
-            a.nameHash == b.nameHash && a.type == b.type && a.rrClass == b.rrClass && a.name == b.name && a.targets == b.targets
+            a.nameHash == b.nameHash && a.type == b.type && a.rrClass == b.rrClass && a.checkingDisabled == b.checkingDisabled
+                && a.name == b.name && a.targets == b.targets
         }
 
         public func hash(into hasher: inout Hasher) {
             hasher.combine(nameHash)
             hasher.combine(type)
             hasher.combine(rrClass)
+            hasher.combine(checkingDisabled)
             hasher.combine(targets)
         }
     }
