@@ -120,7 +120,7 @@ public struct Explanation: Sendable {
             }
             lines.append("forwarded to \(targets)")
             for n in set?.notes ?? [] { lines.append("  note: \(n)") }
-            for l in set?.leftOut ?? [] { lines.append("  left out (O6): \(l)") }
+            for l in set?.leftOut ?? [] { lines.append("  left out (O6): \(l.target): \(l.reason)") }
             return lines
         }
     }

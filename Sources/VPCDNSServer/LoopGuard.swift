@@ -128,17 +128,23 @@ public final class LoopGuard: Sendable {
     /// reporting it. Nil for a name we did not send (still never forwarded).
     func probeArrived(_ name: DNSName, from client: SocketEndpoint) -> Set<SocketEndpoint>? {
         guard let tok = LoopProbe.token(in: name) else { return nil }
-        let result: (SocketEndpoint, Bool, Set<SocketEndpoint>)? = state.withLock { s in
-            guard var p = s.probes[tok] else { return nil }
+        var target: SocketEndpoint? = nil
+        var isNew = false
+        var looping: Set<SocketEndpoint> = []
+        state.withLock { s in
+            guard var p = s.probes[tok] else { return }
             p.returned = true
             s.probes[tok] = p
-            let new = s.looping.insert(p.target).inserted
+            isNew = s.looping.insert(p.target).inserted
             anyLooping.store(true, ordering: .relaxed)
-            return (p.target, new, s.looping)
+            target = p.target
+            looping = s.looping
         }
-        guard let (target, new, looping) = result else { return nil }
-        if new {
-            logger.error("forwarding loop: upstream \(target) sends our queries back to vpcdns (the probe \(name) came back from \(client)); it is left out until a later probe clears it (O6)")
+        guard let target else { return nil }
+        if isNew {
+            let message = "forwarding loop: upstream \(target) sends our queries back to vpcdns (the probe \(name) came back from \(client)); "
+                + "it is left out until a later probe clears it (O6)"
+            logger.error("\(message)")
         }
         return looping
     }

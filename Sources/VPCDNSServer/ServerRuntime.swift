@@ -63,11 +63,12 @@ public final class ServerRuntime: Sendable {
             switch ConfigLoader.load(path: configPath) {
             case .success(let l):
                 let review = ServerRuntime.review(l, override: listenOverride, bound: [])
+                // Before a failure for want of an upstream: the warnings say what was left out.
+                for w in l.warnings + review.warnings { logger.warning("\(w)") }
                 return (l, try ServerRuntime.snapshot(l, review: review, observer: metrics), review)
             case .failure(let e): throw StartError.config(e)
             }
         }
-        for w in loaded.warnings + review.warnings { logger.warning("\(w)") }
         metrics.adopt(snapshot.requests)
         metrics.setTimed(loaded.model.settings.metrics != nil)
         var queryLog: QueryLogWriter? = nil

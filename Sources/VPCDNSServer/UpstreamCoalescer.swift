@@ -90,10 +90,16 @@ final class UpstreamCoalescer: Sendable {
     func failLooping(_ looping: Set<SocketEndpoint>) {
         let ended: [(loop: any EventLoop, completion: Completion)] = flights.withLock { table in
             var out: [(loop: any EventLoop, completion: Completion)] = []
-            for (k, f) in table where f.targets.allSatisfy(looping.contains) {
+            var ended: [CoalescingKey] = []
+            for (k, f) in table {
+                var allLoop = true
+                for t in f.targets where !looping.contains(t) { allLoop = false }
+                if allLoop { ended.append(k) }
+            }
+            for k in ended {
+                guard let f = table.removeValue(forKey: k) else { continue }
                 out += f.waiters
                 f.waiters = []
-                table[k] = nil
             }
             return out
         }
