@@ -53,8 +53,8 @@ final class UpstreamCoalescer: Sendable {
     }
 
     private let flights = Mutex<[CoalescingKey: Flight]>([:])
-    /// Exchanges started and queries that joined one, for tests and metrics.
-    private let counts = Mutex<(led: UInt64, joined: UInt64)>((0, 0))
+    /// Queries that joined an exchange in flight (`vpcdns_upstream_coalesced_total`).
+    private let joinedCount = Atomic<UInt64>(0)
 
     /// Registers a waiter for `key`.
     func join(_ key: CoalescingKey, targets: [SocketEndpoint], on loop: any EventLoop, completion: @escaping Completion) -> Join {
@@ -67,9 +67,7 @@ final class UpstreamCoalescer: Sendable {
             table[key] = f
             return .lead(f)
         }
-        counts.withLock { c in
-            if case .lead = join { c.led += 1 } else { c.joined += 1 }
-        }
+        if case .joined = join { joinedCount.add(1, ordering: .relaxed) }
         return join
     }
 
@@ -114,7 +112,7 @@ final class UpstreamCoalescer: Sendable {
     }
 
     var inFlight: Int { flights.withLock { $0.count } }
-    var stats: (led: UInt64, joined: UInt64) { counts.withLock { $0 } }
+    var joined: UInt64 { joinedCount.load(ordering: .relaxed) }
 
     private static func call(_ w: (loop: any EventLoop, completion: Completion), _ outcome: CoalescedOutcome) {
         if w.loop.inEventLoop {

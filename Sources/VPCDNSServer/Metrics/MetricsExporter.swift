@@ -70,7 +70,7 @@ public final class MetricsExporter: Sendable {
         let bad = metrics.badPackets.totals()
         let loops = engine.loopGuard.loopsAnswered
         let looping = engine.loopGuard.looping.count
-        let coalesced = engine.coalescer.stats.joined
+        let coalesced = engine.coalescer.joined
 
         state.withLock { s in
             for (l, v) in requests {
