@@ -1,5 +1,6 @@
 import DNSWire
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -129,7 +130,8 @@ struct ForwardingLoopTests {
         let dir = try ServeHarness.makeDirectory("vpcdns-o6-wild")
         defer { try? FileManager.default.removeItem(at: dir) }
         let config = dir.appendingPathComponent("vpcdns.yaml").path
-        try ("listen: [\"0.0.0.0:53\"]\nupstreams: [system]\n" + Self.vpcYAML).write(toFile: config, atomically: true, encoding: .utf8)
+        try ("listen: [\"0.0.0.0:53\"]\nupstreams: [system]\nmetrics: \"127.0.0.1:9153\"\n" + Self.vpcYAML)
+            .write(toFile: config, atomically: true, encoding: .utf8)
 
         let check = try ns.vpcdns(["check", "--config", config])
         print("[netns \(ns.name)] vpcdns check (exit \(check.exitCode))\n\(check.output)\(check.error)")
@@ -167,6 +169,16 @@ struct ForwardingLoopTests {
         #expect(text.contains("upstreams[0]: warning: upstream 10.53.0.1:53 (system, from /etc/resolv.conf) left out"), "\(text)")
         let dig = try ns.shell("/usr/bin/dig @127.0.0.1 www.fuzz.internal +time=1 +tries=2")
         #expect(dig.output.contains("10.9.0.10"), "\(dig.output)")
+        // A public name goes to the expanded address: the namespace has no route there, so
+        // the attempt fails at once (no packet leaves), and the metric names the real target.
+        let pub = try ns.shell("/usr/bin/dig @127.0.0.1 www.example.com +time=3 +tries=1")
+        #expect(pub.output.contains("status: SERVFAIL"), "\(pub.output)")
+        let metrics = try ns.shell("/usr/bin/curl -s --max-time 5 http://127.0.0.1:9153/metrics")
+        let attempts = metrics.output.split(separator: "\n").filter { $0.hasPrefix("vpcdns_upstream_requests_total{") }
+        print("[netns \(ns.name)] \(attempts.joined(separator: "\n"))")
+        #expect(attempts.contains { $0.contains("target=\"10.53.0.77:53\"") && $0.contains("result=\"error\"") && !$0.hasSuffix(" 0") },
+                "\(metrics.output)")
+        #expect(!attempts.contains { $0.contains("system") || $0.contains("127.0.0.1:53") || $0.contains("10.53.0.1:53") }, "\(attempts)")
     }
 
     @Test("resolv.conf names only systemd-resolved's stub: the real upstreams come from resolved's file")
@@ -191,6 +203,74 @@ struct ForwardingLoopTests {
         #expect(r.output.contains("upstreams: 10.53.0.8:53 (system, from /run/systemd/resolve/resolv.conf)\n"), "\(r.output)")
         #expect(r.output.contains("  note: /etc/resolv.conf names only the systemd-resolved stub 127.0.0.53: the real upstreams come from /run/systemd/resolve/resolv.conf"), "\(r.output)")
         #expect(r.output.contains("  left out: 127.0.0.1:53 (system, from /run/systemd/resolve/resolv.conf): it is vpcdns's own listener 127.0.0.1:53"), "\(r.output)")
+    }
+
+    @Test("a reload that would leave no usable upstream is rejected; the old upstreams keep serving")
+    func reloadRejected() async throws {
+        let dir = try ServeHarness.makeDirectory("vpcdns-o6-reload")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("vpcdns.yaml").path
+        try ("listen: [\"127.0.0.1:0\"]\nupstreams: [\"127.0.0.1:9\"]\n" + Self.vpcYAML).write(toFile: config, atomically: true, encoding: .utf8)
+        let runtime = try await ServerRuntime(configPath: config, listenOverride: nil, logger: Logger(label: "test"))
+        let bound = try #require(await runtime.listening.first?.bound)
+        #expect(runtime.upstreamLines == ["upstreams: 127.0.0.1:9"])
+        // Now the only upstream is the port vpcdns was given: left out, nothing remains.
+        try ("listen: [\"127.0.0.1:0\"]\nupstreams: [\"\(bound)\"]\n" + Self.vpcYAML).write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(await runtime.reload() == false)
+        #expect(runtime.engine.current.defaultUpstreams == [SocketEndpoint("127.0.0.1:9")!])
+        // With a usable one beside it, the reload goes through and leaves ours out.
+        try ("listen: [\"127.0.0.1:0\"]\nupstreams: [\"\(bound)\", \"127.0.0.1:7\"]\n" + Self.vpcYAML).write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(await runtime.reload() == true)
+        #expect(runtime.engine.current.defaultUpstreams == [SocketEndpoint("127.0.0.1:7")!])
+        #expect(runtime.engine.current.upstreamPlan?.defaults.leftOut.map(\.target.endpoint) == [bound])
+        #expect(runtime.upstreamLines.first == "upstreams: 127.0.0.1:7")
+        await runtime.listeners.shutdown(gracePeriod: .zero)
+        try await runtime.group.shutdownGracefully()
+    }
+
+    @Test("the coalescer: one leader, joined waiters each called on their own loop, looping flights ended")
+    func coalescer() async throws {
+        let c = UpstreamCoalescer()
+        let loops = [testGroup.next(), testGroup.next()]
+        let key = CoalescingKey(name: try DNSName("www.example.org"), type: .a, rrClass: .in, checkingDisabled: false, targets: .defaults)
+        let other = CoalescingKey(name: try DNSName("www.example.org"), type: .a, rrClass: .in, checkingDisabled: true, targets: .defaults)
+        let target = SocketEndpoint("127.0.0.1:5300")!
+        let got = Problems()
+        func waiter(_ i: Int, _ loop: any EventLoop) -> UpstreamCoalescer.Completion {
+            { outcome in
+                let on = loop.inEventLoop
+                let what: String
+                switch outcome {
+                case .upstream(.failure(let f)): what = f.reason
+                case .upstream(.success): what = "answer"
+                case .forwardingLoop: what = "loop"
+                }
+                got.list.withLock { $0.append("\(i):\(what):\(on)") }
+            }
+        }
+        guard case .lead(let flight) = c.join(key, targets: [target], on: loops[0], completion: waiter(0, loops[0])) else {
+            Issue.record("the first query must lead"); return
+        }
+        for i in 1...3 {
+            guard case .joined(let t) = c.join(key, targets: [target], on: loops[i % 2], completion: waiter(i, loops[i % 2])) else {
+                Issue.record("query \(i) must join"); return
+            }
+            #expect(t == [target])
+        }
+        #expect(c.isPending(other))
+        guard case .lead = c.join(other, targets: [target], on: loops[1], completion: waiter(9, loops[1])) else {
+            Issue.record("another CD bit is another exchange"); return
+        }
+        c.finish(key, flight, .upstream(.failure(.timeout)))
+        c.failLooping([target])
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(got.list.withLock { $0.sorted() } == ["0:upstream-timeout:true", "1:upstream-timeout:true", "2:upstream-timeout:true",
+                                                       "3:upstream-timeout:true", "9:loop:true"])
+        #expect(c.inFlight == 0 && c.joined == 3)
+        // Finishing an ended flight again does nothing.
+        c.finish(key, flight, .upstream(.failure(.timeout)))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(got.list.withLock { $0.count } == 5)
     }
 
     // MARK: - a loop through Unbound
