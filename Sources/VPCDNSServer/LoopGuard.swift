@@ -93,28 +93,38 @@ public final class LoopGuard: Sendable {
         }
         guard send else { return }
         probesSent.add(1, ordering: .relaxed)
+        let name = LoopProbe.name(token: tok)
         var builder = MessageBuilder()
-        builder.buildQuery(id: UInt16(truncatingIfNeeded: tok), question: DNSQuestion(name: LoopProbe.name(token: tok), type: LoopProbe.type, qclass: .in),
+        builder.buildQuery(id: UInt16(truncatingIfNeeded: tok), question: DNSQuestion(name: name, type: LoopProbe.type, qclass: .in),
                            recursionDesired: true, checkingDisabled: false, edns: true)
-        logger.debug("loop probe sent", metadata: ["upstream": "\(target)", "name": "\(LoopProbe.name(token: tok))"])
+        let text = "loop probe \(name) sent to \(target)"
+        logger.debug("\(text)")
         upstream.start(ByteBuffer(bytes: builder.bytes), targets: [target], on: loop) { [self] _ in
             probeEnded(tok, upstream: upstream, on: loop)
         }
     }
 
     private func probeEnded(_ tok: UInt64, upstream: UpstreamClient, on loop: any EventLoop) {
-        let (target, cleared, stillLooping): (SocketEndpoint?, Bool, Bool) = state.withLock { s in
-            guard var p = s.probes[tok] else { return (nil, false, false) }
+        // Plain variables set under the lock (not a tuple returned through `withLock`).
+        var target: SocketEndpoint? = nil
+        var cleared = false
+        var stillLooping = false
+        state.withLock { s in
+            guard var p = s.probes[tok] else { return }
             p.ended = true
             s.probes[tok] = p
-            if p.returned { return (p.target, false, true) }
-            let was = s.looping.remove(p.target) != nil
-            anyLooping.store(!s.looping.isEmpty, ordering: .relaxed)
-            return (p.target, was, false)
+            target = p.target
+            if p.returned {
+                stillLooping = true
+            } else {
+                cleared = s.looping.remove(p.target) != nil
+                anyLooping.store(!s.looping.isEmpty, ordering: .relaxed)
+            }
         }
         guard let target else { return }
         if cleared {
-            logger.notice("upstream \(target) no longer forwards back to vpcdns: used again (O6)")
+            let message = "upstream \(target) no longer forwards back to vpcdns: used again (O6)"
+            logger.notice("\(message)")
         }
         if stillLooping {
             loop.scheduleTask(in: reprobeInterval) { [self] in

@@ -273,6 +273,62 @@ struct ForwardingLoopTests {
         #expect(got.list.withLock { $0.count } == 5)
     }
 
+    /// An upstream that, while `loops` is set, hands every probe name it gets back to the
+    /// guard (as a resolver forwarding to us would) before answering SERVFAIL; otherwise it
+    /// answers NXDOMAIN.
+    final class ProbeEcho: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let loopGuard: LoopGuard
+        let loops = Atomic<Bool>(true)
+        let seen = Atomic<Int>(0)
+        init(_ g: LoopGuard) { loopGuard = g }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let e = unwrapInboundIn(data)
+            seen.add(1, ordering: .relaxed)
+            let looping = loops.load(ordering: .relaxed)
+            if looping, let text = QuestionCase.name(in: e.data), let name = try? DNSName(text) {
+                _ = loopGuard.probeArrived(name, from: SocketEndpoint("127.0.0.1:5353")!)
+            }
+            guard let reply = TestDNS.echoReply(to: e.data, rcode: looping ? 2 : 3) else { return }
+            context.writeAndFlush(NIOAny(AddressedEnvelope(remoteAddress: e.remoteAddress, data: reply)), promise: nil)
+        }
+    }
+
+    @Test("a probe that comes back marks its target looping; a later probe that does not clears it")
+    func probeMarksAndClears() async throws {
+        let tokens = Atomic<UInt64>(0x1234_0000)
+        let g = LoopGuard(minimumProbeGap: .milliseconds(1), reprobeInterval: .milliseconds(200), token: { tokens.add(1, ordering: .relaxed).newValue })
+        let echo = ProbeEcho(g)
+        let ch = try await DatagramBootstrap(group: testGroup)
+            .channelInitializer { c in c.eventLoop.makeCompletedFuture { try c.pipeline.syncOperations.addHandler(echo) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { ch.close(promise: nil) }
+        let target = SocketEndpoint(ch.localAddress!)!
+        let other = SocketEndpoint("127.0.0.1:9")!
+        let client = UpstreamClient(policy: UpstreamPolicy(totalTimeout: .milliseconds(500), attemptTimeout: .milliseconds(250)))
+        #expect(g.usable([target, other]) == [target, other])
+
+        // Not from a target's address: no probe.
+        g.suspect(client: IPAddress("192.0.2.1")!, targets: [target], upstream: client, on: testGroup.next())
+        #expect(g.probes == 0)
+        g.suspect(client: target.ip, targets: [target], upstream: client, on: testGroup.next())
+        var deadline = ContinuousClock.now + .seconds(5)
+        while g.looping.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(g.looping == [target])
+        #expect(g.usable([target, other]) == [other])
+        // A name we never sent is not ours: nothing changes.
+        #expect(g.probeArrived(LoopProbe.name(token: 42), from: target) == nil)
+
+        // The other resolver is fixed: the next probe (every 200 ms here) does not come back.
+        echo.loops.store(false, ordering: .relaxed)
+        deadline = ContinuousClock.now + .seconds(5)
+        while !g.looping.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(g.looping.isEmpty)
+        #expect(g.usable([target, other]) == [target, other])
+        #expect(g.probes >= 2 && echo.seen.load(ordering: .relaxed) >= 2)
+    }
+
     // MARK: - a loop through Unbound
 
     /// A real Unbound on 127.0.0.1 forwarding everything to `forwardTo`.
