@@ -125,15 +125,10 @@ public final class ServerRuntime: Sendable {
         e.ip == .v4(0) || e.ip == .v6(0)
     }
 
-    /// Every address served: `listen` (or `--listen`), each VPC's resolver addresses and
-    /// inbound endpoint addresses, without duplicates, in configuration order.
+    /// Every address served (see `UpstreamReview.listeners`: the same list is what O6 compares
+    /// upstream targets with).
     static func endpoints(_ model: Model, override: [SocketEndpoint]?) -> [SocketEndpoint] {
-        var out: [SocketEndpoint] = []
-        for e in (override ?? model.settings.listen) + model.vpcs.flatMap({ $0.resolverAddresses + $0.inboundEndpoints.flatMap(\.addresses) })
-        where !out.contains(e) {
-            out.append(e)
-        }
-        return out
+        UpstreamReview.listeners(of: model, override: override)
     }
 
     /// Event loops: `threads`, or one per core.
