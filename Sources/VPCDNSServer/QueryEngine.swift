@@ -250,7 +250,7 @@ public final class QueryEngine: QueryProcessor {
             }
         }
         let coalescingKey = CoalescingKey(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass,
-                                          checkingDisabled: q.checkingDisabled, targets: f.targets)
+                                          checkingDisabled: q.checkingDisabled, targets: f.targets, generation: snap.generation)
         switch coalescer.join(coalescingKey, targets: targets, on: responder.eventLoop, completion: completion) {
         case .joined(let pendingTo):
             // The same question, pending upstream, asked again from an upstream's address: the

@@ -16,6 +16,9 @@ struct CoalescingKey: Hashable, Sendable {
     /// when they do (DNSSEC), replies with and without signatures differ, so it is part of the key.
     var dnssecOK: Bool = false
     var targets: UpstreamTargets
+    /// The model snapshot's generation: after a reload `.defaults` may name other addresses,
+    /// so a query of the new model never joins an exchange of the old one.
+    var generation: UInt64 = 0
 }
 
 /// How a coalesced upstream exchange ended for its waiters.
