@@ -28,20 +28,27 @@ public struct CheckSummary: Sendable {
     public let vpcs: [VPCEntry]
     public let warnings: [Diagnostic]
     public let errors: [Diagnostic]
+    /// The upstream addresses in use and left out (O6), when reviewed.
+    public let upstreams: UpstreamReview?
 
-    public init(path: String, result: Result<LoadedConfig, ConfigErrors>) {
+    /// `review` (O6) runs on a configuration that loaded: its warnings join the others and
+    /// its errors (no usable upstream) fail the check.
+    public init(path: String, result: Result<LoadedConfig, ConfigErrors>, review: ((LoadedConfig) -> UpstreamReview)? = nil) {
         config = path
         switch result {
         case .success(let loaded):
-            ok = true
-            vpcs = loaded.model.vpcs.map { VPCEntry(vpc: $0, names: Self.names(for: $0, in: loaded.model)) }
-            warnings = loaded.warnings
-            errors = []
+            let r = review?(loaded)
+            upstreams = r
+            ok = r?.errors.isEmpty ?? true
+            vpcs = ok ? loaded.model.vpcs.map { VPCEntry(vpc: $0, names: Self.names(for: $0, in: loaded.model)) } : []
+            warnings = ConfigLoader.sorted(loaded.warnings + (r?.warnings ?? []))
+            errors = r?.errors ?? []
         case .failure(let e):
             ok = false
             vpcs = []
             warnings = e.warnings
             errors = e.errors
+            upstreams = nil
         }
     }
 
@@ -115,6 +122,10 @@ public struct CheckSummary: Sendable {
     public var text: String {
         guard ok else { return "" }
         var lines = ["\(config): OK, \(vpcs.count) VPC\(vpcs.count == 1 ? "" : "s"), \(warnings.count) warning\(warnings.count == 1 ? "" : "s")"]
+        if let u = upstreams {
+            lines.append("")
+            lines += u.summaryLines
+        }
         for entry in vpcs {
             let v = entry.vpc
             lines.append("")
@@ -148,6 +159,15 @@ public struct CheckSummary: Sendable {
             ("vpcs", .array(vpcs.map(Self.json))),
             ("warnings", .array(warnings.map(\.json))),
             ("errors", .array(errors.map(\.json))),
+            ("upstreams", upstreams.map { u in
+                .object([
+                    ("defaults", UpstreamPlan.json(u.plan.defaults)),
+                    ("rules", .array(u.plan.rules.map { r in
+                        .object([("vpc_id", .string(r.vpcID)), ("rule_id", .string(r.ruleID)), ("domain", .string(r.domain.text)),
+                                 ("upstreams", UpstreamPlan.json(r.targets))])
+                    })),
+                ])
+            } ?? .null),
         ])
     }
 

@@ -36,7 +36,7 @@ public enum ConfigLoader {
         }
         let model = Model(settings: parsed.settings, vpcs: parsed.vpcs.map(\.value), endpoints: parsed.endpoints.map(\.value),
                           endpointServices: parsed.services.map(\.value), hostedZones: parsed.zones.map(\.zone))
-        return .success(LoadedConfig(model: model, warnings: warnings, path: path))
+        return .success(LoadedConfig(model: model, warnings: warnings, path: path, keyLines: reader.lines))
     }
 
     /// The config file's problems first, in line order; zone files after, by path and line.

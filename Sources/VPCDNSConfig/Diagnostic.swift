@@ -49,6 +49,19 @@ public struct LoadedConfig: Sendable {
     public let warnings: [Diagnostic]
     /// The config path as given.
     public let path: String
+    /// The line of every key path read (`upstreams[0]`), for messages about the loaded
+    /// model that are made later (`UpstreamReview`, O6).
+    let keyLines: [String: Int]
+
+    /// The line of a key path, or of its nearest parent that has one; 1 when none has.
+    public func line(of key: String) -> Int {
+        var k = Substring(key)
+        while true {
+            if let l = keyLines[String(k)] { return l }
+            guard let cut = k.lastIndex(where: { $0 == "." || $0 == "[" }) else { return 1 }
+            k = k[..<cut]
+        }
+    }
 }
 
 import VPCDNSCore

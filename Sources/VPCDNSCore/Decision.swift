@@ -40,6 +40,9 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     case noVPCMatch, ambiguousVPC
     case upstreamTimeout, upstreamError
     case cnameLoop, cnameChain
+    /// O6: the query came back to us through an upstream that forwards to us, or every
+    /// target of the query is known to do so.
+    case forwardingLoop
     case badPacket(BadQueryKind)
 
     public var description: String {
@@ -55,6 +58,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .upstreamError: "upstream-error"
         case .cnameLoop: "cname-loop"
         case .cnameChain: "cname-chain"
+        case .forwardingLoop: "forwarding-loop"
         case .badPacket(let k): k.logReason
         }
     }

@@ -10,12 +10,20 @@ public struct Explanation: Sendable {
     public let model: Model
     public let client: IPAddress
     public let listener: SocketEndpoint
+    /// The upstream addresses in use and left out (O6), when known: `system` expanded.
+    public let upstreams: UpstreamPlan?
 
-    public init(decision: Decision, model: Model, client: IPAddress, listener: SocketEndpoint) {
+    public init(decision: Decision, model: Model, client: IPAddress, listener: SocketEndpoint, upstreams: UpstreamPlan? = nil) {
         self.decision = decision
         self.model = model
         self.client = client
         self.listener = listener
+        self.upstreams = upstreams
+    }
+
+    /// The upstream set a forward decision goes to, when the plan is known.
+    func upstreamSet(_ f: Forward) -> UpstreamSet? {
+        upstreams?.set(for: f.targets, vpcID: decision.view.vpcID)
     }
 
     /// What a person should read first: the answer in one sentence, then why.
@@ -68,6 +76,7 @@ public struct Explanation: Sendable {
         case .upstreamError: return "every upstream refused, failed or answered with an error (P6)"
         case .cnameLoop: return "the CNAME chain loops: SERVFAIL (R15)"
         case .cnameChain: return "the CNAME chain is longer than 8 records: SERVFAIL (R15)"
+        case .forwardingLoop: return "every upstream target forwards back to vpcdns (or is vpcdns itself): SERVFAIL, not forwarded again (O6)"
         case .badPacket(let k): return "bad request (\(k.rawValue)): answered with an error code (P4)"
         }
     }
@@ -98,15 +107,20 @@ public struct Explanation: Sendable {
         case .forward(let f):
             var lines: [String] = []
             let targets: String
+            let set = upstreamSet(f)
+            let inUse = set.map { $0.inUse.isEmpty ? ["none usable"] : $0.inUse.map(\.description) }
             switch f.targets {
-            case .defaults: targets = "upstream " + model.settings.upstreams.map(\.description).joined(separator: ", ") + " (R9)"
-            case .rule(let id, let t): targets = "FORWARD rule \(id) targets " + t.map(\.description).joined(separator: ", ") + " (R4)"
+            case .defaults:
+                targets = "upstream " + (inUse ?? model.settings.upstreams.map(\.description)).joined(separator: ", ") + " (R9)"
+            case .rule(let id, let t): targets = "FORWARD rule \(id) targets " + (inUse ?? t.map(\.description)).joined(separator: ", ") + " (R4)"
             }
             if !f.chain.isEmpty {
                 lines.append("local CNAME chain, then \(f.question.name.text) is asked of the upstream (R15):")
                 lines += f.chain.map { "  " + format($0) }
             }
             lines.append("forwarded to \(targets)")
+            for n in set?.notes ?? [] { lines.append("  note: \(n)") }
+            for l in set?.leftOut ?? [] { lines.append("  left out (O6): \(l.target): \(l.reason)") }
             return lines
         }
     }
@@ -173,8 +187,13 @@ public struct Explanation: Sendable {
             case .defaults: targets = model.settings.upstreams.map(\.description)
             case .rule(let id, let t): targets = t.map(\.description); rule = .string(id)
             }
+            let set = upstreamSet(f)
+            if let set { targets = set.endpoints.map(\.description) }
             outcome = [("action", .string("forward")), ("name", .string(f.question.name.description)),
                        ("targets", .array(targets.map { .string($0) })), ("rule", rule), ("chain", .array(f.chain.map(rr)))]
+            if let set {
+                outcome += [("upstreams", UpstreamPlan.json(set))]
+            }
         }
         return .object([
             ("question", .object([("name", .string(d.question.name.description)), ("type", .string(d.question.type.description)),

@@ -17,8 +17,11 @@ public final class QueryEngine: QueryProcessor {
     public final class Snapshot: Sendable {
         public let resolver: VPCDNSCore.Resolver
         public let settings: Settings
-        /// R9 targets, with `system` already read from resolv.conf.
+        /// R9 targets, with `system` already read from resolv.conf and vpcdns's own
+        /// listeners left out (O6).
         public let defaultUpstreams: [SocketEndpoint]
+        /// Every upstream address in use and left out (O6), when reviewed.
+        public let upstreamPlan: UpstreamPlan?
         public let upstream: UpstreamClient
         /// Distinguishes snapshots, so per-thread memos of an older model are never used.
         public let generation: UInt64
@@ -27,11 +30,13 @@ public final class QueryEngine: QueryProcessor {
         /// The query log's per-VPC fields of this model, JSON-encoded once.
         public let logFields: QueryLogFields
 
-        public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint], upstreamObserver: (any UpstreamObserver)? = nil) {
+        public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint], upstreamObserver: (any UpstreamObserver)? = nil,
+                    upstreamPlan: UpstreamPlan? = nil) {
             self.generation = snapshotGenerations.add(1, ordering: .relaxed).newValue
             self.resolver = resolver
             self.settings = resolver.model.settings
             self.defaultUpstreams = defaultUpstreams
+            self.upstreamPlan = upstreamPlan
             self.upstream = UpstreamClient(policy: UpstreamPolicy(
                 totalTimeout: .milliseconds(Int64(resolver.model.settings.upstreamTimeoutMs)),
                 attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))),
@@ -45,10 +50,16 @@ public final class QueryEngine: QueryProcessor {
     public let cache: UpstreamCache
     public let queryLog: QueryLogWriter?
     public let metrics: DNSMetrics
+    /// Identical upstream queries in flight share one exchange (O6).
+    let coalescer = UpstreamCoalescer()
+    /// Loops through other resolvers (O6).
+    public let loopGuard: LoopGuard
     let logger: Logger
 
-    public init(snapshot: Snapshot, queryLog: QueryLogWriter?, metrics: DNSMetrics = DNSMetrics(), logger: Logger = Logger(label: "vpcdns.engine")) {
+    public init(snapshot: Snapshot, queryLog: QueryLogWriter?, metrics: DNSMetrics = DNSMetrics(), logger: Logger = Logger(label: "vpcdns.engine"),
+                loopGuard: LoopGuard = LoopGuard()) {
         self.metrics = metrics
+        self.loopGuard = loopGuard
         self.snapshot = Mutex(snapshot)
         self.cache = UpstreamCache(capacity: snapshot.settings.cacheSize)
         self.queryLog = queryLog
@@ -176,6 +187,12 @@ public final class QueryEngine: QueryProcessor {
         if f.question.type == .any {
             return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &scratch.builder)
         }
+        // O6: a probe of ours that came back, or any name under the probe label, is never
+        // forwarded (that is the loop).
+        if LoopProbe.isProbeName(f.question.name) {
+            if let looping = loopGuard.probeArrived(f.question.name, from: context.client) { coalescer.failLooping(looping) }
+            return .reply(forwardingLoop(q, decision: decision, snap: snap, context: context, cache: .none, builder: &scratch.builder))
+        }
         let transport = context.transport.wire
         let now = context.receivedAt.monotonic.uptimeNanoseconds
         let shape = KeptReply.cacheShape(of: q)
@@ -199,28 +216,22 @@ public final class QueryEngine: QueryProcessor {
             return .reply(ByteBuffer(bytes: scratch.builder.bytes))
         }
 
-        let targets: [SocketEndpoint]
+        let configured: [SocketEndpoint]
         switch f.targets {
-        case .defaults: targets = snap.defaultUpstreams
-        case .rule(_, let t): targets = t
+        case .defaults: configured = snap.defaultUpstreams
+        case .rule(_, let t): configured = t
         }
-        // ID 0: every attempt sends it with a random ID of its own. The size advertised is at
-        // most the slot an upstream datagram is read into (larger replies come by TCP). DO is
-        // always set, so the cached answer has what a validating client needs (P7); CD is the
-        // client's.
-        let ourPayloadSize = scratch.builder.udpPayloadSize
-        scratch.builder.udpPayloadSize = min(ourPayloadSize, UInt16(UDPListener.datagramSlotSize))
-        scratch.builder.buildQuery(id: 0,
-                           question: DNSQuestion(name: f.question.name, type: f.question.type, qclass: f.question.rrClass),
-                           recursionDesired: true, checkingDisabled: q.checkingDisabled, edns: true, dnssecOK: true)
-        scratch.builder.udpPayloadSize = ourPayloadSize
-        // Not an inout access across the call: the completion may run before `start` returns
-        // and uses this thread's builder too.
-        snap.upstream.start(ByteBuffer(bytes: scratch.builder.bytes), targets: targets, on: responder.eventLoop) { [self] result in
+        // O6: targets found forwarding back to us are left out; none left is a loop.
+        let targets = loopGuard.usable(configured)
+        if targets.isEmpty && !configured.isEmpty {
+            return .reply(forwardingLoop(q, decision: decision, snap: snap, context: context, cache: .miss, builder: &scratch.builder))
+        }
+        // Each waiter finishes its own query on its own loop: its ID, case and log line.
+        let completion: UpstreamCoalescer.Completion = { [self] outcome in
             // On the loop that read the query: its thread's builder is free to use.
             let b = LoopScratch.current(udpPayloadSize: snap.settings.udpPayloadSize)
-            switch result {
-            case .success(let answer):
+            switch outcome {
+            case .upstream(.success(let answer)):
                 let message = answer.reply.withUnsafeReadableBytes { try? DNSMessage.parse($0) }
                 guard let m = message else {
                     self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: "upstream-error", upstream: answer.target)
@@ -236,8 +247,37 @@ public final class QueryEngine: QueryProcessor {
                 self.logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .miss,
                                  upstream: answer.target, reason: a.reason)
                 responder.respond(ByteBuffer(bytes: b.builder.bytes))
-            case .failure(let failure):
+            case .upstream(.failure(let failure)):
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason, upstream: nil)
+            case .forwardingLoop:
+                self.loopGuard.countLoopAnswer()
+                self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: Reason.forwardingLoop.description, upstream: nil)
+            }
+        }
+        let coalescingKey = CoalescingKey(name: f.question.name, type: f.question.type, rrClass: f.question.rrClass,
+                                          checkingDisabled: q.checkingDisabled, targets: f.targets, generation: snap.generation)
+        switch coalescer.join(coalescingKey, targets: targets, on: responder.eventLoop, completion: completion) {
+        case .joined(let pendingTo):
+            // The same question, pending upstream, asked again from an upstream's address: the
+            // mark of a loop through that resolver, or a client there retrying. A probe tells.
+            if pendingTo.contains(where: { $0.ip == context.client.ip }) {
+                loopGuard.suspect(client: context.client.ip, targets: pendingTo, upstream: snap.upstream, on: responder.eventLoop)
+            }
+        case .lead(let flight):
+            // ID 0: every attempt sends it with a random ID of its own. The size advertised is at
+            // most the slot an upstream datagram is read into (larger replies come by TCP). DO is
+            // always set, so the cached answer has what a validating client needs (P7), and one
+            // exchange serves askers with and without DO; CD is the client's (part of the key).
+            let ourPayloadSize = scratch.builder.udpPayloadSize
+            scratch.builder.udpPayloadSize = min(ourPayloadSize, UInt16(UDPListener.datagramSlotSize))
+            scratch.builder.buildQuery(id: 0,
+                               question: DNSQuestion(name: f.question.name, type: f.question.type, qclass: f.question.rrClass),
+                               recursionDesired: true, checkingDisabled: q.checkingDisabled, edns: true, dnssecOK: true)
+            scratch.builder.udpPayloadSize = ourPayloadSize
+            // Not an inout access across the call: the completion may run before `start` returns
+            // and uses this thread's builder too.
+            snap.upstream.start(ByteBuffer(bytes: scratch.builder.bytes), targets: targets, on: responder.eventLoop) { [coalescer] result in
+                coalescer.finish(coalescingKey, flight, .upstream(result))
             }
         }
         return .pending
@@ -262,6 +302,16 @@ public final class QueryEngine: QueryProcessor {
             countAnswer(snap, context: context, view: view, kind: stored.decision.kind, rcode: a.rcode)
         }
         return replay.reply(to: q, now: now)
+    }
+
+    /// SERVFAIL `forwarding-loop` now (O6), counted.
+    private func forwardingLoop(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, cache: QueryLogRecord.CacheUse,
+                                builder: inout MessageBuilder) -> ByteBuffer {
+        loopGuard.countLoopAnswer()
+        builder.buildResponse(for: q, rcode: .servFail, transport: context.transport.wire)
+        logDecision(snap, context: context, query: q, decision: decision, rcode: .servFail, answer: [], cache: cache, upstream: nil,
+                    reason: Reason.forwardingLoop.description)
+        return ByteBuffer(bytes: builder.bytes)
     }
 
     private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: SocketEndpoint?) {

@@ -32,6 +32,8 @@ public final class ServerRuntime: Sendable {
     /// to the default action (which would kill the process without flushing the log).
     let stopSignals: UnixSignalsSequence
     let logger: Logger
+    /// The upstream addresses in use and left out (O6), as the startup lines print them.
+    let upstreamSummary = Mutex<[String]>([])
 
     public enum StartError: Error, CustomStringConvertible {
         case config(ConfigErrors)
@@ -57,13 +59,16 @@ public final class ServerRuntime: Sendable {
         self.stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let metrics = DNSMetrics()
         self.metrics = metrics
-        let (loaded, snapshot) = try HeapPolicy.loading { () throws -> (LoadedConfig, QueryEngine.Snapshot) in
+        let (loaded, snapshot, review) = try HeapPolicy.loading { () throws -> (LoadedConfig, QueryEngine.Snapshot, UpstreamReview) in
             switch ConfigLoader.load(path: configPath) {
-            case .success(let l): return (l, try ServerRuntime.snapshot(l.model, observer: metrics))
+            case .success(let l):
+                let review = ServerRuntime.review(l, override: listenOverride, bound: [])
+                // Before a failure for want of an upstream: the warnings say what was left out.
+                for w in l.warnings + review.warnings { logger.warning("\(w)") }
+                return (l, try ServerRuntime.snapshot(l, review: review, observer: metrics), review)
             case .failure(let e): throw StartError.config(e)
             }
         }
-        for w in loaded.warnings { logger.warning("\(w)") }
         metrics.adopt(snapshot.requests)
         metrics.setTimed(loaded.model.settings.metrics != nil)
         var queryLog: QueryLogWriter? = nil
@@ -81,6 +86,24 @@ public final class ServerRuntime: Sendable {
             try? await group.shutdownGracefully()
             throw StartError.listen("\(error)")
         }
+        // O6 once more with the real ports of port-0 listeners, which were unknown before.
+        var finalReview = review
+        let bound = await listeners.listeners.map(\.bound)
+        if bound.contains(where: { !endpoints.contains($0) }) {
+            let again = ServerRuntime.review(loaded, override: listenOverride, bound: bound)
+            if again.plan != review.plan {
+                for w in again.warnings where !review.warnings.contains(w) { logger.warning("\(w)") }
+                do {
+                    engine.install(try ServerRuntime.snapshot(loaded, review: again, observer: metrics))
+                } catch {
+                    await listeners.shutdown(gracePeriod: .zero)
+                    try? await group.shutdownGracefully()
+                    throw error
+                }
+                finalReview = again
+            }
+        }
+        upstreamSummary.withLock { $0 = finalReview.summaryLines }
         for e in endpoints where ServerRuntime.isWildcard(e) {
             logger.warning("wildcard address \(e): UDP answers to a query sent to another of this host's addresses leave from the address the kernel picks, and clients drop them; list the addresses to serve instead of a wildcard")
         }
@@ -102,15 +125,10 @@ public final class ServerRuntime: Sendable {
         e.ip == .v4(0) || e.ip == .v6(0)
     }
 
-    /// Every address served: `listen` (or `--listen`), each VPC's resolver addresses and
-    /// inbound endpoint addresses, without duplicates, in configuration order.
+    /// Every address served (see `UpstreamReview.listeners`: the same list is what O6 compares
+    /// upstream targets with).
     static func endpoints(_ model: Model, override: [SocketEndpoint]?) -> [SocketEndpoint] {
-        var out: [SocketEndpoint] = []
-        for e in (override ?? model.settings.listen) + model.vpcs.flatMap({ $0.resolverAddresses + $0.inboundEndpoints.flatMap(\.addresses) })
-        where !out.contains(e) {
-            out.append(e)
-        }
-        return out
+        UpstreamReview.listeners(of: model, override: override)
     }
 
     /// Event loops: `threads`, or one per core.
@@ -125,17 +143,27 @@ public final class ServerRuntime: Sendable {
         return c
     }
 
-    static func snapshot(_ model: Model, observer: (any UpstreamObserver)? = nil) throws -> QueryEngine.Snapshot {
-        var upstreams: [SocketEndpoint] = []
-        for u in model.settings.upstreams {
-            switch u {
-            case .address(let a): upstreams.append(a)
-            case .system:
-                do { upstreams += try ResolvConf.nameservers() } catch { throw StartError.upstreams("upstreams: system: \(error)") }
-            }
-        }
-        return QueryEngine.Snapshot(resolver: Resolver(model: model), defaultUpstreams: upstreams, upstreamObserver: observer)
+    /// O6 for `loaded` on this host: `system` read, this host's addresses enumerated, every
+    /// listener (configured, and `bound` ones with their real ports) left out as a target.
+    static func review(_ loaded: LoadedConfig, override: [SocketEndpoint]?, bound: [SocketEndpoint]) -> UpstreamReview {
+        var listeners = UpstreamReview.listeners(of: loaded.model, override: override)
+        for b in bound where !listeners.contains(b) { listeners.append(b) }
+        return UpstreamReview(loaded: loaded, listeners: listeners, localAddresses: LocalAddresses.current())
     }
+
+    /// The engine's snapshot: FORWARD rules reduced to their usable targets, the default
+    /// upstreams expanded. Throws when O6 left no usable target somewhere.
+    static func snapshot(_ loaded: LoadedConfig, review: UpstreamReview, observer: (any UpstreamObserver)? = nil) throws -> QueryEngine.Snapshot {
+        if !review.errors.isEmpty {
+            throw StartError.upstreams(review.errors.map(\.description).joined(separator: "\n"))
+        }
+        return QueryEngine.Snapshot(resolver: Resolver(model: review.plan.applied(to: loaded.model)), defaultUpstreams: review.plan.defaults.endpoints,
+                                    upstreamObserver: observer, upstreamPlan: review.plan)
+    }
+
+    /// The upstream lines printed at start (O6): addresses in use, `system` expanded, and
+    /// those left out with why.
+    public var upstreamLines: [String] { upstreamSummary.withLock { $0 } }
 
     /// The `listening on udp 127.0.0.1:1053` lines (cli.md).
     public var listening: [BoundListener] {
@@ -151,15 +179,18 @@ public final class ServerRuntime: Sendable {
     }
 
     private func applyReload() async -> Bool {
-        let outcome: Result<(LoadedConfig, QueryEngine.Snapshot), any Error> = HeapPolicy.loading {
+        let bound = await listeners.listeners.map(\.bound)
+        let outcome: Result<(LoadedConfig, QueryEngine.Snapshot, UpstreamReview), any Error> = HeapPolicy.loading {
             switch ConfigLoader.load(path: configPath) {
-            case .success(let l): Result { (l, try ServerRuntime.snapshot(l.model, observer: metrics)) }
-            case .failure(let e): .failure(e)
+            case .success(let l):
+                let review = ServerRuntime.review(l, override: listenOverride, bound: bound)
+                return Result { (l, try ServerRuntime.snapshot(l, review: review, observer: metrics), review) }
+            case .failure(let e): return .failure(e)
             }
         }
-        let loaded: LoadedConfig, new: QueryEngine.Snapshot
+        let loaded: LoadedConfig, new: QueryEngine.Snapshot, review: UpstreamReview
         switch outcome {
-        case .success(let pair): (loaded, new) = pair
+        case .success(let triple): (loaded, new, review) = triple
         case .failure(let e as ConfigErrors):
             for d in e.errors { logger.error("reload rejected: \(d)") }
             return false
@@ -210,6 +241,13 @@ public final class ServerRuntime: Sendable {
             logger.warning("query_log changed: the new path takes effect at the next restart")
         }
         engine.queryLog?.requestReopen()
+        for w in review.warnings { logger.warning("\(w)") }
+        let lines = review.summaryLines
+        let changed = upstreamSummary.withLock { old in
+            defer { old = lines }
+            return old != lines
+        }
+        if changed { for l in lines { logger.info("\(l)") } }
         logger.info("configuration reloaded", metadata: ["vpcs": "\(loaded.model.vpcs.count)", "zones": "\(loaded.model.hostedZones.count)"])
         return true
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VPCDNSConfig
+import VPCDNSServer
 
 /// `vpcdns check [--config PATH] [--json]`: loads and validates without opening a socket.
 /// The summary itself is built by `CheckSummary` (VPCDNSConfig); this only prints it.
@@ -17,7 +18,14 @@ struct CheckCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let summary = HeapPolicy.loading { CheckSummary(path: config, result: ConfigLoader.load(path: config)) }
+        // O6: the upstream addresses in use (`system` read from this host's resolv.conf) and
+        // those left out because they are vpcdns's own listeners here.
+        let summary = HeapPolicy.loading {
+            CheckSummary(path: config, result: ConfigLoader.load(path: config)) { loaded in
+                UpstreamReview(loaded: loaded, listeners: UpstreamReview.listeners(of: loaded.model, override: nil),
+                               localAddresses: LocalAddresses.current())
+            }
+        }
         if json {
             print(summary.json.rendered())
         } else {

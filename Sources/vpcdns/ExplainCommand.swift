@@ -4,6 +4,7 @@ import Foundation
 import LDNSKit
 import VPCDNSConfig
 import VPCDNSCore
+import VPCDNSServer
 
 /// `vpcdns explain NAME [TYPE] --from IP [--to IP:PORT] [--config PATH] [--json]`: the
 /// decision `serve` would make, printed for a person. Offline: it sends no packet.
@@ -46,13 +47,18 @@ struct ExplainCommand: ParsableCommand {
             FileHandle.standardError.write(Data((e.errors.map(\.description).joined(separator: "\n") + "\n").utf8))
             throw ExitCode(1)
         }
-        let model = loaded.model
+        // O6: as `serve` would forward: `system` expanded, vpcdns's own listeners left out.
+        let review = UpstreamReview(loaded: loaded, listeners: UpstreamReview.listeners(of: loaded.model, override: nil),
+                                    localAddresses: LocalAddresses.current())
+        let problems = review.warnings + review.errors
+        if !problems.isEmpty { FileHandle.standardError.write(Data(problems.map { "\($0)\n" }.joined().utf8)) }
+        let model = review.plan.applied(to: loaded.model)
         let resolver = Resolver(model: model)
         let client = IPAddress(from)!
         let listener = to.flatMap { SocketEndpoint($0) } ?? model.settings.listen.first ?? SocketEndpoint("127.0.0.1:1053")!
         let question = Question(name: try DNSName(name), type: RRType(mnemonic: type)!)
         let decision = resolver.resolve(question, client: client, listener: listener, explain: true)
-        let e = Explanation(decision: decision, model: model, client: client, listener: listener)
+        let e = Explanation(decision: decision, model: model, client: client, listener: listener, upstreams: review.plan)
         if json {
             print(e.json(format: RecordText.presentation, rdata: RecordText.rdataPresentation).rendered())
         } else {

@@ -50,6 +50,8 @@ struct ServeCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(runtime.exporter.metricsFactory)
         var lines = ""
         for l in await runtime.listening { lines += "\(l)\n" }
+        // O6: the upstream addresses in use (`system` expanded) and those left out.
+        for l in runtime.upstreamLines { lines += "\(l)\n" }
         FileHandle.standardError.write(Data(lines.utf8))
         try await runtime.run()
     }

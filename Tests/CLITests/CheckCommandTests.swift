@@ -89,6 +89,51 @@ struct CheckCommandTests {
         #expect(errors.first?["file"] as? String == path)
     }
 
+    @Test func upstreamsInUseAndLeftOut() throws {
+        // The worked example: its upstreams and FORWARD rule targets, as in use (O6).
+        let example = try CLI.run(["check"])
+        #expect(example.stdout.contains("\nupstreams: 127.0.0.1:1054\nrule rslvr-rr-0123456789abcdef0 (corp.example.com) in vpc-0a11ce0000000001a forwards to: 127.0.0.1:5300\n"),
+                "\(example.stdout)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(try CLI.run(["check", "--json"]).stdout.utf8)) as? [String: Any])
+        let defaults = try #require((j["upstreams"] as? [String: Any])?["defaults"] as? [String: Any])
+        #expect((defaults["targets"] as? [[String: Any]])?.map { $0["address"] as? String } == ["127.0.0.1:1054"])
+
+        // vpcdns's own listeners as upstreams: left out with a warning, the rest used.
+        let path = try CLI.tempConfig("""
+            listen: ["127.0.0.1:1053", "0.0.0.0:5300"]
+            upstreams: ["127.0.0.1:1053", "127.0.0.9:5300", "127.0.0.1:1054"]
+            vpcs:
+              - id: vpc-0a1
+                region: us-west-2
+                cidrs: [10.0.0.0/16]
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try CLI.run(["check", "--config", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("""
+            upstreams: 127.0.0.1:1054
+              left out: 127.0.0.1:1053: it is vpcdns's own listener 127.0.0.1:1053: forwarding there would loop
+              left out: 127.0.0.9:5300: it is an address of this host and vpcdns listens on 0.0.0.0:5300: forwarding there would loop
+
+            """), "\(r.stdout)")
+        #expect(r.stderr == """
+            \(path):2: upstreams[0]: warning: upstream 127.0.0.1:1053 left out: it is vpcdns's own listener 127.0.0.1:1053: forwarding there would loop (O6)
+            \(path):2: upstreams[1]: warning: upstream 127.0.0.9:5300 left out: it is an address of this host and vpcdns listens on 0.0.0.0:5300: forwarding there would loop (O6)
+
+            """)
+
+        // Nothing usable left: exit 1, the error names the addresses and why.
+        let none = try CLI.tempConfig("listen: [\"127.0.0.1:1053\"]\nupstreams: [\"127.0.0.1:1053\"]\n")
+        defer { try? FileManager.default.removeItem(atPath: none) }
+        let bad = try CLI.run(["check", "--config", none])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("\(none):2: upstreams: no usable upstream remains for the default upstreams (R9): 127.0.0.1:1053 left out: it is vpcdns's own listener 127.0.0.1:1053: forwarding there would loop (O6)"), "\(bad.stderr)")
+        let badJSON = try #require(try JSONSerialization.jsonObject(with: Data(try CLI.run(["check", "--json", "--config", none]).stdout.utf8)) as? [String: Any])
+        #expect(badJSON["ok"] as? Bool == false)
+        #expect((badJSON["errors"] as? [[String: Any]])?.first?["key"] as? String == "upstreams")
+    }
+
     @Test func missingConfigFile() throws {
         let r = try CLI.run(["check", "--config", "/nonexistent/vpcdns.yaml"])
         #expect(r.status == 1)

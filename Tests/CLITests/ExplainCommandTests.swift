@@ -71,6 +71,34 @@ struct ExplainCommandTests {
         #expect(sys["zone_id"] as? String == "rslvr-rr-0123456789abcdef1")
     }
 
+    @Test("upstreams that are vpcdns itself are named as left out (O6)")
+    func leftOut() throws {
+        let path = try CLI.tempConfig("""
+            listen: ["127.0.0.1:1053"]
+            upstreams: ["127.0.0.1:1053", "127.0.0.1:1054"]
+            vpcs:
+              - id: vpc-0a1
+                region: us-west-2
+                cidrs: [10.0.0.0/16]
+                clients: [127.0.0.0/8]
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let out = try explain(["www.example.com", "--from", "127.0.0.1", "--config", path])
+        #expect(out.status == 0)
+        #expect(out.stdout.contains("""
+            answer     forwarded to upstream 127.0.0.1:1054 (R9)
+              left out (O6): 127.0.0.1:1053: it is vpcdns's own listener 127.0.0.1:1053: forwarding there would loop
+
+            """), "\(out.stdout)")
+        #expect(out.stderr.contains("upstreams[0]: warning: upstream 127.0.0.1:1053 left out"), "\(out.stderr)")
+        let j = try json(["www.example.com", "--from", "127.0.0.1", "--config", path])
+        let outcome = try #require(j["outcome"] as? [String: Any])
+        #expect(outcome["targets"] as? [String] == ["127.0.0.1:1054"])
+        let left = try #require((outcome["upstreams"] as? [String: Any])?["left_out"] as? [[String: Any]])
+        #expect(left.map { $0["address"] as? String } == ["127.0.0.1:1053"])
+    }
+
     @Test("no VPC: REFUSED; usage errors exit 64")
     func refusedAndUsage() throws {
         let j = try json(["www.example.com", "--from", "192.0.2.9", "--to", "127.0.0.1:1053"])

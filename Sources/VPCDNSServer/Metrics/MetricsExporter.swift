@@ -46,6 +46,9 @@ public final class MetricsExporter: Sendable {
         "vpcdns_cache_misses_total": "Upstream cache lookups that found nothing (or an expired entry).",
         "vpcdns_cache_entries": "Entries in the upstream cache.",
         "vpcdns_upstream_requests_total": "Upstream attempts (one target, one transport), by target and result (ok, timeout, error).",
+        "vpcdns_forwarding_loops_total": "Queries answered SERVFAIL because their upstream forwards back to vpcdns (O6, reason forwarding-loop).",
+        "vpcdns_upstreams_looping": "Upstream targets left out because a loop probe came back to vpcdns (O6).",
+        "vpcdns_upstream_coalesced_total": "Upstream queries that joined an identical one in flight instead of starting an exchange.",
         "vpcdns_bad_packets_total": "Bad input (P4) by kind: too-short and response are dropped, the others get an error answer.",
         "vpcdns_tcp_connections": "Open DNS-over-TCP connections.",
         "vpcdns_tcp_connections_refused_total": "TCP connections closed at once because max_tcp_connections were open.",
@@ -65,6 +68,9 @@ public final class MetricsExporter: Sendable {
         let reloads = metrics.reloads
         let upstream = metrics.upstreamCounts
         let bad = metrics.badPackets.totals()
+        let loops = engine.loopGuard.loopsAnswered
+        let looping = engine.loopGuard.looping.count
+        let coalesced = engine.coalescer.joined
 
         state.withLock { s in
             for (l, v) in requests {
@@ -79,6 +85,9 @@ public final class MetricsExporter: Sendable {
                     counter(&s, "vpcdns_upstream_requests_total", [("target", target.description), ("result", r.rawValue)], counts[i])
                 }
             }
+            counter(&s, "vpcdns_forwarding_loops_total", [], loops)
+            gauge(&s, "vpcdns_upstreams_looping", [], Double(looping))
+            counter(&s, "vpcdns_upstream_coalesced_total", [], coalesced)
             for (i, kind) in DNSMetrics.badPacketKinds.enumerated() {
                 counter(&s, "vpcdns_bad_packets_total", [("kind", kind)], bad[i])
             }

@@ -1,20 +1,18 @@
-import VPCDNSCore
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The `system` upstream (config.md `upstreams`): the nameservers of a resolv.conf file.
 ///
 /// Only `nameserver` lines matter; each names an IPv4 or IPv6 address and port 53 is
 /// implied. Like glibc, only the first three are used (`MAXNS`). Addresses with a zone index
 /// (`fe80::1%eth0`) are skipped: a `SocketEndpoint` has no scope. Comments start with `#`
-/// or `;`. No network access happens here.
+/// or `;`. Pure: the files are read by `SystemUpstreams` (VPCDNSConfig).
 public enum ResolvConf {
     /// glibc's `MAXNS`.
     public static let maximumNameservers = 3
+    /// Where `system` is read.
+    public static let path = "/etc/resolv.conf"
+    /// What systemd-resolved writes with its real upstreams, when `path` names only its stub.
+    public static let systemdResolvedPath = "/run/systemd/resolve/resolv.conf"
+    /// systemd-resolved's stub listener (`127.0.0.53`) and its `127.0.0.54` proxy.
+    public static let systemdStubs: [IPAddress] = [IPAddress("127.0.0.53")!, IPAddress("127.0.0.54")!]
 
     /// The nameservers listed in resolv.conf text, in order, without duplicates.
     public static func nameservers(in text: String) -> [SocketEndpoint] {
@@ -31,30 +29,10 @@ public enum ResolvConf {
         return result
     }
 
-    /// Reads a resolv.conf file (default `/etc/resolv.conf`).
-    public static func nameservers(atPath path: String = "/etc/resolv.conf") throws -> [SocketEndpoint] {
-        nameservers(in: try readTextFile(path))
-    }
-
-    public struct ReadError: Error, CustomStringConvertible, Sendable {
-        public var path: String
-        public var reason: String
-        public var description: String { "cannot read \(path): \(reason)" }
-    }
-
-    private static func readTextFile(_ path: String) throws -> String {
-        guard let f = fopen(path, "r") else {
-            throw ReadError(path: path, reason: String(cString: strerror(errno)))
-        }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
-            if n < chunk.count { break }
-        }
-        if ferror(f) != 0 { throw ReadError(path: path, reason: "read error") }
-        return String(decoding: bytes, as: UTF8.self)
+    /// True when the nameservers are only systemd-resolved's stub: the real upstreams are
+    /// then in `systemdResolvedPath` (O6). Sending to the stub works too, but it hides the
+    /// real addresses from `check` and the metrics, and loops when resolved forwards to us.
+    public static func isSystemdStubOnly(_ servers: [SocketEndpoint]) -> Bool {
+        !servers.isEmpty && servers.allSatisfy { systemdStubs.contains($0.ip) && $0.port == 53 }
     }
 }
