@@ -197,7 +197,7 @@ public final class ServerRuntime: Sendable {
         metrics.adopt(new.requests)
         metrics.setTimed(loaded.model.settings.metrics != nil)
         await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors))
-        warnIfLowered(loaded.model.settings)
+        if loaded.model.settings.maxTCPConnections != old.settings.maxTCPConnections { warnIfLowered(loaded.model.settings) }
         do {
             let changes = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
             for l in changes.opened { logger.info("\(l)") }
