@@ -130,9 +130,8 @@ final class HTTPConnectionGuard: ChannelInboundHandler {
     private let limits: HTTPLimits
     private var context: ChannelHandlerContext?
     private var deadline: Scheduled<Void>?
+    /// Bytes read since the last answer was written.
     private var received = 0
-    /// Between a complete request and the end of its answer, reading is not this request's.
-    private var answering = false
 
     init(limits: HTTPLimits) { self.limits = limits }
 
@@ -159,26 +158,23 @@ final class HTTPConnectionGuard: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let bytes = unwrapInboundIn(data)
-        if !answering {
-            received += bytes.readableBytes
-            if received > limits.maxRequestBytes {
-                context.close(promise: nil)
-                return
-            }
+        // Counted while an answer is being produced too: pipelined requests wait in the
+        // HTTP pipeline handler, so they count against the same bound.
+        received += unwrapInboundIn(data).readableBytes
+        if received > limits.maxRequestBytes {
+            context.close(promise: nil)
+            return
         }
         context.fireChannelRead(data)
     }
 
     /// A whole request was read: the answer now has `responseTimeout`.
     func requestComplete() {
-        answering = true
         arm(limits.responseTimeout)
     }
 
     /// The answer was written: the next request starts now.
     func answerWritten() {
-        answering = false
         received = 0
         arm(limits.requestTimeout)
     }
