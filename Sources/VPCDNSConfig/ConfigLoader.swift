@@ -8,14 +8,47 @@ public enum ConfigLoader {
     public static let defaultPath = "config/vpcdns.yaml"
 
     public static func load(path: String) -> Result<LoadedConfig, ConfigErrors> {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            let why = FileManager.default.fileExists(atPath: path) ? "cannot read the file (not UTF-8 text, or no permission)" : "no such file"
-            return .failure(ConfigErrors(errors: [Diagnostic(file: path, line: 1, key: "-", message: why)], warnings: []))
+        switch readText(path) {
+        case .success(let text): return load(yaml: text, path: path)
+        case .failure(let why):
+            return .failure(ConfigErrors(errors: [Diagnostic(file: path, line: 1, key: "-", message: why.message)], warnings: []))
         }
-        return load(yaml: text, path: path)
+    }
+
+    struct ReadFailure: Error { let message: String }
+
+    /// The file as UTF-8 text, through POSIX calls so that the reason of a failure is the real
+    /// one: a server out of descriptors (EMFILE, ENFILE) must say so on reload, not blame the
+    /// file's encoding or permissions.
+    static func readText(_ path: String) -> Result<String, ReadFailure> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(ReadFailure(message: why(errno))) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(ReadFailure(message: why(errno)))
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            return .failure(ReadFailure(message: "cannot read the file: not UTF-8 text"))
+        }
+        return .success(text)
+    }
+
+    static func why(_ code: Int32) -> String {
+        switch code {
+        case ENOENT: "no such file"
+        case EMFILE, ENFILE:
+            "cannot open the file: too many open files (\(code == EMFILE ? "EMFILE: this process" : "ENFILE: the system") is out of file descriptors)"
+        case EACCES: "cannot read the file: permission denied"
+        default: "cannot read the file: \(String(cString: strerror(code)))"
+        }
     }
 
     /// `path` is used for messages and to resolve the relative paths inside the file.

@@ -76,6 +76,8 @@ struct ModelBuilder {
         s.upstreamAttemptTimeoutMs = reader.int(m["upstream_attempt_timeout_ms"], at: "upstream_attempt_timeout_ms", range: ms) ?? s.upstreamAttemptTimeoutMs
         if let ttl = reader.int(m["endpoint_dns_ttl"], at: "endpoint_dns_ttl", range: 0...2_147_483_647) { s.endpointDNSTTL = UInt32(ttl) }
         s.cacheSize = reader.int(m["cache_size"], at: "cache_size", range: 0...100_000_000) ?? s.cacheSize
+        // Up to 1 TiB; 0 turns the cache off, as `cache_size: 0` does.
+        s.cacheMaxBytes = reader.int(m["cache_max_bytes"], at: "cache_max_bytes", range: 0...(1 << 40)) ?? s.cacheMaxBytes
         s.udpPayloadSize = reader.int(m["udp_payload_size"], at: "udp_payload_size", range: 512...65535) ?? s.udpPayloadSize
         s.tcpIdleTimeoutMs = reader.int(m["tcp_idle_timeout_ms"], at: "tcp_idle_timeout_ms", range: ms) ?? s.tcpIdleTimeoutMs
         s.maxTCPConnections = reader.int(m["max_tcp_connections"], at: "max_tcp_connections", range: 1...1_000_000) ?? s.maxTCPConnections

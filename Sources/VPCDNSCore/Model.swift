@@ -32,6 +32,8 @@ public struct Settings: Sendable, Equatable {
     public var upstreamAttemptTimeoutMs = 800
     public var endpointDNSTTL: UInt32 = 60
     public var cacheSize = 100_000
+    /// The upstream cache's memory bound in bytes (64 MiB, as Unbound's msg-cache-size).
+    public var cacheMaxBytes = 67_108_864
     public var udpPayloadSize = 1232
     public var tcpIdleTimeoutMs = 10_000
     public var maxTCPConnections = 1000

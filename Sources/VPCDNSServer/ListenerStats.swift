@@ -18,6 +18,8 @@ public final class ListenerStats: Sendable {
     public let tcpConnectionsRejected = Atomic<Int>(0)
     /// TCP connections closed for idleness.
     public let tcpIdleClosed = Atomic<Int>(0)
+    /// Idle TCP connections closed to make room for a new one at `maxTCPConnections`.
+    public let tcpIdleEvicted = Atomic<Int>(0)
 
     public init() {}
 
@@ -30,7 +32,8 @@ public final class ListenerStats: Sendable {
             socketErrors: socketErrors.load(ordering: .relaxed),
             tcpConnectionsOpen: tcpConnectionsOpen.load(ordering: .relaxed),
             tcpConnectionsRejected: tcpConnectionsRejected.load(ordering: .relaxed),
-            tcpIdleClosed: tcpIdleClosed.load(ordering: .relaxed)
+            tcpIdleClosed: tcpIdleClosed.load(ordering: .relaxed),
+            tcpIdleEvicted: tcpIdleEvicted.load(ordering: .relaxed)
         )
     }
 
@@ -42,6 +45,7 @@ public final class ListenerStats: Sendable {
         public var tcpConnectionsOpen: Int
         public var tcpConnectionsRejected: Int
         public var tcpIdleClosed: Int
+        public var tcpIdleEvicted: Int
     }
 }
 

@@ -61,7 +61,7 @@ public final class QueryEngine: QueryProcessor {
         self.metrics = metrics
         self.loopGuard = loopGuard
         self.snapshot = Mutex(snapshot)
-        self.cache = UpstreamCache(capacity: snapshot.settings.cacheSize)
+        self.cache = UpstreamCache(capacity: snapshot.settings.cacheSize, maxBytes: snapshot.settings.cacheMaxBytes)
         self.queryLog = queryLog
         self.logger = logger
     }
@@ -205,7 +205,7 @@ public final class QueryEngine: QueryProcessor {
             let a = complete(f, decision: decision, snap: snap, rcode: hit.entry.rcode, answer: hit.entry.answer, authority: hit.entry.authority,
                              dnssecOK: q.dnssecOK)
             let summary = scratch.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
-            if let memo, lowerCase, !a.hasLocalRecords, !summary.truncated {
+            if let memo, lowerCase, !a.hasLocalRecords, !summary.truncated, scratch.builder.bytes.count <= CachedReply.maxKeptBytes {
                 memo.replay = CachedReply(encoded: scratch.builder.bytes, shape: shape, hit: hit, now: now, completed: a)
             }
             if snap.settings.logCacheHits {
@@ -237,9 +237,11 @@ public final class QueryEngine: QueryProcessor {
                     self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: "upstream-error", upstream: answer.target)
                     return
                 }
-                let entry = UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority)
+                // TTLs per RFC 2181 §8 and capped at a day before anything uses them: the client
+                // sees the same TTLs on this miss as on later hits (P11).
+                let entry = self.cache.normalized(UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority))
                 self.cache.put(key, entry, now: NIODeadline.now().uptimeNanoseconds)
-                let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: m.answer, authority: m.authority,
+                let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: entry.answer, authority: entry.authority,
                                       dnssecOK: q.dnssecOK)
                 b.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
                 // Logged before the answer leaves, as local answers are: once the listener sees
@@ -581,6 +583,10 @@ enum KeptReply {
 /// exactly the TTLs a freshly encoded one would. Only upstream data is replayed (a reply with
 /// private records in it is encoded each time: their TTLs are fixed).
 final class CachedReply {
+    /// Larger replies are encoded afresh on each hit: the memo holds up to `LoopScratch.memoLimit`
+    /// entries per thread, outside `cache_max_bytes`, and a 64 KB TCP answer kept in each would
+    /// be gigabytes.
+    static let maxKeptBytes = 4096
     let bytes: [UInt8]
     let shape: UInt8
     let ttlOffsets: [Int]

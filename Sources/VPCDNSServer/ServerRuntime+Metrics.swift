@@ -15,7 +15,9 @@ extension ServerRuntime {
     }
 
     func bindMetrics(_ endpoint: SocketEndpoint) async throws -> MetricsHTTPServer {
-        let server = try await MetricsHTTPServer.bind(endpoint, group: group, exporter: exporter) { [weak self] in
+        var limits = HTTPLimits()
+        limits.connectionLimit = descriptors.httpConnections
+        let server = try await MetricsHTTPServer.bind(endpoint, group: group, exporter: exporter, limits: limits) { [weak self] in
             await self?.isHealthy() ?? false
         }
         logger.info("metrics on http://\(server.bound)/metrics")

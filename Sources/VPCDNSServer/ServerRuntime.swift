@@ -23,6 +23,9 @@ public final class ServerRuntime: Sendable {
     public let metrics: DNSMetrics
     public let exporter: MetricsExporter
     let metricsServer = Mutex<MetricsHTTPServer?>(nil)
+    /// How many descriptors client connections may hold (HTTP, DNS over TCP), from the soft
+    /// limit after raising it to the hard limit.
+    public let descriptors: DescriptorBudget
     /// SIGHUP and SIGUSR1, trapped from the start: `serve` prints that it is listening before
     /// `run()` begins, and a SIGHUP sent right then (a reload just after a start) must not
     /// kill the process by its default action. Signals are buffered until `run()` reads them.
@@ -55,6 +58,9 @@ public final class ServerRuntime: Sendable {
         self.configPath = configPath
         self.listenOverride = listenOverride
         self.logger = logger
+        let (softBefore, softAfter) = DescriptorBudget.raiseSoftLimit()
+        if softAfter > softBefore { logger.info("raised the open-files limit from \(softBefore) to \(softAfter) (the hard limit)") }
+        self.descriptors = DescriptorBudget.current
         self.signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
         self.stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let metrics = DNSMetrics()
@@ -77,8 +83,10 @@ public final class ServerRuntime: Sendable {
         }
         engine = QueryEngine(snapshot: snapshot, queryLog: queryLog, metrics: metrics)
         group = MultiThreadedEventLoopGroup(numberOfThreads: ServerRuntime.threads(loaded.model.settings))
-        listeners = DNSListeners(group: group, processor: engine, configuration: ServerRuntime.listenerConfiguration(loaded.model.settings), logger: logger)
+        listeners = DNSListeners(group: group, processor: engine,
+                                 configuration: ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors), logger: logger)
         exporter = MetricsExporter(metrics: metrics, engine: engine, listenerStats: listeners.stats)
+        warnIfLowered(loaded.model.settings)
         let endpoints = ServerRuntime.endpoints(loaded.model, override: listenOverride)
         do {
             _ = try await listeners.update(to: endpoints)
@@ -134,13 +142,20 @@ public final class ServerRuntime: Sendable {
     /// Event loops: `threads`, or one per core.
     static func threads(_ s: Settings) -> Int { s.threads ?? System.coreCount }
 
-    static func listenerConfiguration(_ s: Settings) -> ListenerConfiguration {
+    static func listenerConfiguration(_ s: Settings, descriptors: DescriptorBudget) -> ListenerConfiguration {
         var c = ListenerConfiguration()
         // One UDP socket per event loop on each address (SO_REUSEPORT).
         c.udpSocketsPerAddress = threads(s)
         c.tcpIdleTimeoutMilliseconds = s.tcpIdleTimeoutMs
-        c.maxTCPConnections = s.maxTCPConnections
+        // Never more TCP clients than descriptors allow, or they would starve forwarding.
+        c.maxTCPConnections = min(s.maxTCPConnections, descriptors.dnsTCPConnections)
         return c
+    }
+
+    func warnIfLowered(_ s: Settings) {
+        if s.maxTCPConnections > descriptors.dnsTCPConnections {
+            logger.warning("max_tcp_connections \(s.maxTCPConnections) lowered to \(descriptors.dnsTCPConnections): the open-files limit is \(descriptors.limit), of which \(descriptors.reserved) are kept for upstream sockets and files and \(descriptors.httpConnections) for metrics (raise the limit, e.g. LimitNOFILE= in systemd, to allow more)")
+        }
     }
 
     /// O6 for `loaded` on this host: `system` read, this host's addresses enumerated, every
@@ -212,7 +227,8 @@ public final class ServerRuntime: Sendable {
         engine.install(new)
         metrics.adopt(new.requests)
         metrics.setTimed(loaded.model.settings.metrics != nil)
-        await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings))
+        await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors))
+        if loaded.model.settings.maxTCPConnections != old.settings.maxTCPConnections { warnIfLowered(loaded.model.settings) }
         do {
             let changes = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
             for l in changes.opened { logger.info("\(l)") }
@@ -236,6 +252,9 @@ public final class ServerRuntime: Sendable {
         }
         if loaded.model.settings.threads != old.settings.threads {
             logger.warning("threads changed: the new number of event loops takes effect at the next restart")
+        }
+        if loaded.model.settings.cacheSize != old.settings.cacheSize || loaded.model.settings.cacheMaxBytes != old.settings.cacheMaxBytes {
+            logger.warning("cache_size or cache_max_bytes changed: the new bounds take effect at the next restart")
         }
         if loaded.model.settings.queryLog != old.settings.queryLog {
             logger.warning("query_log changed: the new path takes effect at the next restart")

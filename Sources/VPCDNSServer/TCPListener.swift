@@ -17,13 +17,17 @@ final class TCPQueryHandler: ChannelDuplexHandler {
 
     private let processor: any QueryProcessor
     private let inFlight: InFlightCounter
+    /// What the limiter reads to find the oldest idle connection when all slots are taken.
+    private let tracked: TrackedConnection
     private let idleTimeout: TimeAmount
     private let maxPending: Int
     private var listener = SocketEndpoint(ip: .v4(0), port: 0)
     private var client = SocketEndpoint(ip: .v4(0), port: 0)
 
     /// Queries of this connection answered `.pending` and not yet written.
-    private var pending = 0
+    private var pending = 0 {
+        didSet { tracked.pending.store(pending, ordering: .relaxed) }
+    }
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
     private var needsFlush = false
@@ -32,9 +36,10 @@ final class TCPQueryHandler: ChannelDuplexHandler {
     /// A `read` held back because `maxPending` queries are in flight (backpressure).
     private var readHeld = false
 
-    init(processor: any QueryProcessor, inFlight: InFlightCounter, idleTimeout: TimeAmount, maxPending: Int) {
+    init(processor: any QueryProcessor, inFlight: InFlightCounter, tracked: TrackedConnection, idleTimeout: TimeAmount, maxPending: Int) {
         self.processor = processor
         self.inFlight = inFlight
+        self.tracked = tracked
         self.idleTimeout = idleTimeout
         self.maxPending = max(1, maxPending)
     }
@@ -88,6 +93,7 @@ final class TCPQueryHandler: ChannelDuplexHandler {
         inFlight.stats.tcpQueries.add(1, ordering: .relaxed)
         let receivedAt = ReceiveTime.now()
         lastActivity = receivedAt.monotonic
+        tracked.lastActivity.store(lastActivity.uptimeNanoseconds, ordering: .relaxed)
         let queryContext = QueryContext(client: client, listener: listener, transport: .tcp, receivedAt: receivedAt)
         let responder = QueryResponder(channel: context.channel, peer: nil, inFlight: inFlight)
         switch processor.process(query, context: queryContext, responder: responder) {
@@ -115,6 +121,7 @@ final class TCPQueryHandler: ChannelDuplexHandler {
         let deferred = unwrapOutboundIn(data)
         pending -= 1
         lastActivity = .now()
+        tracked.lastActivity.store(lastActivity.uptimeNanoseconds, ordering: .relaxed)
         let closeAfter = inputClosed && pending == 0
         if let reply = deferred.reply {
             if closeAfter {
@@ -189,15 +196,40 @@ final class TCPQueryHandler: ChannelDuplexHandler {
 /// Thrown from the child channel initializer so that NIO closes the new connection at once.
 struct TCPConnectionLimitReached: Error {}
 
+/// One open DNS-over-TCP connection as the limiter sees it. Its handler writes the two
+/// atomics (its own cache lines, relaxed stores: no lock on the query path); the limiter
+/// reads them only when every slot is taken.
+final class TrackedConnection: Sendable {
+    let channel: any Channel
+    /// Queries read and not yet answered; 0 means idle.
+    let pending = Atomic<Int>(0)
+    /// Monotonic nanoseconds of the last query read or answer written (or of the accept).
+    let lastActivity: Atomic<UInt64>
+    /// Set by the one accept that chose this connection to make room, so that two accepts
+    /// never both count its slot as theirs.
+    let evicted = Atomic<Bool>(false)
+
+    init(channel: any Channel, now: UInt64) {
+        self.channel = channel
+        self.lastActivity = Atomic(now)
+    }
+}
+
 /// The TCP settings shared by every TCP listener, read when a connection is accepted, so a
 /// reload (`DNSListeners.reconfigure`) applies to new connections on existing listeners.
-/// Holds the `max_tcp_connections` bound (P1): connections above a lowered limit are not
-/// closed, new ones wait for room.
+/// Holds the `max_tcp_connections` bound (P1): at the bound, the connection idle the longest
+/// (no query in progress) is closed to make room for the new one (RFC 7766 §6.2.3), so a
+/// client that opens connections and sends nothing cannot lock others out; only when every
+/// connection has a query in progress is the new one refused. Connections above a lowered
+/// limit are not closed at once; they make room as they go idle.
 final class TCPConnectionLimiter: Sendable {
     let limit: Atomic<Int>
     let idleTimeoutMilliseconds: Atomic<Int>
     let maxPendingPerConnection: Atomic<Int>
     let stats: ListenerStats
+    /// Every open connection of every listener; touched on accept and close, and scanned
+    /// only when the bound is reached.
+    private let open = Mutex<[ObjectIdentifier: TrackedConnection]>([:])
 
     init(_ configuration: ListenerConfiguration, stats: ListenerStats) {
         self.limit = Atomic(configuration.maxTCPConnections)
@@ -212,7 +244,20 @@ final class TCPConnectionLimiter: Sendable {
         maxPendingPerConnection.store(configuration.tcpMaxPendingPerConnection, ordering: .relaxed)
     }
 
-    func tryAcquire() -> Bool {
+    /// Admits a newly accepted connection: a free slot, or the slot of the oldest idle
+    /// connection, which is closed. nil when every slot has a query in progress (the new
+    /// connection is then closed). The returned connection is released by `release`.
+    func admit(_ channel: any Channel) -> TrackedConnection? {
+        let tracked = TrackedConnection(channel: channel, now: NIODeadline.now().uptimeNanoseconds)
+        if tryAcquire() || takeOldestIdleSlot() {
+            open.withLock { $0[ObjectIdentifier(channel)] = tracked }
+            return tracked
+        }
+        stats.tcpConnectionsRejected.add(1, ordering: .relaxed)
+        return nil
+    }
+
+    private func tryAcquire() -> Bool {
         let max = limit.load(ordering: .relaxed)
         var current = stats.tcpConnectionsOpen.load(ordering: .relaxed)
         while current < max {
@@ -221,11 +266,32 @@ final class TCPConnectionLimiter: Sendable {
             if exchanged { return true }
             current = original
         }
-        stats.tcpConnectionsRejected.add(1, ordering: .relaxed)
         return false
     }
 
-    func release() {
+    /// Closes the connection idle the longest and counts its slot as the new one's: the open
+    /// count is one over the bound until the victim's close completes and releases it.
+    private func takeOldestIdleSlot() -> Bool {
+        let victim: TrackedConnection? = open.withLock { map in
+            var best: TrackedConnection? = nil
+            var bestAt = UInt64.max
+            for c in map.values where c.pending.load(ordering: .relaxed) == 0 && !c.evicted.load(ordering: .relaxed) {
+                let at = c.lastActivity.load(ordering: .relaxed)
+                if at < bestAt { best = c; bestAt = at }
+            }
+            // Under the lock: no other accept can choose it between the scan and the mark.
+            best?.evicted.store(true, ordering: .relaxed)
+            return best
+        }
+        guard let victim else { return false }
+        stats.tcpIdleEvicted.add(1, ordering: .relaxed)
+        stats.tcpConnectionsOpen.add(1, ordering: .relaxed)
+        victim.channel.close(promise: nil)
+        return true
+    }
+
+    func release(_ channel: any Channel) {
+        open.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) }
         stats.tcpConnectionsOpen.subtract(1, ordering: .relaxed)
     }
 }
@@ -267,13 +333,13 @@ final class TCPListener: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                guard limiter.tryAcquire() else {
+                guard let tracked = limiter.admit(channel) else {
                     return channel.eventLoop.makeFailedFuture(TCPConnectionLimitReached())
                 }
                 let id = ObjectIdentifier(channel)
                 connections.map.withLock { $0[id] = channel }
                 channel.closeFuture.whenComplete { _ in
-                    limiter.release()
+                    limiter.release(channel)
                     connections.map.withLock { _ = $0.removeValue(forKey: id) }
                 }
                 let idle = TimeAmount.milliseconds(Int64(limiter.idleTimeoutMilliseconds.load(ordering: .relaxed)))
@@ -282,7 +348,7 @@ final class TCPListener: Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
                     try sync.addHandler(
-                        TCPQueryHandler(processor: processor, inFlight: inFlight, idleTimeout: idle, maxPending: maxPending))
+                        TCPQueryHandler(processor: processor, inFlight: inFlight, tracked: tracked, idleTimeout: idle, maxPending: maxPending))
                 }
             }
         if endpoint.isIPv6 { bootstrap = bootstrap.serverChannelOption(.ipv6Only, value: 1) }

@@ -17,6 +17,10 @@ import VPCDNSCore
 /// part of the key, so an answer fetched through one VPC's FORWARD rule is never served to a
 /// VPC that forwards elsewhere. TTLs count down from the moment of storing; time is passed in
 /// (nanoseconds of a monotonic clock) so the cache itself reads no clock.
+///
+/// Bounded twice (config.md `cache_size`, `cache_max_bytes`): by entries, and by the memory the
+/// entries hold, each charged its real size (`charge`). A 44-byte query can bring a 64 KB
+/// answer over TCP, so an entry bound alone let 100,000 entries hold about 10 GB.
 public final class UpstreamCache: Sendable {
     public struct Key: Hashable, Sendable {
         public let name: DNSName
@@ -69,6 +73,8 @@ public final class UpstreamCache: Sendable {
         var entry: Entry
         var storedAt: UInt64
         var expiresAt: UInt64
+        /// What this entry counts against `maxBytes` (`charge`).
+        var charge: Int
     }
 
     struct State {
@@ -79,6 +85,8 @@ public final class UpstreamCache: Sendable {
         var orderHead = 0
         var hits: UInt64 = 0
         var misses: UInt64 = 0
+        /// Sum of the stored entries' charges.
+        var bytes = 0
 
         /// Room for `capacity` entries from the start (at most 2^20): filling the cache then
         /// never rehashes the whole table on the query path (each doubling moved every entry at
@@ -91,14 +99,53 @@ public final class UpstreamCache: Sendable {
     }
 
     public let capacity: Int
+    /// The bound on the charged size of all entries (`cache_max_bytes`).
+    public let maxBytes: Int
     /// Upper bound on any TTL kept (one day), as Unbound's cache-max-ttl does.
     public let maxTTL: UInt32
     private let state: Mutex<State>
 
-    public init(capacity: Int, maxTTL: UInt32 = 86_400) {
+    /// 64 MiB, as Unbound's default msg-cache-size.
+    public static let defaultMaxBytes = 67_108_864
+
+    public init(capacity: Int, maxBytes: Int = UpstreamCache.defaultMaxBytes, maxTTL: UInt32 = 86_400) {
         self.capacity = capacity
+        self.maxBytes = maxBytes
         self.maxTTL = maxTTL
         self.state = Mutex(State(reserving: capacity))
+    }
+
+    /// Estimated heap bytes of an entry besides its names and rdata: its dictionary slot (key
+    /// and `Stored`, at the table's load factor), its eviction-queue slot, the key name's and
+    /// the two record arrays' allocation headers.
+    static let entryOverhead = 384
+    /// Estimated bytes of one record besides its name and rdata bytes: its array slot and the
+    /// allocation headers (and malloc rounding) of its name and rdata arrays.
+    static let recordOverhead = 128
+
+    /// What an entry is charged: the bytes of its key name and of every record's owner name and
+    /// rdata, plus the fixed overheads above. Estimated on the high side, so that the bound
+    /// holds for resident memory, not only for the DNS bytes.
+    static func charge(_ key: Key, _ e: Entry) -> Int {
+        var n = entryOverhead + key.name.wire.count
+        for r in e.answer { n += recordOverhead + r.name.wire.count + r.rdata.count }
+        for r in e.authority { n += recordOverhead + r.name.wire.count + r.rdata.count }
+        return n
+    }
+
+    /// RFC 2181 §8: a TTL with the most significant bit set counts as 0; none above `max`.
+    public static func ttl(_ t: UInt32, max: UInt32) -> UInt32 {
+        t & 0x8000_0000 != 0 ? 0 : Swift.min(t, max)
+    }
+
+    /// `entry` with every TTL per RFC 2181 §8 and capped at `maxTTL` (OPT excluded: its TTL
+    /// field holds flags). Applied to what is stored and to what a cache miss sends the
+    /// client, so both see the same TTLs (P11).
+    public func normalized(_ entry: Entry) -> Entry {
+        var e = entry
+        for i in e.answer.indices where e.answer[i].type != .opt { e.answer[i].ttl = Self.ttl(e.answer[i].ttl, max: maxTTL) }
+        for i in e.authority.indices where e.authority[i].type != .opt { e.authority[i].ttl = Self.ttl(e.authority[i].ttl, max: maxTTL) }
+        return e
     }
 
     /// A hit: the entry with its TTLs counted down, and when it was stored and expires
@@ -148,22 +195,28 @@ public final class UpstreamCache: Sendable {
     /// NODATA: RFC 2308's min(SOA TTL, SOA MINIMUM) from the authority section, or not cached
     /// at all without an SOA. Other rcodes are never stored (P6 treats them as failures).
     public func put(_ key: Key, _ entry: Entry, now: UInt64) {
-        guard capacity > 0, let ttl = UpstreamCache.cacheTTL(entry) else { return }
+        guard capacity > 0, maxBytes > 0 else { return }
+        // Every record, not only when the smallest TTL is over the bound: an answer or SOA
+        // record beside it could still carry more than a day (or the high bit).
+        let e = normalized(entry)
+        guard let ttl = UpstreamCache.cacheTTL(e) else { return }
         let life = UInt64(min(ttl, maxTTL)) * 1_000_000_000
         guard life > 0 else { return }
-        var e = entry
-        // Every record, not only when the smallest TTL is over the bound: an answer or SOA
-        // record beside it could still carry more than a day.
-        for i in e.answer.indices where e.answer[i].ttl > maxTTL { e.answer[i].ttl = maxTTL }
-        for i in e.authority.indices where e.authority[i].type != .opt && e.authority[i].ttl > maxTTL { e.authority[i].ttl = maxTTL }
+        let charge = UpstreamCache.charge(key, e)
+        // An answer bigger than the whole bound would only empty the cache for itself.
+        guard charge <= maxBytes else { return }
         state.withLock { s in
-            if s.entries.updateValue(Stored(entry: e, storedAt: now, expiresAt: now + life), forKey: key) == nil {
+            if let old = s.entries.updateValue(Stored(entry: e, storedAt: now, expiresAt: now + life, charge: charge), forKey: key) {
+                s.bytes -= old.charge
+            } else {
                 s.order.append(key)
             }
-            while s.entries.count > capacity, s.orderHead < s.order.count {
+            s.bytes += charge
+            // The same first-in-first-out eviction for both bounds.
+            while s.entries.count > capacity || s.bytes > maxBytes, s.orderHead < s.order.count {
                 let victim = s.order[s.orderHead]
                 s.orderHead += 1
-                s.entries[victim] = nil
+                if let gone = s.entries.removeValue(forKey: victim) { s.bytes -= gone.charge }
             }
             // Compact the eviction queue once its dead prefix dominates.
             if s.orderHead > 1024 && s.orderHead * 2 > s.order.count {
@@ -180,13 +233,16 @@ public final class UpstreamCache: Sendable {
             return e.answer.map(\.ttl).min()
         case .noError, .nxDomain:
             guard let soa = e.authority.first(where: { $0.type == .soa }) else { return nil }
-            return min(soa.ttl, soa.soaMinimum ?? soa.ttl)
+            // SOA MINIMUM is a TTL too (RFC 2308 §4): the high bit makes it 0 (RFC 2181 §8).
+            return min(soa.ttl, soa.soaMinimum.map { ttl($0, max: .max) } ?? soa.ttl)
         default:
             return nil
         }
     }
 
     public var count: Int { state.withLock { $0.entries.count } }
+    /// The charged size of every entry held (`vpcdns_cache_bytes`), at most `maxBytes`.
+    public var bytes: Int { state.withLock { $0.bytes } }
     public var stats: (hits: UInt64, misses: UInt64, entries: Int) {
         let replayed = replayedHits.load(ordering: .relaxed)
         return state.withLock { ($0.hits + replayed, $0.misses, $0.entries.count) }

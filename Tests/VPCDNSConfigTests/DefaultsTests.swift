@@ -14,6 +14,7 @@ import VPCDNSCore
         #expect(s.upstreamAttemptTimeoutMs == 800)
         #expect(s.endpointDNSTTL == 60)
         #expect(s.cacheSize == 100_000)
+        #expect(s.cacheMaxBytes == 67_108_864)
         #expect(s.udpPayloadSize == 1232)
         #expect(s.tcpIdleTimeoutMs == 10_000)
         #expect(s.maxTCPConnections == 1000)
@@ -34,6 +35,7 @@ import VPCDNSCore
         upstream_attempt_timeout_ms: 500
         endpoint_dns_ttl: 30
         cache_size: 0
+        cache_max_bytes: 2097152
         udp_payload_size: 4096
         tcp_idle_timeout_ms: 5000
         max_tcp_connections: 10
@@ -50,6 +52,7 @@ import VPCDNSCore
         #expect(s.upstreams == [.address(SocketEndpoint("127.0.0.1:1054")!), .system])
         #expect(s.upstreamTimeoutMs == 3000 && s.upstreamAttemptTimeoutMs == 500)
         #expect(s.endpointDNSTTL == 30 && s.cacheSize == 0 && s.udpPayloadSize == 4096)
+        #expect(s.cacheMaxBytes == 2_097_152)
         #expect(s.tcpIdleTimeoutMs == 5000 && s.maxTCPConnections == 10)
         #expect(s.defaultVPC == "vpc-0a1")
         #expect(s.queryLog == "conf/logs/q.jsonl")   // relative to the config's folder

@@ -66,6 +66,12 @@ import VPCDNSCore
         ])
     }
 
+    @Test func cacheMaxBytesIsValidated() {
+        #expect(errorLines("cache_max_bytes: -1\n") == ["t.yaml:1: cache_max_bytes: -1 is out of range 0...1099511627776"])
+        #expect(errorLines("cache_max_bytes: 64MiB\n") == ["t.yaml:1: cache_max_bytes: expected an integer, found the string '64MiB'"])
+        #expect(errorLines("cache_max_byte: 1\n").first?.contains("cache_max_bytes") == true, "a typo is named with its suggestion")
+    }
+
     @Test func missingRequiredKeys() {
         let errs = errorLines("vpcs:\n  - name: x\n")
         #expect(errs.contains("t.yaml:2: vpcs[0].id: required key is missing"))

@@ -225,39 +225,46 @@ struct ListenerTests {
         }
     }
 
-    @Test("TCP connection limit: the extra connection is closed at once, UDP keeps answering")
+    @Test("TCP connection limit: the oldest idle connection makes room; with every connection busy the extra one is closed; UDP keeps answering")
     func tcpLimit() async throws {
         var config = ListenerConfiguration()
         config.maxTCPConnections = 2
-        try await withListeners(configuration: config) { listeners, server in
+        try await withListeners(EchoProcessor(delay: .seconds(3)), configuration: config) { listeners, server in
             var conns: [TestTCPConnection] = []
             for i in 0..<2 {
                 let c = try await TestTCPConnection.connect(to: server)
                 try await c.send(TestDNS.framed(TestDNS.query(id: UInt16(i), name: "t.example.org")))
                 #expect(await c.inbox.wait(count: 1, timeout: .seconds(2)).count == 1)
                 conns.append(c)
+                try await Task.sleep(for: .milliseconds(20))
             }
+            // Both idle: the older one is closed for the newcomer (RFC 7766 6.2.3).
             let extra = try await TestTCPConnection.connect(to: server)
-            #expect(await extra.waitClosed(timeout: .seconds(1)))
-            #expect(listeners.stats.snapshot.tcpConnectionsRejected == 1)
+            try await extra.send(TestDNS.framed(TestDNS.query(id: 2, name: "t.example.org")))
+            #expect(await extra.inbox.wait(count: 1, timeout: .seconds(2)).count == 1)
+            #expect(await conns[0].waitClosed(timeout: .seconds(1)))
+            #expect(conns[1].channel.isActive)
+            #expect(listeners.stats.snapshot.tcpIdleEvicted == 1)
+            #expect(listeners.stats.snapshot.tcpConnectionsRejected == 0)
             let client = try await TestUDPClient.make()
             #expect(try await client.exchange(TestDNS.query(id: 3, name: "u.example.org"), with: server) != nil)
             await client.close()
-            // Room again after one closes.
-            await conns[0].close()
-            try await Task.sleep(for: .milliseconds(50))
-            let again = try await TestTCPConnection.connect(to: server)
-            try await again.send(TestDNS.framed(TestDNS.query(id: 4, name: "t.example.org")))
-            #expect(await again.inbox.wait(count: 1, timeout: .seconds(2)).count == 1)
-            await again.close()
-            // A reload lowers the bound: open connections stay, new ones are refused.
+            // Both open connections busy (a slow query pending on each): a new one is refused.
+            try await conns[1].send(TestDNS.framed(TestDNS.query(id: 5, name: "slow.example.org")))
+            try await extra.send(TestDNS.framed(TestDNS.query(id: 6, name: "slow.example.org")))
+            try await Task.sleep(for: .milliseconds(100))
+            let refused = try await TestTCPConnection.connect(to: server)
+            #expect(await refused.waitClosed(timeout: .seconds(1)))
+            #expect(listeners.stats.snapshot.tcpConnectionsRejected == 1)
+            #expect(conns[1].channel.isActive && extra.channel.isActive, "a connection with a query in progress was closed")
+            // A reload lowers the bound: open connections stay until they are idle.
             var lower = config
             lower.maxTCPConnections = 1
             await listeners.reconfigure(lower)
-            let refused = try await TestTCPConnection.connect(to: server)
-            #expect(await refused.waitClosed(timeout: .seconds(1)))
+            let alsoRefused = try await TestTCPConnection.connect(to: server)
+            #expect(await alsoRefused.waitClosed(timeout: .seconds(1)))
             #expect(listeners.stats.snapshot.tcpConnectionsRejected == 2)
-            for c in conns { await c.close() }
+            for c in conns + [extra] { await c.close() }
         }
     }
 

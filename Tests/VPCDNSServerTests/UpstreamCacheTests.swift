@@ -84,4 +84,59 @@ struct UpstreamCacheTests {
         off.put(key("a.example.net"), .init(rcode: .noError, answer: [a("a.example.net", ttl: 60)], authority: []), now: 0)
         #expect(off.get(key("a.example.net"), now: 0) == nil)
     }
+
+    func txt(_ name: String, bytes: Int) -> ResourceRecord {
+        ResourceRecord(name: try! DNSName(name), type: RRType(16), ttl: 300, rdata: [UInt8](repeating: 0x61, count: bytes))
+    }
+
+    @Test("bounded by cache_max_bytes: big answers are charged their size and evicted first in, first out")
+    func boundedByBytes() {
+        let c = UpstreamCache(capacity: 100_000, maxBytes: 1_000_000)
+        for i in 0..<100 {
+            // About 60 KB each: 230 records of 256 bytes.
+            let records = (0..<230).map { _ in txt("n\(i).example.net", bytes: 256) }
+            c.put(key("n\(i).example.net"), .init(rcode: .noError, answer: records, authority: []), now: 0)
+            #expect(c.bytes <= 1_000_000)
+        }
+        #expect(c.count > 5 && c.count < 20, "\(c.count) entries of ~90 KB charged within 1 MB")
+        #expect(c.get(key("n99.example.net"), now: 0) != nil)
+        #expect(c.get(key("n0.example.net"), now: 0) == nil)
+        let one = UpstreamCache.charge(key("n1.example.net"), .init(rcode: .noError, answer: (0..<230).map { _ in txt("n1.example.net", bytes: 256) }, authority: []))
+        #expect(one > 230 * (256 + 16))
+        // Small answers are charged little: many fit.
+        let small = UpstreamCache(capacity: 100_000, maxBytes: 1_000_000)
+        for i in 0..<1000 { small.put(key("s\(i).example.net"), .init(rcode: .noError, answer: [a("s\(i).example.net", ttl: 60)], authority: []), now: 0) }
+        #expect(small.count == 1000)
+        // An overwrite is charged once; emptying gives every byte back.
+        small.put(key("s1.example.net"), .init(rcode: .noError, answer: [a("s1.example.net", ttl: 60)], authority: []), now: 0)
+        let charged = (0..<1000).reduce(0) { n, i in
+            n + UpstreamCache.charge(key("s\(i).example.net"), .init(rcode: .noError, answer: [a("s\(i).example.net", ttl: 60)], authority: []))
+        }
+        #expect(small.bytes == charged)
+        small.removeAll()
+        #expect(small.bytes == 0)
+        // Larger than the whole bound: not stored, nothing evicted for it.
+        let tiny = UpstreamCache(capacity: 10, maxBytes: 10_000)
+        tiny.put(key("a.example.net"), .init(rcode: .noError, answer: [a("a.example.net", ttl: 60)], authority: []), now: 0)
+        tiny.put(key("big.example.net"), .init(rcode: .noError, answer: (0..<100).map { _ in txt("big.example.net", bytes: 256) }, authority: []), now: 0)
+        #expect(tiny.count == 1 && tiny.get(key("a.example.net"), now: 0) != nil)
+    }
+
+    @Test("RFC 2181 §8: a TTL with the high bit set counts as 0 (not cached), 2^31-1 is capped at a day")
+    func highBitTTL() {
+        let c = UpstreamCache(capacity: 10)
+        #expect(UpstreamCache.ttl(0xFFFF_FFFF, max: 86_400) == 0)
+        #expect(UpstreamCache.ttl(0x8000_0000, max: 86_400) == 0)
+        #expect(UpstreamCache.ttl(0x7FFF_FFFF, max: 86_400) == 86_400)
+        #expect(UpstreamCache.ttl(300, max: 86_400) == 300)
+        let high = UpstreamCache.Entry(rcode: .noError, answer: [a("h.example.net", ttl: 0xFFFF_FFFF)], authority: [])
+        #expect(c.normalized(high).answer.map(\.ttl) == [0])
+        c.put(key("h.example.net"), high, now: 0)
+        #expect(c.get(key("h.example.net"), now: 0) == nil)
+        c.put(key("b.example.net"), .init(rcode: .noError, answer: [a("b.example.net", ttl: 0x7FFF_FFFF)], authority: []), now: 0)
+        #expect(c.get(key("b.example.net"), now: 0)?.answer.map(\.ttl) == [86_400])
+        // A negative answer whose SOA MINIMUM has the high bit: its TTL is 0, not cached.
+        c.put(key("nx.example.net"), .init(rcode: .nxDomain, answer: [], authority: [soa(ttl: 3600, minimum: 0xFFFF_FFF0)]), now: 0)
+        #expect(c.get(key("nx.example.net"), now: 0) == nil)
+    }
 }

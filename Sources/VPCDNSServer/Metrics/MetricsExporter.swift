@@ -45,13 +45,15 @@ public final class MetricsExporter: Sendable {
         "vpcdns_cache_hits_total": "Upstream cache lookups that found a live entry.",
         "vpcdns_cache_misses_total": "Upstream cache lookups that found nothing (or an expired entry).",
         "vpcdns_cache_entries": "Entries in the upstream cache.",
+        "vpcdns_cache_bytes": "Bytes the upstream cache's entries are charged (bounded by cache_max_bytes).",
         "vpcdns_upstream_requests_total": "Upstream attempts (one target, one transport), by target and result (ok, timeout, error).",
         "vpcdns_forwarding_loops_total": "Queries answered SERVFAIL because their upstream forwards back to vpcdns (O6, reason forwarding-loop).",
         "vpcdns_upstreams_looping": "Upstream targets left out because a loop probe came back to vpcdns (O6).",
         "vpcdns_upstream_coalesced_total": "Upstream queries that joined an identical one in flight instead of starting an exchange.",
         "vpcdns_bad_packets_total": "Bad input (P4) by kind: too-short and response are dropped, the others get an error answer.",
         "vpcdns_tcp_connections": "Open DNS-over-TCP connections.",
-        "vpcdns_tcp_connections_refused_total": "TCP connections closed at once because max_tcp_connections were open.",
+        "vpcdns_tcp_connections_refused_total": "TCP connections closed at once because max_tcp_connections were open and none was idle.",
+        "vpcdns_tcp_connections_evicted_total": "Idle TCP connections closed to make room for a new one at max_tcp_connections (RFC 7766 6.2.3).",
         "vpcdns_socket_errors_total": "Errors reported by listener sockets (for example ICMP errors on UDP), which never close a listener.",
         "vpcdns_querylog_records_total": "Query-log records written, or dropped because the writer could not keep up.",
         "vpcdns_reloads_total": "SIGHUP reloads, applied (ok) or rejected (old configuration kept).",
@@ -63,6 +65,7 @@ public final class MetricsExporter: Sendable {
     public func render() -> String {
         let requests = metrics.requestTotals()
         let cache = engine.cache.stats
+        let cacheBytes = engine.cache.bytes
         let listeners = listenerStats.snapshot
         let log = engine.queryLog?.counts
         let reloads = metrics.reloads
@@ -80,6 +83,7 @@ public final class MetricsExporter: Sendable {
             counter(&s, "vpcdns_cache_hits_total", [], cache.hits)
             counter(&s, "vpcdns_cache_misses_total", [], cache.misses)
             gauge(&s, "vpcdns_cache_entries", [], Double(cache.entries))
+            gauge(&s, "vpcdns_cache_bytes", [], Double(cacheBytes))
             for (target, counts) in upstream {
                 for (i, r) in UpstreamAttemptResult.allCases.enumerated() {
                     counter(&s, "vpcdns_upstream_requests_total", [("target", target.description), ("result", r.rawValue)], counts[i])
@@ -93,6 +97,7 @@ public final class MetricsExporter: Sendable {
             }
             gauge(&s, "vpcdns_tcp_connections", [], Double(listeners.tcpConnectionsOpen))
             counter(&s, "vpcdns_tcp_connections_refused_total", [], UInt64(max(0, listeners.tcpConnectionsRejected)))
+            counter(&s, "vpcdns_tcp_connections_evicted_total", [], UInt64(max(0, listeners.tcpIdleEvicted)))
             counter(&s, "vpcdns_socket_errors_total", [], UInt64(max(0, listeners.socketErrors)))
             counter(&s, "vpcdns_udp_queries_total", [], UInt64(max(0, listeners.udpQueries)))
             counter(&s, "vpcdns_tcp_queries_total", [], UInt64(max(0, listeners.tcpQueries)))

@@ -27,8 +27,10 @@ final class FaultServer: @unchecked Sendable {
 
         """
 
-    /// `settings`: extra top-level YAML lines (`upstream_timeout_ms: 600`, ...).
-    init(upstreams: [SocketEndpoint], settings: [String] = []) async throws {
+    /// `settings`: extra top-level YAML lines (`upstream_timeout_ms: 600`, ...). `fileLimit`
+    /// runs the server under `prlimit --nofile=N:N` (soft and hard), as a host with that
+    /// open-files limit would.
+    init(upstreams: [SocketEndpoint], settings: [String] = [], fileLimit: Int? = nil) async throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw FixtureError("\(Self.binary) is missing: run `swift build` first (these tests start the real server)")
         }
@@ -61,7 +63,11 @@ final class FaultServer: @unchecked Sendable {
                 """
             let config = dir.appendingPathComponent("vpcdns.yaml")
             try yaml.write(to: config, atomically: true, encoding: .utf8)
-            let p = try ChildProcess(Self.binary, ["serve", "--config", config.path], stderr: dir.appendingPathComponent("stderr.txt").path)
+            let serve = ["serve", "--config", config.path]
+            // prlimit sets the limit on itself and execs the server: same pid.
+            let p = try fileLimit.map { n in
+                try ChildProcess("/usr/bin/prlimit", ["--nofile=\(n):\(n)", "--", Self.binary] + serve, stderr: dir.appendingPathComponent("stderr.txt").path)
+            } ?? ChildProcess(Self.binary, serve, stderr: dir.appendingPathComponent("stderr.txt").path)
             let ep = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(port))
             if await Self.waitUntilAnswering(ep, process: p) {
                 endpoint = ep
@@ -83,6 +89,10 @@ final class FaultServer: @unchecked Sendable {
     }
 
     var isRunning: Bool { process.isRunning }
+
+    var standardError: String {
+        (try? String(contentsOf: directory.appendingPathComponent("stderr.txt"), encoding: .utf8)) ?? ""
+    }
 
     /// Resident set size in KiB (VmRSS of /proc/PID/status).
     var rssKiB: Int {
