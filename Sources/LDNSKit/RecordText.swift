@@ -20,6 +20,11 @@ public enum RecordText {
         guard !value.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0 }) else {
             throw RecordTextError(message: "a \(type) value must be a single line")
         }
+        // ldns reads `"abc` (no closing quote) as the string abc; a zone file may not.
+        let bytes = Array(value.utf8)
+        guard ZoneText(bytes).significantSpan(0..<bytes.count)?.openQuote == nil else {
+            throw RecordTextError(message: "bad \(type) value \"\(value)\": unterminated quoted string (no closing \")")
+        }
         guard !type.isMeta else {
             throw RecordTextError(message: "\(type) is not a record type that can hold data")
         }

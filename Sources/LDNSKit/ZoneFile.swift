@@ -145,8 +145,16 @@ struct ZoneReader {
             guard before >= 0, after > before || feof(fp) != 0 else {
                 throw fail(text.line(of: max(before, 0)), "\(LDNS.message(status)) (the zone reader stopped advancing)")
             }
-            let span = text.significantSpan(before..<after)
+            let significant = text.significantSpan(before..<after)
+            let span = significant?.span
             let startLine = span.map { text.line(of: $0.lowerBound) } ?? text.line(of: max(after - 1, 0))
+            if let quote = significant?.openQuote {
+                // Quoted back: the line of the opening quote, up to its end.
+                let line = text.line(of: quote)
+                let lineEnd = line < text.lineStarts.count ? text.lineStarts[line] - 2 : bytes.count - 1
+                let from = max(text.lineStarts[line - 1], span?.lowerBound ?? 0)
+                throw fail(line, "unterminated quoted string (no closing \" on its line) in \"\(text.snippet(from...max(from, lineEnd)))\"")
+            }
 
             switch status {
             case LDNS_STATUS_OK:

@@ -32,12 +32,16 @@ struct ZoneText {
     }
 
     /// First and last byte in `range` that belong to a record (not blank, not comment);
-    /// nil when the range holds only blanks and comments.
-    func significantSpan(_ range: Range<Int>) -> ClosedRange<Int>? {
+    /// nil when the range holds only blanks and comments. `openQuote` is the offset of a `"`
+    /// whose string does not end on its own line (or in the range): ldns accepts such a string
+    /// (it reads on to the end of the record or the file), BIND and NSD reject it, and so do we.
+    func significantSpan(_ range: Range<Int>) -> (span: ClosedRange<Int>, openQuote: Int?)? {
         var first: Int?
         var last: Int?
         var i = range.lowerBound
         var inComment = false, inQuote = false
+        var quoteStart = 0
+        var openQuote: Int?
         while i < range.upperBound {
             let b = bytes[i]
             if inComment {
@@ -48,18 +52,20 @@ struct ZoneText {
                 last = i
             } else if inQuote {
                 if b == UInt8(ascii: "\"") { inQuote = false }
+                if b == UInt8(ascii: "\n") && openQuote == nil { openQuote = quoteStart }
                 last = i
             } else if b == UInt8(ascii: ";") {
                 inComment = true
             } else if !ZoneText.isSpace(b) {
                 if first == nil { first = i }
-                if b == UInt8(ascii: "\"") { inQuote = true }
+                if b == UInt8(ascii: "\"") { inQuote = true; quoteStart = i }
                 last = i
             }
             i += 1
         }
+        if inQuote && openQuote == nil { openQuote = quoteStart }
         guard let first, let last else { return nil }
-        return first...last
+        return (first...last, openQuote)
     }
 
     /// True when the record starting at `start` has no owner field (its line begins with

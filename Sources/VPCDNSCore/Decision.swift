@@ -23,7 +23,7 @@ public enum Via: String, Sendable {
 }
 
 /// The query log's `vpcdns.decision`: what kind of data answered (or would have).
-public enum DecisionKind: String, Sendable {
+public enum DecisionKind: String, Sendable, CaseIterable {
     case privateHostedZone = "private-hosted-zone"
     case endpointPrivateDNS = "endpoint-private-dns"
     case endpointDNSName = "endpoint-dns-name"

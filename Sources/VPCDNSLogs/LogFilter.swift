@@ -53,6 +53,31 @@ public struct LogFilter: Sendable {
         self.decision = decision
     }
 
+    /// `vpcdns.decision` values a record can carry (query-log.md); `--decision` takes only these.
+    public static let decisions = [
+        "private-hosted-zone", "endpoint-private-dns", "endpoint-dns-name", "service-private-dns", "ec2-instance-name",
+        "reverse-dns", "forward-rule", "upstream", "refused", "bad-request",
+    ]
+
+    /// The DNS rcode mnemonics (IANA's registry, as vpcdns and Route 53 Resolver write them);
+    /// `--rcode` takes only these.
+    public static let rcodes = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
+        "NOTZONE", "DSOTYPENI", "BADVERS", "BADKEY", "BADTIME", "BADMODE", "BADNAME", "BADALG", "BADTRUNC", "BADCOOKIE",
+    ]
+
+    /// Why `--rcode` or `--decision` cannot match anything (a typo would otherwise print
+    /// nothing and look like "no such records"), naming the valid values; nil when both are valid.
+    public func unknownValue() -> String? {
+        if let rc = rcode, !LogFilter.rcodes.contains(where: { sameIgnoringCase($0, rc) }) {
+            return "--rcode: unknown rcode '\(rc)'; expected one of \(LogFilter.rcodes.joined(separator: ", "))"
+        }
+        if let d = decision, !LogFilter.decisions.contains(where: { sameIgnoringCase($0, d) }) {
+            return "--decision: unknown decision '\(d)'; expected one of \(LogFilter.decisions.joined(separator: ", "))"
+        }
+        return nil
+    }
+
     /// `--since` is inclusive, `--until` exclusive. A record without a vpcdns decision (AWS's)
     /// never matches a `decision` filter.
     public func matches(_ r: LogRecord) -> Bool {

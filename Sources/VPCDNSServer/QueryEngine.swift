@@ -250,7 +250,8 @@ public final class QueryEngine: QueryProcessor {
                                  upstream: answer.target, reason: a.reason)
                 responder.respond(ByteBuffer(bytes: b.builder.bytes))
             case .upstream(.failure(let failure)):
-                self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason, upstream: nil)
+                self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason,
+                          upstream: failure.lastTried)
             case .forwardingLoop:
                 self.loopGuard.countLoopAnswer()
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: Reason.forwardingLoop.description, upstream: nil)
@@ -398,18 +399,21 @@ public final class QueryEngine: QueryProcessor {
             return
         }
         log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answer: answer, kind: d.kind,
-            zone: d.zone, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream?.description)
+            zone: d.zone, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
     }
 
     private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
-                     kind: DecisionKind, zone: DNSName?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: String?) {
-        // One clock read for the log's latency and the metrics' histogram, none when neither wants it.
-        let elapsed = queryLog != nil || metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil
+                     kind: DecisionKind, zone: DNSName?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: SocketEndpoint?) {
+        // One clock read for the log's latency and order and the metrics' histogram, none when
+        // neither wants it.
+        let now = queryLog != nil || metrics.timed ? NIODeadline.now() : nil
+        let elapsed = now.map { $0 - context.receivedAt.monotonic }
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: kind, rcode: rcode, elapsed: elapsed)
-        guard let writer = queryLog, let elapsed else { return }
+        guard let writer = queryLog, let now, let elapsed else { return }
         // Encoded straight into this thread's batch: the model's fixed fields are copied as
-        // bytes, names, addresses and answers written from their wire form.
-        writer.append { out, dates in
+        // bytes, names, addresses and answers written from their wire form. Stamped with the
+        // same clock read (before the answer is sent): the writer orders lines by it.
+        writer.append(stamp: now) { out, dates in
             LogLine.assemble(
                 to: &out, dates: &dates, receivedAtMicros: context.receivedAt.wallNanoseconds / 1000,
                 head: { snap.logFields.head(view, to: &$0) },
@@ -429,7 +433,8 @@ public final class QueryEngine: QueryProcessor {
                     LogLine.decision(kind.rawValue, zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) }, zoneID: zoneID,
                                      reason: reason, cache: cache, to: &$0)
                 },
-                upstream: upstream,
+                upstream: upstream.map { .address($0) },
+                listener: .address(context.listener),
                 via: { LogLine.via(view.via, to: &$0) },
                 latencyMicros: elapsed.nanoseconds / 1000)
         }
@@ -439,10 +444,11 @@ public final class QueryEngine: QueryProcessor {
     /// thread) and copied from then on.
     private func logLocal(_ local: LocalAnswer, _ entry: MemoEntry, snap: Snapshot, context: QueryContext, view: ViewChoice,
                           question q: DNSQuestion) {
-        let elapsed = queryLog != nil || metrics.timed ? NIODeadline.now() - context.receivedAt.monotonic : nil
+        let now = queryLog != nil || metrics.timed ? NIODeadline.now() : nil
+        let elapsed = now.map { $0 - context.receivedAt.monotonic }
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: local.kind, rcode: local.rcode,
                             elapsed: elapsed)
-        guard let writer = queryLog, let elapsed else { return }
+        guard let writer = queryLog, let now, let elapsed else { return }
         let pieces: LocalLogPieces
         if let p = entry.logPieces {
             pieces = p
@@ -457,10 +463,10 @@ public final class QueryEngine: QueryProcessor {
         let inbound = view.inboundEndpointID != nil
         let lower = q.caseMask.isAllLower
         let name = pieces.lowerCaseName, middle = pieces.middle, decision = pieces.decision
-        let via = view.via, transport = context.transport, client = context.client
+        let via = view.via, transport = context.transport, client = context.client, listener = context.listener
         let received = context.receivedAt.wallNanoseconds / 1000
-        withExtendedLifetime(pieces) {
-            writer.append { out, dates in
+        _ = withExtendedLifetime(pieces) {
+            writer.append(stamp: now) { out, dates in
                 LogLine.assemble(
                     to: &out, dates: &dates, receivedAtMicros: received,
                     head: { o in
@@ -476,6 +482,7 @@ public final class QueryEngine: QueryProcessor {
                     srcids: { o in if inbound { snap.logFields.srcids(view, to: &o) } },
                     decision: { $0.append(contentsOf: decision) },
                     upstream: nil,
+                    listener: .address(listener),
                     via: { LogLine.via(via, to: &$0) },
                     latencyMicros: elapsed.nanoseconds / 1000)
             }

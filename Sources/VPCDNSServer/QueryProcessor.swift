@@ -45,8 +45,9 @@ public struct ReceiveTime: Sendable, Hashable {
 public struct QueryContext: Sendable {
     /// The source address and port of the query.
     public var client: SocketEndpoint
-    /// The listener address the query arrived on (as bound, with its real port): the input
-    /// of V1 (`resolver_addresses`, `inbound_endpoints`).
+    /// The listener address the query arrived on (as bound, with its real port; on a wildcard
+    /// listener, the local address the client sent it to, with the bound port): the input of
+    /// V1 (`resolver_addresses`, `inbound_endpoints`, O7) and the query log's `vpcdns.listener`.
     public var listener: SocketEndpoint
     public var transport: Transport
     public var receivedAt: ReceiveTime

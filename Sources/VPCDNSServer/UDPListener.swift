@@ -26,6 +26,9 @@ final class UDPQueryHandler: ChannelDuplexHandler {
     private var lateFlushScheduled = false
     /// The bound address, read once the socket is bound (port 0 gets its real port).
     private var listener = SocketEndpoint(ip: .v4(0), port: 0)
+    /// Bound to `0.0.0.0` or `::`: the address each query was sent to comes with it (the
+    /// socket has `IP_PKTINFO`/`IPV6_RECVPKTINFO` on) and is its listener (O7).
+    private var wildcard = false
 
     init(processor: any QueryProcessor, inFlight: InFlightCounter, logger: Logger) {
         self.processor = processor
@@ -43,7 +46,10 @@ final class UDPQueryHandler: ChannelDuplexHandler {
     }
 
     private func learnLocalAddress(_ context: ChannelHandlerContext) {
-        if let local = context.channel.localAddress.flatMap(SocketEndpoint.init) { listener = local }
+        if let local = context.channel.localAddress.flatMap(SocketEndpoint.init) {
+            listener = local
+            wildcard = ServerRuntime.isWildcard(local)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -54,7 +60,13 @@ final class UDPQueryHandler: ChannelDuplexHandler {
             stats.dropped.add(1, ordering: .relaxed)
             return
         }
-        let queryContext = QueryContext(client: client, listener: listener, transport: .udp, receivedAt: .now())
+        // The listener of V1 and of the query log's `vpcdns.listener`: the bound address, or
+        // on a wildcard socket the local address the client asked (with the bound port).
+        var to = listener
+        if wildcard, let info = envelope.metadata?.packetInfo, let local = SocketEndpoint(info.destinationAddress) {
+            to = SocketEndpoint(ip: local.ip, port: listener.port)
+        }
+        let queryContext = QueryContext(client: client, listener: to, transport: .udp, receivedAt: .now())
         let responder = QueryResponder(channel: context.channel, peer: envelope.remoteAddress, inFlight: inFlight)
         switch processor.process(envelope.data, context: queryContext, responder: responder) {
         case .reply(let reply):
@@ -152,6 +164,8 @@ final class UDPListener: Sendable {
                     group: group, configuration: configuration, processor: processor,
                     inFlight: inFlight, logger: logger)
                 if endpoint.isIPv6 { bootstrap = bootstrap.channelOption(.ipv6Only, value: 1) }
+                // Only wildcard sockets need each datagram's destination (and pay for reading it).
+                if ServerRuntime.isWildcard(endpoint) { bootstrap = bootstrap.channelOption(.receivePacketInfo, value: true) }
                 let channel = try await bootstrap.bind(to: target.socketAddress).get()
                 channels.append(channel)
                 if i == 0 {

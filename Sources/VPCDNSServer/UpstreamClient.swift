@@ -41,13 +41,16 @@ public struct UpstreamAnswer: Sendable {
 
 /// Why there is no usable answer. The client gets SERVFAIL either way; the query log says
 /// which (`vpcdns.reason`).
+/// Both carry the last target an attempt went to (nil when none was tried: no targets, or a
+/// query too short to send), which the query log names as `vpcdns.upstream`, so a failing
+/// upstream can be found from the log alone.
 public enum UpstreamFailure: Error, Sendable, Hashable, CustomStringConvertible {
     /// No target answered within the time allowed.
-    case timeout
+    case timeout(lastTried: SocketEndpoint?)
     /// Some target did answer, but only with errors: refused connection, ICMP port
     /// unreachable, a broken reply, or rcode SERVFAIL/REFUSED/NOTIMP/FORMERR. The text is
     /// the last one, with its target (`127.0.0.1:53: rcode REFUSED`).
-    case error(String)
+    case error(String, lastTried: SocketEndpoint?)
 
     /// The query log's reason: `upstream-timeout` or `upstream-error`.
     public var reason: String {
@@ -57,10 +60,17 @@ public enum UpstreamFailure: Error, Sendable, Hashable, CustomStringConvertible 
         }
     }
 
+    /// The target of the last attempt made.
+    public var lastTried: SocketEndpoint? {
+        switch self {
+        case .timeout(let t), .error(_, let t): t
+        }
+    }
+
     public var description: String {
         switch self {
         case .timeout: "upstream-timeout"
-        case .error(let detail): "upstream-error: \(detail)"
+        case .error(let detail, _): "upstream-error: \(detail)"
         }
     }
 }
@@ -164,7 +174,7 @@ public struct UpstreamClient: Sendable {
     /// The same, for async callers.
     public func query(_ query: ByteBuffer, targets: [SocketEndpoint], on eventLoop: any EventLoop) async -> UpstreamResult {
         // The future never fails.
-        (try? await startQuery(query, targets: targets, on: eventLoop).get()) ?? .failure(.error("internal"))
+        (try? await startQuery(query, targets: targets, on: eventLoop).get()) ?? .failure(.error("internal", lastTried: nil))
     }
 }
 
@@ -241,6 +251,8 @@ final class UpstreamExchange {
     private var lastError: String?
     private var roundHadTimeout = false
     private var finished = false
+    /// The target of the latest attempt (a TCP retry after TC goes to the same one).
+    private var lastTarget: SocketEndpoint?
     // The UDP attempt in flight, if any: its target, socket, ID and timer.
     private var udpTarget: SocketEndpoint?
     private var udpSocket: PooledUDPSocket?
@@ -266,9 +278,9 @@ final class UpstreamExchange {
 
     func next() {
         guard WireHeader.flags(wire) != nil else {
-            return finish(.failure(.error("query shorter than a DNS header")))
+            return finish(.failure(.error("query shorter than a DNS header", lastTried: nil)))
         }
-        guard !targets.isEmpty else { return finish(.failure(.error("no upstream targets"))) }
+        guard !targets.isEmpty else { return finish(.failure(.error("no upstream targets", lastTried: nil))) }
         let now = NIODeadline.now()
         guard now < deadline else { return giveUp() }
         if index == targets.count {
@@ -279,6 +291,7 @@ final class UpstreamExchange {
         }
         let target = targets[index]
         index += 1
+        lastTarget = target
         attemptUDP(target, until: min(now + policy.attemptTimeout, deadline), now: now)
     }
 
@@ -380,7 +393,7 @@ final class UpstreamExchange {
     }
 
     private func giveUp() {
-        finish(.failure(lastError.map { .error($0) } ?? .timeout))
+        finish(.failure(lastError.map { .error($0, lastTried: lastTarget) } ?? .timeout(lastTried: lastTarget)))
     }
 
     private func finish(_ result: UpstreamResult) {

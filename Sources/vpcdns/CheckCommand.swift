@@ -30,7 +30,9 @@ struct CheckCommand: ParsableCommand {
             print(summary.json.rendered())
         } else {
             print(summary.text, terminator: "")
-            let stderr = (summary.warnings + summary.errors).map { $0.description + "\n" }.joined()
+            // Errors first: they are what stops the config, and the warnings are often their
+            // knock-on effects (a misspelt key leaves its default in place).
+            let stderr = (summary.errors + summary.warnings).map { $0.description + "\n" }.joined()
             FileHandle.standardError.write(Data(stderr.utf8))
         }
         if !summary.ok { throw ExitCode(1) }

@@ -112,6 +112,11 @@ struct LogsFilterCommand: ParsableCommand {
     @Flag(name: .long, help: "Print an aligned table instead of JSON Lines.")
     var table = false
 
+    /// Unknown `--rcode` and `--decision` values are usage errors (exit 64), not empty output.
+    func validate() throws {
+        if let why = LogFilter(rcode: rcode, decision: decision).unknownValue() { throw ValidationError(why) }
+    }
+
     func run() throws {
         var filter = common.filter()
         filter.name = name.map { NameGlob($0) }

@@ -60,6 +60,24 @@ struct CheckCommandTests {
         #expect(r.stderr == "\(path):5: vpcs[0].enable_dns_hostname: unknown key 'enable_dns_hostname'; did you mean 'enable_dns_hostnames'?\n")
     }
 
+    /// A misspelt key leaves its default in place, which often brings warnings of its own:
+    /// the error, the cause, comes first.
+    @Test func errorsComeBeforeWarnings() throws {
+        let example = try String(contentsOfFile: CLI.root + "/config/vpcdns.yaml", encoding: .utf8)
+        let typo = example.replacingOccurrences(of: "    enable_dns_hostnames: true      # both true", with: "    enable_dns_hostname: true      # both true")
+        #expect(typo != example)
+        // Beside the example, so its relative zone file paths still resolve.
+        let path = CLI.root + "/config/typo-\(UUID().uuidString).yaml"
+        try typo.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try CLI.run(["check", "--config", path])
+        #expect(r.status == 1)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.first?.hasSuffix("vpcs[0].enable_dns_hostname: unknown key 'enable_dns_hostname'; did you mean 'enable_dns_hostnames'?") == true,
+                "\(r.stderr)")
+        #expect(lines.count > 1 && lines.dropFirst().allSatisfy { $0.contains(": warning: ") }, "the knock-on warnings follow: \(r.stderr)")
+    }
+
     @Test func usageErrorExits64() throws {
         let r = try CLI.run(["check", "--no-such-flag"])
         #expect(r.status == 64)

@@ -28,6 +28,14 @@ struct RecordTextTests {
         #expect(try rdata(.txt, "unquoted") == [8] + Array("unquoted".utf8))
     }
 
+    @Test func unterminatedQuoteIsRejected() throws {
+        #expect(throws: RecordTextError(message: "bad TXT value \"\"abc\": unterminated quoted string (no closing \")")) {
+            try rdata(.txt, "\"abc")
+        }
+        #expect(throws: RecordTextError.self) { try rdata(.txt, "\"abc\" \"def") }
+        #expect(try rdata(.txt, "\"a\\\"b\"") == [3, 97, 34, 98])
+    }
+
     @Test func srv() throws {
         #expect(try rdata(.srv, "1 5 5060 sip.example.com.") == [0, 1, 0, 5, 0x13, 0xC4] + name("sip.example.com").wire)
     }

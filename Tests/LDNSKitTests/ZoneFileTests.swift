@@ -201,6 +201,27 @@ struct ZoneFileTests {
         #expect(error.message == b.message)
     }
 
+    /// ldns reads `"abc` with no closing quote as the string abc (or swallows the next lines
+    /// into it); BIND and NSD reject it, and so does vpcdns, naming the line of the quote.
+    @Test func unterminatedQuoteIsAnError() throws {
+        let cases: [(text: String, line: Int)] = [
+            ("a A 10.0.0.1\ntxt IN TXT \"abc\n", 2),                       // at the end of the file
+            ("txt IN TXT \"abc\nb A 10.0.0.2\nc A 10.0.0.3\n", 1),           // records after it
+            ("txt IN TXT \"abc\"\nspf IN TXT \"v=spf1\" \"-all\n", 2),      // the second string of a record
+            ("t2 IN TXT ( \"one\"\n   \"two )\nb A 10.0.0.2\n", 2),          // inside parentheses
+            ("txt IN TXT \"abc", 1),                                          // no newline at all
+        ]
+        for c in cases {
+            let error = try #require(parseError(c.text), "\(c.text) was accepted")
+            #expect(error.path == "test.zone" && error.line == c.line, "\(error)")
+            #expect(error.message.hasPrefix("unterminated quoted string (no closing \" on its line) in "), "\(error)")
+            #expect(!error.message.contains("\n"), "the message stays on one line: \(error)")
+        }
+        // Closed quotes, with `;`, escaped quotes and a backslash before the closing quote, are fine.
+        let good = try parse("t IN TXT \"a;b\" \"say \\\"hi\\\"\" \"end\\\\\"\nu IN TXT ( \"x\"\n  \"y\" ) ; \"comment\nv A 10.0.0.1\n")
+        #expect(good.map(\.line) == [1, 2, 4])
+    }
+
     @Test func errorDescriptionIsPathLineMessage() {
         let e = ZoneFileError(path: "zones/a.zone", line: 7, message: "bad TTL x")
         #expect(e.description == "zones/a.zone:7: bad TTL x")

@@ -29,6 +29,25 @@ struct LogsCLITests {
         #expect(rows[2].contains("2026-11-27T20:10:01.177Z") && rows[2].contains("10.0.1.10 10.0.2.10"))
     }
 
+    /// A misspelt `--decision` or `--rcode` matched nothing and exited 0: it looked like "no
+    /// such records". Now it is a usage error naming the valid values.
+    @Test func unknownDecisionOrRcodeIsAUsageError() throws {
+        let dir = try TempDir(); defer { dir.cleanup() }
+        let v = try dir.file("q.jsonl", Fixture.text(Fixture.vpcdnsLines))
+        let d = try CLI.run(["logs", "filter", v, "--decision", "bogus"])
+        #expect(d.status == 64 && d.stdout.isEmpty)
+        #expect(d.stderr.contains("--decision: unknown decision 'bogus'; expected one of private-hosted-zone, endpoint-private-dns,"), "\(d.stderr)")
+        #expect(d.stderr.contains("forward-rule, upstream, refused, bad-request"), "\(d.stderr)")
+        let r = try CLI.run(["logs", "filter", v, "--rcode", "bogus"])
+        #expect(r.status == 64 && r.stdout.isEmpty)
+        #expect(r.stderr.contains("--rcode: unknown rcode 'bogus'; expected one of NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED,"), "\(r.stderr)")
+        // Valid values in any case still filter (and a valid value with no match is not an error).
+        let ok = try CLI.run(["logs", "filter", v, "--rcode", "nxdomain", "--decision", "PRIVATE-HOSTED-ZONE"])
+        #expect(ok.status == 0 && !ok.stdout.isEmpty && ok.stderr.isEmpty)
+        let none = try CLI.run(["logs", "filter", v, "--decision", "reverse-dns", "--rcode", "BADCOOKIE"])
+        #expect(none.status == 0 && none.stdout.isEmpty && none.stderr.isEmpty)
+    }
+
     @Test func summaryJSONParsesAndCarriesTheMisses() throws {
         let dir = try TempDir(); defer { dir.cleanup() }
         let v = try dir.file("q.jsonl", Fixture.text(Fixture.vpcdnsLines + ["garbage"]))

@@ -21,6 +21,15 @@ import VPCDNSLogs
         #expect(first.srcPort == "40211")
     }
 
+    /// `--decision` accepts every decision the server can write (and rejects others).
+    @Test func filterKnowsEveryDecisionKind() {
+        for kind in DecisionKind.allCases {
+            #expect(LogFilter(decision: kind.rawValue).unknownValue() == nil, "\(kind.rawValue)")
+        }
+        #expect(LogFilter(decision: "upstreams").unknownValue() != nil)
+        #expect(LogFilter(rcode: "NXDOMAIN").unknownValue() == nil && LogFilter(rcode: "NXDOMAINX").unknownValue() != nil)
+    }
+
     @Test func awsRecordsAreAcceptedWithTheirExtraFields() throws {
         let dir = try TempDir(); defer { dir.cleanup() }
         let path = try dir.file("aws.jsonl", Fixture.text(Fixture.awsLines))

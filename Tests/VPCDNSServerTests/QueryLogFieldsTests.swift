@@ -22,23 +22,28 @@ struct QueryLogFieldsTests {
         ViewChoice(vpcIndex: i, vpcID: i.map { vpcs[$0].id }, region: i.map { vpcs[$0].region }, via: via, inboundEndpointID: inbound)
     }
 
+    /// Listener addresses: the line writes them from the numbers, the record from their text.
+    static let listeners = ["127.0.0.1:1053", "10.20.30.40:65535", "[::1]:53", "[2001:db8::53]:5353", "[fe80::1:2:3:4]:0",
+                            "[2001:db8:0:1:1:1:1:1]:1"].map { SocketEndpoint($0)! }
+
     /// What the record gives for the same facts.
     static func record(account: String, view v: ViewChoice, question q: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
                        kind: DecisionKind, zone: DNSName?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse,
-                       upstream: String?, client: IPAddress, port: UInt16, transport: Transport, micros: Int64, latency: Int64) -> String {
+                       upstream: String?, listener: SocketEndpoint, client: IPAddress, port: UInt16, transport: Transport, micros: Int64,
+                       latency: Int64) -> String {
         QueryLogRecord(accountID: account, region: v.region ?? "-", vpcID: v.vpcID ?? "-", receivedAtMicros: micros,
                        queryName: q.map { .asked($0) } ?? .text("-"), queryType: q.map { QueryLogRecord.text($0.type) } ?? "-",
                        queryClass: q.map { QueryLogRecord.text($0.qclass) } ?? "-", rcode: rcode.description, answers: .records(answer),
                        srcAddr: .ip(client), srcPort: port, transport: transport == .udp ? "UDP" : "TCP",
                        resolverEndpoint: v.inboundEndpointID, decision: kind.rawValue,
                        zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) }, zoneID: zoneID, reason: reason, cache: cache,
-                       upstream: upstream, via: v.via.rawValue, latencyMicros: latency).jsonLine()
+                       upstream: upstream, listener: listener.description, via: v.via.rawValue, latencyMicros: latency).jsonLine()
     }
 
     /// The line as the engine writes a local answer: head and srcids from `fields`, the rest
     /// from `pieces`.
     static func fastLine(_ fields: QueryLogFields, _ pieces: LocalLogPieces, view v: ViewChoice, question q: DNSQuestion,
-                         client: IPAddress, port: UInt16, transport: Transport, micros: Int64, latency: Int64,
+                         listener: SocketEndpoint, client: IPAddress, port: UInt16, transport: Transport, micros: Int64, latency: Int64,
                          dates: inout DateCache) -> String {
         var out = ByteSink(capacity: 16)
         LogLine.assemble(
@@ -52,6 +57,7 @@ struct QueryLogFieldsTests {
             srcids: { fields.srcids(v, to: &$0) },
             decision: { $0.append(contentsOf: pieces.decision) },
             upstream: nil,
+            listener: .address(listener),
             via: { LogLine.via(v.via, to: &$0) },
             latencyMicros: latency)
         return out.withBytes { String(decoding: $0, as: UTF8.self) }
@@ -79,11 +85,12 @@ struct QueryLogFieldsTests {
         ]
         var dates = DateCache()
         for v in views {
-            let fast = Self.fastLine(fields, pieces, view: v, question: q, client: .v4(0x7F00_0001), port: 40211, transport: .udp,
+            let fast = Self.fastLine(fields, pieces, view: v, question: q, listener: Self.listeners[0], client: .v4(0x7F00_0001),
+                                     port: 40211, transport: .udp,
                                      micros: 1_795_810_503_123_456, latency: 41, dates: &dates)
             let slow = Self.record(account: account, view: v, question: q, rcode: .noError, answer: answer, kind: .privateHostedZone,
                                    zone: try DNSName("myservice.internal"), zoneID: "Z-" + Self.odd, reason: nil, cache: .none,
-                                   upstream: nil, client: .v4(0x7F00_0001), port: 40211, transport: .udp,
+                                   upstream: nil, listener: Self.listeners[0], client: .v4(0x7F00_0001), port: 40211, transport: .udp,
                                    micros: 1_795_810_503_123_456, latency: 41)
             #expect(fast == slow)
             let obj = try #require(try JSONSerialization.jsonObject(with: Data(fast.utf8)) as? [String: Any])
@@ -123,6 +130,7 @@ struct QueryLogFieldsTests {
             ([3] + Array("www".utf8) + [9] + Array("myservice".utf8) + [8] + Array("internal".utf8) + [0], IPAddress("2001:db8::1")!, 53, .udp, .defaultVPC, 1_795_810_504_000_000),
         ]
         var dates = DateCache()
+        var n = 0
         for (type, answer) in zip([RRType.a, .a, .aaaa, .mx, .txt, RRType(65534)], answers) {
             for (kind, zone, zoneID, reason, rcode) in kinds {
                 let first = DNSQuestion(name: owner, type: type, qclass: .in)
@@ -130,11 +138,13 @@ struct QueryLogFieldsTests {
                 for (wire, client, port, transport, via, micros) in asked {
                     let q = DNSQuestion(name: try DNSName(wire: wire), type: type, qclass: .in, caseMask: NameCaseMask(originalWire: wire))
                     let v = Self.view(fields, vpcs, 0, via: via)
-                    let fast = Self.fastLine(fields, pieces, view: v, question: q, client: client, port: port, transport: transport,
-                                             micros: micros, latency: 7, dates: &dates)
+                    let listener = Self.listeners[n % Self.listeners.count]
+                    n += 1
+                    let fast = Self.fastLine(fields, pieces, view: v, question: q, listener: listener, client: client, port: port,
+                                             transport: transport, micros: micros, latency: 7, dates: &dates)
                     let slow = Self.record(account: "111122223333", view: v, question: q, rcode: rcode, answer: answer, kind: kind,
-                                           zone: zone, zoneID: zoneID, reason: reason, cache: .none, upstream: nil, client: client,
-                                           port: port, transport: transport, micros: micros, latency: 7)
+                                           zone: zone, zoneID: zoneID, reason: reason, cache: .none, upstream: nil, listener: listener,
+                                           client: client, port: port, transport: transport, micros: micros, latency: 7)
                     #expect(fast == slow)
                 }
             }

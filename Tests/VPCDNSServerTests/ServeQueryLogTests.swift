@@ -17,6 +17,7 @@ struct ServeQueryLogTests {
     static let inboundID = "rslvr-in-0123456789abcdef0"
     static let corpRule = "rslvr-rr-0123456789abcdef0"
     static let deadRule = "rslvr-rr-0123456789abcdef9"
+    static let refusedRule = "rslvr-rr-0123456789abcdef8"
     static let ec2Endpoint = "vpce-0ec2a1b2c3d4e5f60"
     static let saasService = "vpce-svc-05aa5000000000001"
 
@@ -66,6 +67,7 @@ struct ServeQueryLogTests {
             resolver_rules:
               - {id: \(corpRule), domain: corp.example.com, type: FORWARD, targets: ["127.0.0.1:\(corp)"]}
               - {id: \(deadRule), domain: dead.example.com, type: FORWARD, targets: ["127.0.0.1:\(blackHole)"]}
+              - {id: \(refusedRule), domain: refused.example.com, type: FORWARD, targets: ["127.0.0.1:\(corp)"]}
           - id: \(vpcLegacy)
             region: eu-west-1
             cidrs: [10.2.0.0/16]
@@ -131,6 +133,8 @@ struct ServeQueryLogTests {
         var reason: String? = nil
         var cache = "none"
         var upstream: String? = nil
+        /// `vpcdns.listener`; `ask` fills it in from where it sends the query.
+        var listener = ""
         var via = "source"
         var minLatencyUs = 0
     }
@@ -178,7 +182,8 @@ struct ServeQueryLogTests {
         let latency = try #require(v["latency_us"] as? Int, c)
         #expect(latency >= e.minLatencyUs && latency < 10_000_000, c)
 
-        var keys: Set<String> = ["decision", "cache", "via", "received_at", "latency_us"]
+        var keys: Set<String> = ["decision", "cache", "listener", "via", "received_at", "latency_us"]
+        #expect(v["listener"] as? String == e.listener, c)
         #expect(v["decision"] as? String == e.decision, c)
         #expect(v["cache"] as? String == e.cache, c)
         #expect(v["via"] as? String == e.via, c)
@@ -221,6 +226,8 @@ struct ServeQueryLogTests {
             let reply = (c ?? client).exchange(m, to: ip, port: toPort ?? port)
             #expect(reply != nil, "\(e.what): no reply")
             #expect(reply?.rcode == rcode, "\(e.what): rcode")
+            var e = e
+            e.listener = "\(ip):\(toPort ?? port)"
             expected.append(e)
         }
 
@@ -277,13 +284,20 @@ struct ServeQueryLogTests {
                      cache: "miss", upstream: nsdUp, via: "resolver_address"),
             to: "127.0.91.2", toPort: fixed)
         ask(Expected(what: "upstream timeout", name: "x.dead.example.com.", rcode: "SERVFAIL", srcport: me, decision: "forward-rule",
-                     zone: "dead.example.com", zoneID: Self.deadRule, reason: "upstream-timeout", cache: "miss", minLatencyUs: 900_000),
+                     zone: "dead.example.com", zoneID: Self.deadRule, reason: "upstream-timeout", cache: "miss",
+                     upstream: "127.0.0.1:\(hole.endpoint.port)", minLatencyUs: 900_000),
+            rcode: 2)
+        // The corporate NSD does not serve refused.example.com: REFUSED, a failed attempt (P6).
+        ask(Expected(what: "upstream error", name: "x.refused.example.com.", rcode: "SERVFAIL", srcport: me, decision: "forward-rule",
+                     zone: "refused.example.com", zoneID: Self.refusedRule, reason: "upstream-error", cache: "miss",
+                     upstream: "127.0.0.1:\(corp.endpoint.port)"),
             rcode: 2)
         id += 1
         let tcp = BlockingTCP.exchange(LogRawDNS.query(id: id, name: "www.myservice.internal"), port: port)
         #expect(tcp?.reply.rcode == 0, "TCP: reply")
         expected.append(Expected(what: "TCP", name: "www.myservice.internal.", answers: [Self.a("10.0.5.10")], srcport: tcp?.localPort ?? 0,
-                                 transport: "TCP", decision: "private-hosted-zone", zone: "myservice.internal", zoneID: Self.phzID))
+                                 transport: "TCP", decision: "private-hosted-zone", zone: "myservice.internal", zoneID: Self.phzID,
+                                 listener: "127.0.0.1:\(port)"))
 
         // L1: the records reach the file within a second while serving.
         let deadline = Date().addingTimeInterval(1.5)

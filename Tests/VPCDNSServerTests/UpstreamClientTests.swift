@@ -75,7 +75,7 @@ struct UpstreamClientTests {
             guard case .failure(let f) = result else { Issue.record("\(mode): \(result)"); continue }
             // Random garbage may, very rarely, parse as a reply of its own: then an error.
             if case .garbage = mode { continue }
-            #expect(f == .timeout, "\(mode)")
+            #expect(f.reason == "upstream-timeout" && f.lastTried == bad.endpoint, "\(mode)")
         }
     }
 
@@ -89,8 +89,9 @@ struct UpstreamClientTests {
             result = await client(total: 2000, attempt: 500).query(
                 TestDNS.query(id: 1, name: "www.example.org"), targets: [refused.endpoint, servfail.endpoint], on: loop)
         }
-        guard case .failure(.error(let why))? = result else { Issue.record("\(String(describing: result))"); return }
+        guard case .failure(.error(let why, _))? = result else { Issue.record("\(String(describing: result))"); return }
         #expect(why == "\(servfail.endpoint): rcode SERVFAIL")
+        #expect(result.flatMap { if case .failure(let f) = $0 { f.lastTried } else { nil } } == servfail.endpoint)
         #expect(took < .milliseconds(300), "a round of fast failures ends at once: \(took)")
 
         let nsd = try await NSDFixture()
@@ -107,7 +108,7 @@ struct UpstreamClientTests {
         let took = await elapsed {
             result = await client(total: 4000, attempt: 2000).query(TestDNS.query(id: 1, name: "www.example.org"), targets: [dead], on: loop)
         }
-        guard case .failure(.error(let why))? = result else { Issue.record("\(String(describing: result))"); return }
+        guard case .failure(.error(let why, _))? = result else { Issue.record("\(String(describing: result))"); return }
         #expect(why.contains("Connection refused"), "\(why)")
         // Fast means well before the 2 s attempt timeout (a loaded machine may delay the ICMP
         // error by a few hundred milliseconds; the kernel also rate-limits them).
@@ -134,7 +135,7 @@ struct UpstreamClientTests {
         defer { tcp.channel.close(promise: nil) }
         let result = await client(total: 1000, attempt: 500).query(
             TestDNS.query(id: 1, name: "big.example.org", type: TestDNS.typeTXT), targets: [udp.endpoint], on: loop)
-        guard case .failure(.error(let why)) = result else { Issue.record("\(result)"); return }
+        guard case .failure(.error(let why, _)) = result else { Issue.record("\(result)"); return }
         #expect(why.contains("connection closed before a reply"), "\(why)")
     }
 

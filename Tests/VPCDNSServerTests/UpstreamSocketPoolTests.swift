@@ -268,9 +268,9 @@ struct UpstreamSocketPoolTests {
         let took = clock.now - start
         #expect(results.count == 20)
         for r in results {
-            guard case .failure(.error(let why)) = r else { Issue.record("\(r)"); continue }
+            guard case .failure(.error(let why, _)) = r else { Issue.record("\(r)"); continue }
             #expect(why.contains("Connection refused"), "\(why)")
-            #expect(UpstreamFailure.error(why).reason == "upstream-error")
+            #expect(UpstreamFailure.error(why, lastTried: dead).reason == "upstream-error")
         }
         // Well before the 2 s attempt timeout (a loaded machine may delay the ICMP error).
         #expect(took < .milliseconds(1000), "\(took)")

@@ -13,7 +13,7 @@ import VPCDNSCore
 ///     srcids    "resolver_endpoint":…   (or nothing)
 ///               },"vpcdns":{
 ///     decision  "decision":…,"zone":…,"zone_id":…,"reason":…,"cache":…
-///               ,"upstream":… ,"via":…,"received_at":"DATE-TIME.MICROS Z","latency_us":N}}\n
+///               ,"upstream":… ,"listener":… ,"via":…,"received_at":"DATE-TIME.MICROS Z","latency_us":N}}\n
 ///
 /// `head` depends only on the VPC (and the account), so it is encoded once per VPC per model
 /// snapshot (`QueryLogFields`; a reload builds new ones with the new snapshot). A local answer
@@ -32,7 +32,8 @@ enum LogLine {
                          transport: (inout ByteSink) -> Void,
                          srcids: (inout ByteSink) -> Void,
                          decision: (inout ByteSink) -> Void,
-                         upstream: String?,
+                         upstream: QueryLogRecord.Endpoint?,
+                         listener: QueryLogRecord.Endpoint?,
                          via: (inout ByteSink) -> Void,
                          latencyMicros: Int64) {
         head(&out)
@@ -52,7 +53,8 @@ enum LogLine {
         srcids(&out)
         JSONBytes.literal(#"},"vpcdns":{"#, to: &out)
         decision(&out)
-        if let u = upstream { JSONBytes.literal(#","upstream":"#, to: &out); JSONBytes.string(u, to: &out) }
+        if let u = upstream { JSONBytes.literal(#","upstream":"#, to: &out); endpoint(u, to: &out) }
+        if let l = listener { JSONBytes.literal(#","listener":"#, to: &out); endpoint(l, to: &out) }
         JSONBytes.literal(#","via":"#, to: &out)
         via(&out)
         JSONBytes.literal(#","received_at":""#, to: &out)
@@ -122,6 +124,31 @@ enum LogLine {
         } else {
             JSONBytes.string(ip.description, to: &out)
         }
+    }
+
+    /// An `IP:PORT` (`upstream`, `listener`) as a JSON string: `10.0.0.2:53`, `[2001:db8::2]:53`.
+    /// Written from the numbers, without building the text as a String.
+    @inline(__always)
+    static func endpoint(_ e: QueryLogRecord.Endpoint, to out: inout ByteSink) {
+        switch e {
+        case .text(let t): JSONBytes.string(t, to: &out)
+        case .address(let a): endpoint(a, to: &out)
+        }
+    }
+
+    static func endpoint(_ e: SocketEndpoint, to out: inout ByteSink) {
+        out.append(0x22)
+        switch e.ip {
+        case .v4(let v):
+            JSONBytes.dottedQuad(v, to: &out)
+        case .v6(let v):
+            out.append(0x5B)
+            withUnsafeBytes(of: v.bigEndian) { JSONBytes.ipv6($0.bindMemory(to: UInt8.self), to: &out) }
+            out.append(0x5D)
+        }
+        out.append(0x3A)
+        JSONBytes.decimal(UInt64(e.port), to: &out)
+        out.append(0x22)
     }
 
     /// The inside of `srcids`: `"resolver_endpoint":…` for an inbound endpoint, else nothing.

@@ -32,6 +32,12 @@ public struct QueryLogRecord: Sendable {
         case ip(IPAddress)
     }
 
+    /// An `IP:PORT` field (`upstream`, `listener`): text as given, or the endpoint itself.
+    public enum Endpoint: Sendable {
+        case text(String)
+        case address(SocketEndpoint)
+    }
+
     /// The answer section: (Rdata, Type, Class) texts, or the records themselves, formatted
     /// while the line is written.
     public enum Answers: Sendable {
@@ -61,13 +67,15 @@ public struct QueryLogRecord: Sendable {
     public var reason: String?
     public var cache: CacheUse
     public var upstream: String?
+    /// `vpcdns.listener`: the `IP:PORT` the query was sent to (the server always knows it).
+    public var listener: String?
     public var via: String
     public var latencyMicros: Int64
 
     public init(accountID: String, region: String, vpcID: String, receivedAtMicros: Int64, queryName: Name, queryType: String,
                 queryClass: String, rcode: String, answers: Answers, srcAddr: Address,
                 srcPort: UInt16, transport: String, resolverEndpoint: String?, decision: String, zone: Name?, zoneID: String?,
-                reason: String?, cache: CacheUse, upstream: String?, via: String, latencyMicros: Int64) {
+                reason: String?, cache: CacheUse, upstream: String?, listener: String? = nil, via: String, latencyMicros: Int64) {
         self.accountID = accountID
         self.region = region
         self.vpcID = vpcID
@@ -87,6 +95,7 @@ public struct QueryLogRecord: Sendable {
         self.reason = reason
         self.cache = cache
         self.upstream = upstream
+        self.listener = listener
         self.via = via
         self.latencyMicros = latencyMicros
     }
@@ -95,11 +104,11 @@ public struct QueryLogRecord: Sendable {
     public init(accountID: String, region: String, vpcID: String, receivedAtMicros: Int64, queryName: String, queryType: String,
                 queryClass: String, rcode: String, answers: [(rdata: String, type: String, rrClass: String)], srcAddr: String,
                 srcPort: UInt16, transport: String, resolverEndpoint: String?, decision: String, zone: String?, zoneID: String?,
-                reason: String?, cache: CacheUse, upstream: String?, via: String, latencyMicros: Int64) {
+                reason: String?, cache: CacheUse, upstream: String?, listener: String? = nil, via: String, latencyMicros: Int64) {
         self.init(accountID: accountID, region: region, vpcID: vpcID, receivedAtMicros: receivedAtMicros, queryName: .text(queryName),
                   queryType: queryType, queryClass: queryClass, rcode: rcode, answers: .text(answers), srcAddr: .text(srcAddr),
                   srcPort: srcPort, transport: transport, resolverEndpoint: resolverEndpoint, decision: decision,
-                  zone: zone.map { .text($0) }, zoneID: zoneID, reason: reason, cache: cache, upstream: upstream, via: via,
+                  zone: zone.map { .text($0) }, zoneID: zoneID, reason: reason, cache: cache, upstream: upstream, listener: listener, via: via,
                   latencyMicros: latencyMicros)
     }
 
@@ -139,7 +148,8 @@ public struct QueryLogRecord: Sendable {
             transport: { JSONBytes.string(transport, to: &$0) },
             srcids: { LogLine.srcids(resolverEndpoint: resolverEndpoint, to: &$0) },
             decision: { LogLine.decision(decision, zone: zone, zoneID: zoneID, reason: reason, cache: cache, to: &$0) },
-            upstream: upstream,
+            upstream: upstream.map { .text($0) },
+            listener: listener.map { .text($0) },
             via: { JSONBytes.string(via, to: &$0) },
             latencyMicros: latencyMicros)
     }

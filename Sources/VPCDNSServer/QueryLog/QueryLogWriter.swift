@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -12,14 +13,39 @@ import Synchronization
 ///
 /// Each answering thread has its own bounded batch (`ThreadBatch`): a line is encoded straight
 /// into the end of it (`append`), under a lock that only that thread and the writer take, so
-/// threads never contend with each other and a line is copied once more only by the kernel.
-/// A single writer task swaps every thread's batch for an empty one every 10 ms under load
-/// (50 ms when idle) and writes it with one `write(2)`; the two buffers of each thread are
-/// reused, so a steady load allocates nothing here. When a thread's batch holds `capacity`
-/// lines, a record is dropped and counted — never silently: the count is a metric and is
-/// logged at shutdown (L2). SIGUSR1 asks for a reopen, done by the writer between two
-/// batches, so a record lands in the old file or the new one (L3). On graceful shutdown every
-/// accepted record is written before `run` returns (O3).
+/// threads never contend with each other. A single writer task swaps every thread's batch for
+/// an empty one every 10 ms under load (50 ms when idle) and writes the lines with one
+/// `write(2)`; the buffers of each thread are reused, so a steady load allocates nothing here.
+/// When a thread's batch holds `capacity` lines, a record is dropped and counted — never
+/// silently: the count is a metric and is logged at shutdown (L2). SIGUSR1 asks for a reopen,
+/// done by the writer between two batches, so a record lands in the old file or the new one
+/// (L3). On graceful shutdown every accepted record is written before `run` returns (O3).
+///
+/// **Order (query-log.md).** A query answered after another query of the same client was
+/// answered is never written before it, even when the two were answered by different event
+/// loops (different source ports, TCP, upstream answers). Writing each thread's batch in turn
+/// would break that: the first query's line could sit in one thread's batch while the second's,
+/// from another thread, is written first. So every line carries a stamp, the monotonic clock
+/// read the engine takes anyway for `latency_us`, taken after the query arrived and before its
+/// answer leaves; and every flush
+///
+/// 1. reads the clock once, before taking any batch: the cut;
+/// 2. takes every thread's lines (one swap per thread, as before);
+/// 3. writes the lines stamped before the cut, merged in stamp order, and keeps the others
+///    (those that arrived between the cut and their thread's swap: a few at most) for the next
+///    flush.
+///
+/// Why that is enough: if line X was in its batch before line Y's stamp was read (X's answer
+/// left before Y's query came, which is all "answered after" can mean), then X's stamp is
+/// below Y's; if Y is written by a flush, Y's stamp is below that flush's cut, so X was
+/// appended before the cut, hence before its thread's swap: X is written by that flush or an
+/// earlier one, and within one flush the merge puts it first. CLOCK_MONOTONIC is one clock
+/// for every CPU, and each thread's lines are in stamp order already (`append` keeps them so),
+/// so the merge is of sorted runs. The cost: 16 bytes of stamp and offset per line, one clock
+/// read per flush, and, only when two or more threads had lines in the same flush, one more
+/// copy of those lines into the merge buffer (measured with `scripts/bench-querylog.sh`: see
+/// the README). A global sequence counter would have given the same order but put one
+/// contended atomic on every answer of every thread.
 public final class QueryLogWriter: Service, Sendable {
     struct Registry {
         var batches: [ThreadBatch] = []
@@ -39,6 +65,9 @@ public final class QueryLogWriter: Service, Sendable {
     private let written = Atomic<UInt64>(0)
     private let fd = Atomic<Int32>(-1)
     private let logger: Logger
+    /// The writer's buffer for lines of several threads merged in stamp order; used only
+    /// inside `flushing`.
+    private let merged = MergeBuffer()
 
     /// `path` `-` is standard output. The folder is created when missing.
     public init(path: String, capacity: Int = 262_144, logger: Logger = Logger(label: "vpcdns.querylog")) throws {
@@ -83,21 +112,23 @@ public final class QueryLogWriter: Service, Sendable {
     /// Encodes `record` into the calling thread's batch.
     @discardableResult
     public func submit(_ record: QueryLogRecord) -> Bool {
-        append { out, dates in record.write(to: &out, dates: &dates) }
+        append(stamp: NIODeadline.now()) { out, dates in record.write(to: &out, dates: &dates) }
     }
 
     /// Hands one finished line, as UTF-8 with its newline, to the writer.
     @discardableResult
     public func submit(bytes line: UnsafeBufferPointer<UInt8>) -> Bool {
-        append { out, _ in out.append(contentsOf: line) }
+        append(stamp: NIODeadline.now()) { out, _ in out.append(contentsOf: line) }
     }
 
     /// The per-query path: `encode` appends exactly one line (newline included) to the end of
-    /// the calling thread's batch, in place. Returns false, without calling `encode`, when the
-    /// record is dropped (the batch is full, or closed after the final flush).
+    /// the calling thread's batch, in place. `stamp` orders the line among other threads'
+    /// (see the type's comment): a monotonic time read after the query arrived and before its
+    /// answer is sent. Returns false, without calling `encode`, when the record is dropped
+    /// (the batch is full, or closed after the final flush).
     @inline(__always)
     @discardableResult
-    func append(_ encode: (inout ByteSink, inout DateCache) -> Void) -> Bool {
+    func append(stamp: NIODeadline, _ encode: (inout ByteSink, inout DateCache) -> Void) -> Bool {
         let batch = perThread.currentValue ?? register()
         return batch.pending.withLock { p in
             if p.lines >= capacity || p.closed {
@@ -105,6 +136,10 @@ public final class QueryLogWriter: Service, Sendable {
                 return false
             }
             encode(&p.sink, &p.dates)
+            // One thread's stamps never go back (a caller's clock read may be a little older
+            // than the previous line's): its lines stay a sorted run for the merge.
+            p.lastStamp = max(p.lastStamp, stamp.uptimeNanoseconds)
+            p.index.append(stamp: p.lastStamp, end: p.sink.count)
             p.lines += 1
             p.accepted += 1
             return true
@@ -144,8 +179,10 @@ public final class QueryLogWriter: Service, Sendable {
     @discardableResult
     public func flush(final: Bool = false) -> Int {
         flushing.withLock { _ in
-            var total = 0
             let reopen = reopenRequested.exchange(false, ordering: .acquiringAndReleasing)
+            // The cut, read before any batch is taken (see the type's comment). The final flush
+            // writes everything.
+            let cut = final ? UInt64.max : NIODeadline.now().uptimeNanoseconds
             let batches = registry.withLock { r in
                 if final { r.closed = true }
                 return r.batches
@@ -153,20 +190,40 @@ public final class QueryLogWriter: Service, Sendable {
             for b in batches {
                 // The writer owns `b.spare` (flushes are serialized); swapping it with the
                 // filled buffer is all the answering thread waits for.
-                let lines = b.pending.withLock { p in
+                b.pending.withLock { p in
                     swap(&p.sink, &b.spare)
-                    let n = p.lines
+                    swap(&p.index, &b.spareIndex)
                     p.lines = 0
                     if final { p.closed = true }
-                    return n
                 }
-                if lines > 0 { b.spare.withBytes { writeAll($0, lines: lines) } }
-                b.spare.count = 0
-                total += lines
             }
+            let total = writeMerged(batches, before: cut)
             if reopen { reopenFile() }
             return total
         }
+    }
+
+    /// Writes the lines of `batches` stamped before `cut`, in stamp order, and keeps the others
+    /// in their batch's `held` for the next flush. Returns the number of lines written.
+    private func writeMerged(_ batches: [ThreadBatch], before cut: UInt64) -> Int {
+        // Each batch's lines are two sorted runs, `held` (from an earlier flush) then `spare`,
+        // every held line older than every spare one; the lines to write are a prefix of each.
+        var runs: [LineRun] = []
+        for b in batches {
+            for run in b.runs(before: cut) where run.count > 0 { runs.append(run) }
+        }
+        var total = 0
+        if runs.count == 1 {
+            // One thread had lines (one event loop, or a quiet moment): its bytes as they are.
+            runs[0].withBytes { writeAll($0, lines: runs[0].count) }
+            total = runs[0].count
+        } else if runs.count > 1 {
+            total = merged.merge(runs)
+            merged.sink.withBytes { writeAll($0, lines: total) }
+            merged.sink.count = 0
+        }
+        for b in batches { b.keepUnwritten(before: cut) }
+        return total
     }
 
     private func reopenFile() {
@@ -220,12 +277,17 @@ public final class QueryLogWriter: Service, Sendable {
 /// One answering thread's pending lines. The thread appends under `pending`'s lock; the
 /// writer swaps the filled buffer for `spare` under the same lock and writes it outside.
 final class ThreadBatch: @unchecked Sendable {
-    // @unchecked: `spare` is touched only by the writer, inside `QueryLogWriter.flushing`.
+    // @unchecked: `spare`, `spareIndex`, `held` and `heldIndex` are touched only by the writer,
+    // inside `QueryLogWriter.flushing`.
     struct Pending: ~Copyable {
         /// Finished lines, newlines included, one after another.
         var sink = ByteSink(capacity: 64 * 1024)
+        /// Each line's stamp and where it ends in `sink`.
+        var index = LineIndex()
         /// Lines in `sink`.
         var lines = 0
+        /// The stamp of the last line appended (stamps of one thread never go back).
+        var lastStamp: UInt64 = 0
         var accepted: UInt64 = 0
         var dropped: UInt64 = 0
         /// Set by the final flush: a record that comes later cannot be written any more, so it
@@ -236,6 +298,158 @@ final class ThreadBatch: @unchecked Sendable {
     }
 
     let pending = Mutex(Pending())
-    /// The buffer written last, emptied, kept for the next swap.
+    /// The buffer taken by the last swap (the lines being written), kept for the next swap.
     var spare = ByteSink(capacity: 64 * 1024)
+    var spareIndex = LineIndex()
+    /// Lines taken by an earlier swap but stamped after that flush's cut: written first by a
+    /// later flush. Usually empty.
+    var held = ByteSink(capacity: 1024)
+    var heldIndex = LineIndex()
+
+    /// The lines of `held` then of `spare` stamped before `cut`: the runs this flush writes.
+    func runs(before cut: UInt64) -> [LineRun] {
+        [LineRun(held.base, heldIndex, count: heldIndex.count(before: cut)),
+         LineRun(spare.base, spareIndex, count: spareIndex.count(before: cut))]
+    }
+
+    /// After the write: the lines stamped at or after `cut` become `held` (in order), and
+    /// `spare` is empty again for the next swap.
+    func keepUnwritten(before cut: UInt64) {
+        let heldWritten = heldIndex.count(before: cut)
+        if heldWritten > 0 { heldIndex.dropFirst(heldWritten, of: &held) }
+        let spareWritten = spareIndex.count(before: cut)
+        if spareWritten < spareIndex.count {
+            let from = spareIndex.start(spareWritten)
+            let shift = held.count - from
+            held.append(contentsOf: UnsafeBufferPointer(start: spare.base + from, count: spare.count - from))
+            for i in spareWritten..<spareIndex.count {
+                heldIndex.append(stamp: spareIndex.stamps[i], end: spareIndex.ends[i] + shift)
+            }
+        }
+        spare.count = 0
+        spareIndex.count = 0
+    }
+}
+
+/// Per line of a batch buffer: its stamp and the offset where it ends. Grows as needed and
+/// keeps its memory (a steady load allocates nothing). Not copyable: owns its memory.
+struct LineIndex: ~Copyable {
+    private(set) var stamps: UnsafeMutablePointer<UInt64>
+    private(set) var ends: UnsafeMutablePointer<Int>
+    private var capacity: Int
+    var count = 0
+
+    init(capacity: Int = 1024) {
+        self.capacity = capacity
+        stamps = .allocate(capacity: capacity)
+        ends = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        stamps.deallocate()
+        ends.deallocate()
+    }
+
+    @inline(__always)
+    mutating func append(stamp: UInt64, end: Int) {
+        if count == capacity { grow() }
+        stamps[count] = stamp
+        ends[count] = end
+        count += 1
+    }
+
+    private mutating func grow() {
+        let c = capacity * 2
+        let s = UnsafeMutablePointer<UInt64>.allocate(capacity: c)
+        let e = UnsafeMutablePointer<Int>.allocate(capacity: c)
+        s.moveInitialize(from: stamps, count: count)
+        e.moveInitialize(from: ends, count: count)
+        stamps.deallocate()
+        ends.deallocate()
+        stamps = s
+        ends = e
+        capacity = c
+    }
+
+    /// Where line `i` starts.
+    @inline(__always) func start(_ i: Int) -> Int { i == 0 ? 0 : ends[i - 1] }
+
+    /// How many lines, from the first, are stamped before `cut` (the stamps are sorted).
+    func count(before cut: UInt64) -> Int {
+        if count == 0 || stamps[count - 1] < cut { return count }
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if stamps[mid] < cut { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// Removes the first `n` lines from `sink` and from the index, moving the rest to the front.
+    mutating func dropFirst(_ n: Int, of sink: inout ByteSink) {
+        let cutAt = ends[n - 1]
+        let rest = sink.count - cutAt
+        if rest > 0 { sink.base.update(from: sink.base + cutAt, count: rest) }
+        sink.count = rest
+        for i in n..<count {
+            stamps[i - n] = stamps[i]
+            ends[i - n] = ends[i] - cutAt
+        }
+        count -= n
+    }
+}
+
+/// The first `count` lines of one batch buffer, as the merge reads them: pointers into the
+/// batch's buffer and index, valid while the writer holds `flushing` and changes neither.
+struct LineRun {
+    let base: UnsafePointer<UInt8>
+    let stamps: UnsafePointer<UInt64>
+    let ends: UnsafePointer<Int>
+    let count: Int
+
+    init(_ base: UnsafeMutablePointer<UInt8>, _ index: borrowing LineIndex, count: Int) {
+        self.base = UnsafePointer(base)
+        self.stamps = UnsafePointer(index.stamps)
+        self.ends = UnsafePointer(index.ends)
+        self.count = count
+    }
+
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        body(UnsafeBufferPointer(start: base, count: count == 0 ? 0 : ends[count - 1]))
+    }
+}
+
+/// The writer's buffer for lines of several threads merged by stamp. Used only by the writer,
+/// inside `QueryLogWriter.flushing`.
+final class MergeBuffer: @unchecked Sendable {
+    var sink = ByteSink(capacity: 64 * 1024)
+
+    /// Copies the lines of `runs` into `sink` in stamp order (each run is sorted; a tie goes to
+    /// the earlier run). Consecutive lines of one run are copied together. Returns the lines.
+    func merge(_ runs: [LineRun]) -> Int {
+        var next = [Int](repeating: 0, count: runs.count)
+        var total = 0
+        while true {
+            // The run whose next line is oldest, and the oldest next line of the others.
+            var best = -1, second = UInt64.max
+            for r in runs.indices where next[r] < runs[r].count {
+                let s = runs[r].stamps[next[r]]
+                if best < 0 || s < runs[best].stamps[next[best]] {
+                    if best >= 0 { second = min(second, runs[best].stamps[next[best]]) }
+                    best = r
+                } else {
+                    second = min(second, s)
+                }
+            }
+            if best < 0 { return total }
+            let run = runs[best]
+            let first = next[best]
+            var last = first + 1
+            while last < run.count && run.stamps[last] <= second { last += 1 }
+            let from = first == 0 ? 0 : run.ends[first - 1]
+            sink.append(contentsOf: UnsafeBufferPointer(start: run.base + from, count: run.ends[last - 1] - from))
+            total += last - first
+            next[best] = last
+        }
+    }
 }

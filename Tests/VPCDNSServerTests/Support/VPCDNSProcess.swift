@@ -149,8 +149,8 @@ enum Command {
         let dir = FileManager.default.temporaryDirectory
         let out = dir.appendingPathComponent("vpcdns-cmd-\(UUID().uuidString).out")
         let err = dir.appendingPathComponent("vpcdns-cmd-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: out)
             try? FileManager.default.removeItem(at: err)
