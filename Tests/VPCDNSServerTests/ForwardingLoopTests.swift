@@ -261,14 +261,14 @@ struct ForwardingLoopTests {
         guard case .lead = c.join(other, targets: [target], on: loops[1], completion: waiter(9, loops[1])) else {
             Issue.record("another CD bit is another exchange"); return
         }
-        c.finish(key, flight, .upstream(.failure(.timeout)))
+        c.finish(key, flight, .upstream(.failure(.timeout(lastTried: target))))
         c.failLooping([target])
         try await Task.sleep(for: .milliseconds(200))
         #expect(got.list.withLock { $0.sorted() } == ["0:upstream-timeout:true", "1:upstream-timeout:true", "2:upstream-timeout:true",
                                                        "3:upstream-timeout:true", "9:loop:true"])
         #expect(c.inFlight == 0 && c.joined == 3)
         // Finishing an ended flight again does nothing.
-        c.finish(key, flight, .upstream(.failure(.timeout)))
+        c.finish(key, flight, .upstream(.failure(.timeout(lastTried: target))))
         try await Task.sleep(for: .milliseconds(50))
         #expect(got.list.withLock { $0.count } == 5)
     }
