@@ -71,10 +71,14 @@ public struct VPC: Sendable, Equatable {
     public var enableDNSSupport: Bool
     public var enableDNSHostnames: Bool
     public var resolverRules: [ResolverRule]
+    /// V1: the sources allowed to use `resolverAddresses` and the inbound endpoints' addresses;
+    /// empty = any source (config.md `allowed_sources`).
+    public var allowedSources: [IPPrefix]
 
     public init(id: String, name: String? = nil, region: String, cidrs: [IPPrefix], clients: [IPPrefix] = [],
                 resolverAddresses: [SocketEndpoint] = [], inboundEndpoints: [InboundEndpoint] = [],
-                enableDNSSupport: Bool = true, enableDNSHostnames: Bool = false, resolverRules: [ResolverRule] = []) {
+                enableDNSSupport: Bool = true, enableDNSHostnames: Bool = false, resolverRules: [ResolverRule] = [],
+                allowedSources: [IPPrefix] = []) {
         self.id = id
         self.name = name
         self.region = region
@@ -85,6 +89,7 @@ public struct VPC: Sendable, Equatable {
         self.enableDNSSupport = enableDNSSupport
         self.enableDNSHostnames = enableDNSHostnames
         self.resolverRules = resolverRules
+        self.allowedSources = allowedSources
     }
 
     /// R2: PHZs and endpoint private DNS apply only with both attributes on.
