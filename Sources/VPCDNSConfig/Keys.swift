@@ -6,7 +6,7 @@ enum Keys {
                       "max_tcp_connections", "threads", "default_vpc", "query_log", "log_cache_hits", "metrics",
                       "vpcs", "endpoints", "endpoint_services", "hosted_zones"]
     static let vpc = ["id", "name", "region", "cidrs", "clients", "resolver_addresses", "inbound_endpoints",
-                      "enable_dns_support", "enable_dns_hostnames", "resolver_rules"]
+                      "enable_dns_support", "enable_dns_hostnames", "resolver_rules", "allowed_sources"]
     static let inbound = ["id", "addresses"]
     static let rule = ["id", "domain", "type", "targets"]
     static let endpoint = ["id", "vpc", "service", "type", "private_dns_enabled",
