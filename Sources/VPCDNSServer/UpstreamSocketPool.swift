@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import NIOPosix
 import VPCDNSCore
 
@@ -10,19 +11,34 @@ import Darwin
 
 /// How the upstream UDP sockets of one event loop are shared (see `UpstreamClient`).
 public struct UpstreamSocketLimits: Sendable, Hashable {
+    /// How an attempt picks its socket among a target's `perTarget` slots.
+    public enum SlotChoice: Sendable, Hashable {
+        /// Uniformly at random, so the source port of the next query cannot be told from the
+        /// last ones (P11).
+        case random
+        /// One slot after the other: predictable, for tests that count sockets.
+        case inTurn
+    }
+
     /// Attempts one socket carries before it is retired: its source port then changes.
     /// At most 32,768, so a fresh ID (never one used on the socket) is always found quickly.
     public let uses: Int
     /// How long one socket takes new attempts after it was opened; an idle socket is
     /// closed about this long after it was opened.
     public let lifetime: TimeAmount
-    /// Sockets per target per event loop, used in turn (at least 1).
+    /// Socket slots per target per event loop (at least 1). A slot's socket is opened when an
+    /// attempt first picks it, and replaced once retired.
     public let perTarget: Int
+    public let choice: SlotChoice
 
-    public init(uses: Int = 128, lifetime: TimeAmount = .seconds(1), perTarget: Int = 4) {
+    /// 1,024 slots chosen at random: a window of 1,000 queries on one loop leaves from about
+    /// 630 different ports, while each socket, reused until its lifetime or use bound, costs
+    /// its opening once per dozens of attempts at a high query rate.
+    public init(uses: Int = 128, lifetime: TimeAmount = .seconds(1), perTarget: Int = 1024, choice: SlotChoice = .random) {
         self.uses = min(max(1, uses), 32_768)
         self.lifetime = lifetime
-        self.perTarget = max(1, perTarget)
+        self.perTarget = min(max(1, perTarget), 65_536)
+        self.choice = choice
     }
 }
 
@@ -67,12 +83,31 @@ final class UpstreamSocketPool: @unchecked Sendable {
         self.eventLoop = eventLoop
     }
 
-    /// The sockets of one target, used in turn.
+    /// The socket slots of one target.
     private final class Rotation {
         var slots: [PooledUDPSocket?]
         var cursor = 0
         init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+        func anyTakingAttempts(now: NIODeadline) -> PooledUDPSocket? {
+            slots.first { $0?.takesAttempts(now: now) == true } ?? nil
+        }
     }
+
+    /// Upstream sockets open in the process (all loops), against `socketBudget`.
+    static let openProcessWide = Atomic<Int>(0)
+    /// At most half the descriptors the process may open go to upstream sockets (the listeners'
+    /// TCP connections need theirs); past it, attempts share the sockets already open.
+    static let socketBudget: Int = {
+        var limit = rlimit()
+        #if canImport(Glibc)
+        let got = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        #else
+        let got = getrlimit(RLIMIT_NOFILE, &limit)
+        #endif
+        guard got == 0, limit.rlim_cur != rlim_t.max else { return 1 << 20 }
+        return max(64, Int(clamping: limit.rlim_cur) / 2)
+    }()
 
     /// Registers `exchange` on one of `target`'s sockets under a fresh random ID (never one
     /// used before on that socket) and writes its query with that ID. A socket error may end
@@ -91,9 +126,15 @@ final class UpstreamSocketPool: @unchecked Sendable {
             rotation = Rotation(count: limits.perTarget)
             targets[target] = rotation
         }
-        rotation.cursor = rotation.cursor + 1 == rotation.slots.count ? 0 : rotation.cursor + 1
+        switch limits.choice {
+        case .random: rotation.cursor = random.below(rotation.slots.count)
+        case .inTurn: rotation.cursor = rotation.cursor + 1 == rotation.slots.count ? 0 : rotation.cursor + 1
+        }
         let socket: PooledUDPSocket
         if let s = rotation.slots[rotation.cursor], s.takesAttempts(now: now) {
+            socket = s
+        } else if Self.openProcessWide.load(ordering: .relaxed) >= Self.socketBudget, let s = rotation.anyTakingAttempts(now: now) {
+            // Near the descriptor limit: no new socket while the target has a usable one.
             socket = s
         } else {
             rotation.slots[rotation.cursor]?.retire()
@@ -110,6 +151,7 @@ final class UpstreamSocketPool: @unchecked Sendable {
         let socket = PooledUDPSocket(pool: self, target: target, limits: limits, openedAt: now)
         openSockets += 1
         socketsOpened += 1
+        Self.openProcessWide.add(1, ordering: .relaxed)
         socket.connect()
         scheduleSweep()
         return socket
@@ -145,6 +187,7 @@ final class UpstreamSocketPool: @unchecked Sendable {
     /// Called by a socket once it is closed.
     func closed(_ socket: PooledUDPSocket) {
         openSockets -= 1
+        Self.openProcessWide.subtract(1, ordering: .relaxed)
     }
 
     private func scheduleSweep() {
@@ -211,7 +254,8 @@ final class PooledUDPSocket {
         self.target = target
         self.limits = limits
         self.retireAt = openedAt + limits.lifetime
-        self.entries = Dictionary(minimumCapacity: limits.uses)
+        // Room for the attempts a socket usually carries; grows when it carries more.
+        self.entries = Dictionary(minimumCapacity: min(limits.uses, 32))
     }
 
     /// Open (or opening), not retired, under its use bound and within its lifetime.
@@ -268,11 +312,12 @@ final class PooledUDPSocket {
 
     func connect() {
         let bound = NIOLoopBound(self, eventLoop: pool.eventLoop)
-        let batch = 8
+        // With attempts spread over many sockets, a socket rarely has more than one reply
+        // waiting: one plain read per readiness (epoll is level-triggered, so a second reply
+        // is read on the next turn), and a receive buffer of one slot kept per socket.
         DatagramBootstrap(group: pool.eventLoop)
-            .channelOption(.datagramVectorReadMessageCount, value: batch)
-            .channelOption(.maxMessagesPerRead, value: 4)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: UDPListener.datagramSlotSize * batch))
+            .channelOption(.maxMessagesPerRead, value: 1)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: UDPListener.datagramSlotSize))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(PooledUDPHandler(socket: bound.value))
@@ -461,6 +506,12 @@ struct RandomBlock {
         let id = UInt16(bytes[next]) << 8 | UInt16(bytes[next + 1])
         next += 2
         return id
+    }
+
+    /// A number in `0..<n` (n at most 65,536), from 16 random bits (multiply and shift: the
+    /// bias is below n / 65,536 and needs no retry loop).
+    mutating func below(_ n: Int) -> Int {
+        Int((UInt32(nextID()) &* UInt32(n)) >> 16)
     }
 
     private mutating func refill() {
