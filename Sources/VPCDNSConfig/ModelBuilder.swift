@@ -80,6 +80,7 @@ struct ModelBuilder {
         s.tcpIdleTimeoutMs = reader.int(m["tcp_idle_timeout_ms"], at: "tcp_idle_timeout_ms", range: ms) ?? s.tcpIdleTimeoutMs
         s.maxTCPConnections = reader.int(m["max_tcp_connections"], at: "max_tcp_connections", range: 1...1_000_000) ?? s.maxTCPConnections
         s.threads = reader.int(m["threads"], at: "threads", range: 1...256) ?? s.threads
+        s.upstreamSockets = reader.int(m["upstream_sockets"], at: "upstream_sockets", range: 1...65_536) ?? s.upstreamSockets
         if let v = reader.string(m["default_vpc"], at: "default_vpc") {
             if IDFormat.isVPCID(v) { s.defaultVPC = v } else { reader.error("default_vpc", badID(v, "a VPC id", "vpc-")) }
         }

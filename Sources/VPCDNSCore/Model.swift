@@ -35,6 +35,9 @@ public struct Settings: Sendable, Equatable {
     public var udpPayloadSize = 1232
     public var tcpIdleTimeoutMs = 10_000
     public var maxTCPConnections = 1000
+    /// UDP sockets per upstream target and event loop, one picked at random for each query
+    /// (P11): more sockets make the source port harder to guess, fewer cost less CPU per miss.
+    public var upstreamSockets = 1024
     /// Event loops (threads) serving queries; nil = one per core. With a load generator on
     /// the same small machine, fewer loops can mean less CPU per query (see the benchmark).
     public var threads: Int? = nil

@@ -34,7 +34,8 @@ public final class QueryEngine: QueryProcessor {
             self.defaultUpstreams = defaultUpstreams
             self.upstream = UpstreamClient(policy: UpstreamPolicy(
                 totalTimeout: .milliseconds(Int64(resolver.model.settings.upstreamTimeoutMs)),
-                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))),
+                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs)),
+                sockets: UpstreamSocketLimits(perTarget: resolver.model.settings.upstreamSockets)),
                 observer: upstreamObserver)
             self.requests = RequestCounters(vpcIDs: resolver.model.vpcs.map(\.id))
             self.logFields = QueryLogFields(accountID: resolver.model.settings.accountID, vpcs: resolver.model.vpcs)

@@ -23,20 +23,24 @@ public struct UpstreamSocketLimits: Sendable, Hashable {
     /// Attempts one socket carries before it is retired: its source port then changes.
     /// At most 32,768, so a fresh ID (never one used on the socket) is always found quickly.
     public let uses: Int
-    /// How long one socket takes new attempts after it was opened; an idle socket is
-    /// closed about this long after it was opened.
+    /// How long one socket takes new attempts after it was opened.
     public let lifetime: TimeAmount
+    /// A socket with nothing in flight and no attempt for this long is closed (at most
+    /// `lifetime`): an idle server soon holds no upstream sockets.
+    public let idle: TimeAmount
     /// Socket slots per target per event loop (at least 1). A slot's socket is opened when an
     /// attempt first picks it, and replaced once retired.
     public let perTarget: Int
     public let choice: SlotChoice
 
     /// 1,024 slots chosen at random: a window of 1,000 queries on one loop leaves from about
-    /// 630 different ports, while each socket, reused until its lifetime or use bound, costs
-    /// its opening once per dozens of attempts at a high query rate.
-    public init(uses: Int = 128, lifetime: TimeAmount = .seconds(1), perTarget: Int = 1024, choice: SlotChoice = .random) {
+    /// 630 different ports. Under load a socket lives until its use bound (128 attempts), so
+    /// its opening is paid once per 128 attempts as with few sockets; idle ones close after 1 s.
+    public init(uses: Int = 128, lifetime: TimeAmount = .seconds(10), idle: TimeAmount = .seconds(1), perTarget: Int = 1024,
+                choice: SlotChoice = .random) {
         self.uses = min(max(1, uses), 32_768)
         self.lifetime = lifetime
+        self.idle = min(idle, lifetime)
         self.perTarget = min(max(1, perTarget), 65_536)
         self.choice = choice
     }
@@ -144,7 +148,7 @@ final class UpstreamSocketPool: @unchecked Sendable {
         var id = random.nextID()
         while socket.knows(id) { id = random.nextID() }
         exchange.udpStarted(on: socket, id: id)
-        socket.send(exchange, id: id)
+        socket.send(exchange, id: id, now: now)
     }
 
     private func open(_ target: SocketEndpoint, limits: UpstreamSocketLimits, now: NIODeadline) -> PooledUDPSocket {
@@ -196,7 +200,7 @@ final class UpstreamSocketPool: @unchecked Sendable {
         eventLoop.assumeIsolated().scheduleTask(in: Self.sweepInterval) { [self] in sweep() }
     }
 
-    /// Retires sockets past their lifetime (they close once nothing is in flight on them),
+    /// Retires sockets past their lifetime or idle (they close once nothing is in flight on them),
     /// forgets closed ones, and keeps looking while any socket is open.
     private func sweep() {
         sweepScheduled = false
@@ -205,7 +209,7 @@ final class UpstreamSocketPool: @unchecked Sendable {
             var any = false
             for i in rotation.slots.indices {
                 guard let s = rotation.slots[i] else { continue }
-                if !s.takesAttempts(now: now) {
+                if !s.takesAttempts(now: now) || s.isIdle(now: now) {
                     s.retire()
                     rotation.slots[i] = nil
                 } else {
@@ -238,6 +242,8 @@ final class PooledUDPSocket {
     private unowned let pool: UpstreamSocketPool
     private let limits: UpstreamSocketLimits
     private let retireAt: NIODeadline
+    /// When the last attempt was registered (the sweep closes sockets idle since).
+    private var lastUsed: NIODeadline
     private var state = State.opening
     private var queued: [ByteBuffer] = []
     private var entries: [UInt16: Entry]
@@ -254,6 +260,7 @@ final class PooledUDPSocket {
         self.target = target
         self.limits = limits
         self.retireAt = openedAt + limits.lifetime
+        self.lastUsed = openedAt
         // Room for the attempts a socket usually carries; grows when it carries more.
         self.entries = Dictionary(minimumCapacity: min(limits.uses, 32))
     }
@@ -263,10 +270,16 @@ final class PooledUDPSocket {
         !retired && uses < limits.uses && now < retireAt
     }
 
+    /// Nothing in flight and no attempt for `limits.idle`.
+    func isIdle(now: NIODeadline) -> Bool {
+        inFlight == 0 && now - lastUsed >= limits.idle
+    }
+
     func knows(_ id: UInt16) -> Bool { entries[id] != nil }
 
     /// Registers `exchange` under `id` and writes its query.
-    func send(_ exchange: UpstreamExchange, id: UInt16) {
+    func send(_ exchange: UpstreamExchange, id: UInt16, now: NIODeadline) {
+        lastUsed = now
         entries[id] = .waiting(exchange)
         inFlight += 1
         uses += 1

@@ -94,3 +94,13 @@ import VPCDNSCore
         #expect(ws == ["t.yaml:1: listen[0]: warning: listen address [::]:53 is not on loopback, so it is reachable from other hosts: it answers sources in 10.0.0.0/16 (vpc-0a1); other sources get REFUSED (V2, V3); make sure only those networks can reach it"])
     }
 }
+
+/// `upstream_sockets`: the UDP sockets per upstream target and event loop (P11).
+@Suite struct UpstreamSocketsSettingTests {
+    @Test func defaultAndRange() throws {
+        #expect(try loaded("").model.settings.upstreamSockets == 1024)
+        #expect(try loaded("upstream_sockets: 64").model.settings.upstreamSockets == 64)
+        #expect(errorLines("upstream_sockets: 0").count == 1)
+        #expect(errorLines("upstream_sockets: 70000").first?.hasPrefix("t.yaml:1: upstream_sockets: ") == true)
+    }
+}
