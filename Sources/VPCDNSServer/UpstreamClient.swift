@@ -90,14 +90,16 @@ public typealias UpstreamResult = Result<UpstreamAnswer, UpstreamFailure>
 /// query a fresh random source port, but opening one (socket, bind, connect, pipeline, epoll
 /// registration, close) was about 40% of the CPU of a cache miss. Instead the source port is
 /// drawn at random per attempt from a large set of open sockets: 1,024 slots per target per
-/// loop, one chosen uniformly for each attempt (1,000 attempts on one loop leave from about
-/// 630 ports), each socket keeping its kernel-chosen ephemeral port for at most `uses`
-/// attempts (128) or `lifetime` (1 s). A spoofer who has learnt every open port still has to
-/// guess which of them, about 10 bits, on top of the 16-bit ID; one who has not faces the
-/// whole ephemeral range. Under load a socket carries a few dozen attempts before it is
-/// replaced, so its opening is paid once per dozens of attempts. Upstream sockets take at most
-/// half the process's descriptor limit (`UpstreamSocketPool.socketBudget`); past it, attempts
-/// go to the sockets already open.
+/// loop (`upstream_sockets`), one chosen uniformly for each attempt (1,000 attempts on one loop
+/// leave from about 630 ports), each socket keeping its kernel-chosen ephemeral port for at
+/// most `uses` attempts (128) or `lifetime` (10 s; 1 s idle). A spoofer who has learnt every
+/// open port still has to guess which of them, about 10 bits, on top of the 16-bit ID; one who
+/// has not faces the whole ephemeral range. Under load a socket carries its 128 attempts
+/// before it is replaced, so its opening is paid once per 128 attempts, as with few sockets;
+/// what does cost is that replies no longer arrive several to a socket (each attempt its own
+/// `sendmsg`, `recvmsg` and epoll event: 20–40% more CPU per miss than 4 sockets in turn).
+/// Upstream sockets take at most half the process's descriptor limit
+/// (`UpstreamSocketPool.socketBudget`); past it, attempts go to the sockets already open.
 ///
 /// **IDs.** Each attempt sends the query with a fresh random ID, never one already used on
 /// that socket: an ID whose attempt ended (answered, failed or timed out) stays in the map as
