@@ -10,6 +10,8 @@ public final class ZoneData: Sendable {
         case endpointPrivateDNS(endpointID: String)
         case servicePrivateDNS(serviceID: String, endpointID: String)
         case endpointName(endpointID: String)
+        /// R16/R17: one of a VPC's autodefined zones (EC2 names, reverse zones).
+        case autodefined(vpcID: String)
     }
 
     /// One owner name: its RRsets in the order they were first seen.

@@ -107,7 +107,7 @@ public final class RequestCounters: Sendable {
     let counters: ShardedCounters
 
     static let kinds: [DecisionKind] = [.privateHostedZone, .endpointPrivateDNS, .endpointDNSName, .servicePrivateDNS,
-                                         .forwardRule, .upstream, .refused, .badRequest]
+                                         .forwardRule, .upstream, .refused, .badRequest, .ec2InstanceName, .reverseDNS]
     static let protos = ["udp", "tcp"]
     /// rcodes 0–15 by value, then one slot for BADVERS (16) and anything above.
     static let rcodeSlots = 17
@@ -128,6 +128,8 @@ public final class RequestCounters: Sendable {
         case .upstream: 5
         case .refused: 6
         case .badRequest: 7
+        case .ec2InstanceName: 8
+        case .reverseDNS: 9
         }
     }
 
