@@ -52,8 +52,10 @@ extension Validation {
             if !vpc.cidrs.contains(where: { $0.contains(inst.ipv4) }) {
                 reader.warning("\(i.path).ipv4", "\(inst.ipv4) is outside every CIDR of VPC \(vpc.id) (\(vpc.cidrs.map(\.description).joined(separator: ", "))): AWS gives instances addresses from their VPC's subnets")
             }
-            if let v6 = inst.ipv6, !vpc.cidrs.contains(where: { $0.contains(v6) }) {
-                reader.warning("\(i.path).ipv6", "\(v6) is outside every CIDR of VPC \(vpc.id)")
+            // Many configs list only the IPv4 CIDRs (they pick the VPC by source address).
+            let v6CIDRs = vpc.cidrs.filter { !$0.address.isIPv4 }
+            if let v6 = inst.ipv6, !v6CIDRs.isEmpty, !v6CIDRs.contains(where: { $0.contains(v6) }) {
+                reader.warning("\(i.path).ipv6", "\(v6) is outside every IPv6 CIDR of VPC \(vpc.id)")
             }
         }
     }
