@@ -222,7 +222,9 @@ struct AutodefinedZone: Sendable {
     }
 
     /// Every autodefined zone of `vpc` (R16, then R17 unless `autodefined_reverse` is off).
-    static func zones(for vpc: VPC, instances: [Instance], ttl: UInt32) -> [AutodefinedZone] {
+    /// `shared` holds the reverse zones already built without instance records, by apex: VPCs
+    /// that reuse a CIDR (10.0.0.0/16 everywhere) share them instead of building 274 each.
+    static func zones(for vpc: VPC, instances: [Instance], ttl: UInt32, shared: inout [DNSName: ZoneData]) -> [AutodefinedZone] {
         let space = AutodefinedSpace(vpc: vpc, ttl: ttl)
         var ec2Records: [ResourceRecord] = []
         for inst in instances {
@@ -231,7 +233,7 @@ struct AutodefinedZone: Sendable {
             if inst.resourceNameA { ec2Records.append(ResourceRecord(name: owner, type: .a, ttl: ttl, rdata: inst.ipv4.bytes)) }
             if inst.resourceNameAAAA, let v6 = inst.ipv6 { ec2Records.append(ResourceRecord(name: owner, type: .aaaa, ttl: ttl, rdata: v6.bytes)) }
         }
-        var out = [AutodefinedZone(kind: .ec2Names, data: ZoneData(apex: space.domain, origin: .autodefined(vpcID: vpc.id),
+        var out = [AutodefinedZone(kind: .ec2Names, data: ZoneData(apex: space.domain, origin: .autodefined,
                                                                    records: apexRecords(space.domain) + ec2Records), space: space)]
         guard vpc.autodefinedReverse else { return out }
         let apexes = AutodefinedNames.reverseZones(cidrs: vpc.cidrs)
@@ -246,8 +248,16 @@ struct AutodefinedZone: Sendable {
                                                           rdata: AutodefinedNames.ipNameWire(v4, domain: space.domain)))
         }
         for apex in apexes {
-            out.append(AutodefinedZone(kind: .reverse, data: ZoneData(apex: apex, origin: .autodefined(vpcID: vpc.id),
-                                                                      records: apexRecords(apex) + (ptrs[apex] ?? [])), space: space))
+            let data: ZoneData
+            if let records = ptrs[apex] {
+                data = ZoneData(apex: apex, origin: .autodefined, records: apexRecords(apex) + records)
+            } else if let built = shared[apex] {
+                data = built
+            } else {
+                data = ZoneData(apex: apex, origin: .autodefined, records: apexRecords(apex))
+                shared[apex] = data
+            }
+            out.append(AutodefinedZone(kind: .reverse, data: data, space: space))
         }
         return out
     }

@@ -10,8 +10,9 @@ public final class ZoneData: Sendable {
         case endpointPrivateDNS(endpointID: String)
         case servicePrivateDNS(serviceID: String, endpointID: String)
         case endpointName(endpointID: String)
-        /// R16/R17: one of a VPC's autodefined zones (EC2 names, reverse zones).
-        case autodefined(vpcID: String)
+        /// R16/R17: an autodefined zone (EC2 names, reverse zones). Reverse zones without
+        /// instance records are shared by every VPC that has them.
+        case autodefined
     }
 
     /// One owner name: its RRsets in the order they were first seen.

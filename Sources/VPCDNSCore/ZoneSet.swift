@@ -142,9 +142,10 @@ public struct ZoneSet: Sendable {
     static func addAutodefined(model: Model, add: (Candidate, Int) -> Void) -> [AutodefinedZone] {
         var out: [AutodefinedZone] = []
         let byVPC = Dictionary(grouping: model.instances, by: \.vpcID)
+        var shared: [DNSName: ZoneData] = [:]
         for (v, vpc) in model.vpcs.enumerated() where vpc.enableDNSSupport {
             let inactive: Reason? = vpc.privateDNSUsable ? nil : .hostnamesOff
-            for zone in AutodefinedZone.zones(for: vpc, instances: byVPC[vpc.id] ?? [], ttl: model.settings.endpointDNSTTL) {
+            for zone in AutodefinedZone.zones(for: vpc, instances: byVPC[vpc.id] ?? [], ttl: model.settings.endpointDNSTTL, shared: &shared) {
                 out.append(zone)
                 add(Candidate(domain: zone.data.apex, action: .autodefined(out.count - 1), trace: zone.trace, id: "autodefined",
                               inactive: inactive, inboundOnly: false, rank: 2), v)
