@@ -36,6 +36,7 @@ try, in another terminal:
   dig @127.0.0.1 -p 1053 ec2.us-west-2.amazonaws.com      # app VPC: the endpoint's private IPs
   dig @127.0.20.2 -p 1053 ec2.us-west-2.amazonaws.com     # database VPC: the public answer
   dig @127.0.0.1 -p 1053 www.myservice.internal           # app's private hosted zone
+  dig @127.0.0.1 -p 1053 -x 10.0.1.10                     # reverse DNS: the address's EC2 IP name
   nslookup -port=1053 db.bank.example.com 127.0.0.1       # a partner's PrivateLink service
   .build/debug/vpcdns explain ec2.us-west-2.amazonaws.com --from 127.0.0.1 --to 127.0.30.2:1053
 TXT

@@ -8,7 +8,7 @@ public struct CheckSummary: Sendable {
     /// One private name a VPC sees, and its origin.
     public struct Name: Sendable {
         public var name: String
-        /// `phz`, `endpoint`, `service`, `rule`, `endpoint-name`.
+        /// `phz`, `endpoint`, `service`, `rule`, `endpoint-name`, `ec2`, `instance`, `reverse`.
         public var source: String
         /// A one-line human description of the origin.
         public var detail: String
@@ -70,6 +70,7 @@ public struct CheckSummary: Sendable {
         for e in model.endpoints where e.vpcID == vpc.id {
             out += endpointNames(e, vpc: vpc, model: model, r2: r2)
         }
+        out += autodefinedNames(for: vpc, in: model, r2: r2)
         for r in vpc.resolverRules {
             let targets = r.targets.map(\.description).joined(separator: ", ")
             out.append(Name(name: r.domain.text, source: "rule",

@@ -67,8 +67,9 @@ public enum ConfigLoader {
         guard reader.errors.isEmpty else {
             return .failure(ConfigErrors(errors: sorted(reader.errors), warnings: warnings))
         }
-        let model = Model(settings: parsed.settings, vpcs: parsed.vpcs.map(\.value), endpoints: parsed.endpoints.map(\.value),
+        var model = Model(settings: parsed.settings, vpcs: parsed.vpcs.map(\.value), endpoints: parsed.endpoints.map(\.value),
                           endpointServices: parsed.services.map(\.value), hostedZones: parsed.zones.map(\.zone))
+        model.instances = parsed.instances.map(\.value)
         return .success(LoadedConfig(model: model, warnings: warnings, path: path, keyLines: reader.lines))
     }
 

@@ -4,9 +4,9 @@ enum Keys {
     static let top = ["account_id", "listen", "upstreams", "upstream_timeout_ms", "upstream_attempt_timeout_ms",
                       "endpoint_dns_ttl", "cache_size", "cache_max_bytes", "udp_payload_size", "tcp_idle_timeout_ms",
                       "max_tcp_connections", "threads", "upstream_sockets", "default_vpc", "query_log", "log_cache_hits", "metrics",
-                      "vpcs", "endpoints", "endpoint_services", "hosted_zones"]
+                      "vpcs", "endpoints", "endpoint_services", "hosted_zones", "instances"]
     static let vpc = ["id", "name", "region", "cidrs", "clients", "resolver_addresses", "inbound_endpoints",
-                      "enable_dns_support", "enable_dns_hostnames", "resolver_rules", "allowed_sources"]
+                      "enable_dns_support", "enable_dns_hostnames", "resolver_rules", "allowed_sources", "autodefined_reverse"]
     static let inbound = ["id", "addresses"]
     static let rule = ["id", "domain", "type", "targets"]
     static let endpoint = ["id", "vpc", "service", "type", "private_dns_enabled",
@@ -17,4 +17,5 @@ enum Keys {
     static let zone = ["id", "name", "vpcs", "file", "records"]
     static let record = ["name", "type", "ttl", "values", "alias"]
     static let alias = ["endpoint", "dns_name", "record"]
+    static let instance = ["id", "vpc", "ipv4", "ipv6", "resource_name_a", "resource_name_aaaa"]
 }

@@ -20,6 +20,7 @@ struct ParsedConfig {
     var endpoints: [Located<Endpoint>] = []
     var services: [Located<EndpointService>] = []
     var zones: [ParsedZone] = []
+    var instances: [Located<Instance>] = []
 }
 
 /// Turns the YAML tree into typed values, one entry at a time. Checks that need only the
@@ -43,6 +44,7 @@ struct ModelBuilder {
         var zoneBuilder = HostedZoneBuilder(reader: reader, configPath: configPath)
         zoneBuilder.preloaded = ZoneFilePreloader.load(top["hosted_zones"], configPath: configPath)
         parsed.zones = reader.sequence(top["hosted_zones"], at: "hosted_zones").compactMap { zoneBuilder.zone($0, $1) }
+        parsed.instances = reader.sequence(top["instances"], at: "instances").compactMap { instance($0, $1) }
         return parsed
     }
 
@@ -145,11 +147,13 @@ struct ModelBuilder {
             reader.error("\(path).allowed_sources", "an empty list would refuse every source: list at least one CIDR block, or leave the key out to allow any source")
         }
         let name = reader.string(m["name"], at: "\(path).name")
+        let autodefinedReverse = reader.bool(m["autodefined_reverse"], at: "\(path).autodefined_reverse") ?? true
         guard let id, let region else { return nil }
-        let vpc = VPC(id: id, name: name, region: region, cidrs: cidrs.map(\.0), clients: clients.map(\.0),
+        var vpc = VPC(id: id, name: name, region: region, cidrs: cidrs.map(\.0), clients: clients.map(\.0),
                       resolverAddresses: resolvers.map(\.0), inboundEndpoints: inbound,
                       enableDNSSupport: support, enableDNSHostnames: hostnames, resolverRules: rules,
                       allowedSources: allowed.map(\.0))
+        vpc.autodefinedReverse = autodefinedReverse
         return Located(value: vpc, path: path, sub: [
             "cidrs": cidrs.map(\.1), "clients": clients.map(\.1), "resolver_addresses": resolvers.map(\.1),
             "inbound_endpoints": inboundPaths, "inbound_addresses": inboundAddressPaths, "resolver_rules": rulePaths,

@@ -18,6 +18,7 @@ struct Validation {
         privateDNSConflicts()
         inboundOnlyFlag()
         zoneNames()
+        instances()
     }
 
     private func line(_ path: String) -> Int { reader.line(path) }

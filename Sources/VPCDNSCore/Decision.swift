@@ -28,6 +28,10 @@ public enum DecisionKind: String, Sendable, CaseIterable {
     case endpointPrivateDNS = "endpoint-private-dns"
     case endpointDNSName = "endpoint-dns-name"
     case servicePrivateDNS = "service-private-dns"
+    /// R16: EC2 IP names and resource names (`ip-10-0-1-5.us-west-2.compute.internal`).
+    case ec2InstanceName = "ec2-instance-name"
+    /// R17: AWS's autodefined reverse zones (`in-addr.arpa`).
+    case reverseDNS = "reverse-dns"
     case forwardRule = "forward-rule"
     case upstream
     case refused
@@ -97,6 +101,8 @@ public struct CandidateTrace: Sendable {
         case privateHostedZone = "private-hosted-zone"
         case endpointPrivateDNS = "endpoint-private-dns"
         case servicePrivateDNS = "service-private-dns"
+        case ec2InstanceName = "ec2-instance-name"
+        case reverseDNS = "reverse-dns"
         case forwardRule = "forward-rule"
         case systemRule = "system-rule"
     }

@@ -49,6 +49,7 @@ public struct Explanation: Sendable {
             out.append("\(d.question.name.text) \(what) private hosted zone \(zone.text) (\(d.zoneID ?? "?")); public DNS is never consulted "
                        + "for names inside a private zone, so this private zone shadows any public record of that name (R3)")
         }
+        out += autodefinedFindings
         out += d.notes
         return out
     }

@@ -9,6 +9,8 @@ public struct Model: Sendable {
     public var endpoints: [Endpoint]
     public var endpointServices: [EndpointService]
     public var hostedZones: [HostedZone]
+    /// EC2 instances named by R16/R17 (`instances:`).
+    public var instances: [Instance] = []
 
     public init(settings: Settings, vpcs: [VPC], endpoints: [Endpoint], endpointServices: [EndpointService], hostedZones: [HostedZone]) {
         self.settings = settings
@@ -79,6 +81,8 @@ public struct VPC: Sendable, Equatable {
     /// V1: the sources allowed to use `resolverAddresses` and the inbound endpoints' addresses;
     /// empty = any source (config.md `allowed_sources`).
     public var allowedSources: [IPPrefix]
+    /// R17: AWS's autodefined reverse zones (`autodefined_reverse`, on by default).
+    public var autodefinedReverse = true
 
     public init(id: String, name: String? = nil, region: String, cidrs: [IPPrefix], clients: [IPPrefix] = [],
                 resolverAddresses: [SocketEndpoint] = [], inboundEndpoints: [InboundEndpoint] = [],
@@ -319,6 +323,8 @@ public enum IDFormat {
     public static func isHostedZoneID(_ s: String) -> Bool {
         s.hasPrefix("Z") && (14...22).contains(s.count) && s.dropFirst().allSatisfy { ($0.isUppercase && $0.isLetter) || $0.isNumber }
     }
+    /// `i-` followed by lowercase hex (EC2 instance ids: 8 or 17 digits in AWS; any length that fits one DNS label).
+    public static func isInstanceID(_ s: String) -> Bool { s.count <= 63 && s.hasPrefix("i-") && isHexID(s.dropFirst(2)) }
     public static func isDNSSuffix(_ s: String) -> Bool {
         s.count == 8 && s.allSatisfy { ($0.isLowercase && $0.isLetter) || $0.isNumber }
     }

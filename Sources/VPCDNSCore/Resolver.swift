@@ -257,12 +257,17 @@ public final class Resolver: Sendable {
                 case .endpointPrivateDNS: kind = .endpointPrivateDNS
                 case .servicePrivateDNS: kind = .servicePrivateDNS
                 case .endpointName: kind = .endpointDNSName
+                case .autodefined: fatalError("autodefined zones are candidates of their own kind")
                 }
                 return LinkResult(kind: kind, zone: zone.apex, zoneID: w.id, reason: firstInactive, local: true,
                                   result: .local(zone, zone.lookup(name, type)), candidates: traces)
             case .forward(let rule):
                 return LinkResult(kind: .forwardRule, zone: rule.domain, zoneID: rule.id, reason: firstInactive, local: false,
                                   result: .forward(.rule(id: rule.id, targets: rule.targets)), candidates: traces)
+            case .autodefined(let ai):
+                let zone = zoneSet.autodefined[ai]
+                return LinkResult(kind: zone.decisionKind, zone: zone.data.apex, zoneID: nil, reason: firstInactive, local: true,
+                                  result: .local(zone.data, zone.lookup(name, type)), candidates: traces)
             case .system:
                 break // not a winner kind
             }
@@ -307,7 +312,7 @@ public final class Resolver: Sendable {
             case .hostedZone(let id): what = "private hosted zone \(zone.apex.text) (\(id))"
             case .endpointPrivateDNS(let ep): what = "private DNS of endpoint \(ep)"
             case .servicePrivateDNS(let svc, let ep): what = "service private DNS \(zone.apex.text) of \(svc) via endpoint \(ep)"
-            case .endpointName: continue
+            case .endpointName, .autodefined: continue
             }
             notes.append("\(what) would match \(name.text), but it is associated with \(owners.joined(separator: ", ")) only, not with this VPC (R14)")
         }

@@ -10,6 +10,9 @@ public final class ZoneData: Sendable {
         case endpointPrivateDNS(endpointID: String)
         case servicePrivateDNS(serviceID: String, endpointID: String)
         case endpointName(endpointID: String)
+        /// R16/R17: an autodefined zone (EC2 names, reverse zones). Reverse zones without
+        /// instance records are shared by every VPC that has them.
+        case autodefined
     }
 
     /// One owner name: its RRsets in the order they were first seen.

@@ -11,6 +11,8 @@ public struct ZoneSet: Sendable {
             case zone(Int)
             case forward(ResolverRule)
             case system(ResolverRule)
+            /// R16/R17: index into `autodefined`.
+            case autodefined(Int)
         }
         var domain: DNSName
         var action: Action
@@ -20,11 +22,14 @@ public struct ZoneSet: Sendable {
         var inactive: Reason?
         /// R7: answers only queries that came through an inbound endpoint.
         var inboundOnly: Bool
-        /// Tie order at one domain (R1): FORWARD beats a zone, a zone beats SYSTEM.
+        /// Tie order at one domain (R1): FORWARD beats a zone, a zone (PHZ, endpoint) beats an
+        /// autodefined zone (AWS: a PHZ named like a reverse zone replaces it), which beats SYSTEM.
         var rank: Int
     }
 
     public let zones: [ZoneData]
+    /// Every VPC's autodefined zones (R16, R17); candidates point here.
+    let autodefined: [AutodefinedZone]
     /// Per VPC (index into Model.vpcs): domain -> candidates at exactly that domain, by rank.
     let candidates: [[NameKey: [Candidate]]]
     /// R10: endpoint-specific names of every interface endpoint, for every VPC.
@@ -116,17 +121,37 @@ public struct ZoneSet: Sendable {
                 case .forward:
                     add(Candidate(domain: r.domain, action: .forward(r), trace: .forwardRule, id: r.id, inactive: nil, inboundOnly: false, rank: 0), vpc: v)
                 case .system:
-                    add(Candidate(domain: r.domain, action: .system(r), trace: .systemRule, id: r.id, inactive: nil, inboundOnly: false, rank: 2), vpc: v)
+                    add(Candidate(domain: r.domain, action: .system(r), trace: .systemRule, id: r.id, inactive: nil, inboundOnly: false, rank: 3), vpc: v)
                 }
             }
         }
+        let autodefined = ZoneSet.addAutodefined(model: model, add: add)
         for v in perVPC.indices {
             for k in perVPC[v].keys { perVPC[v][k]!.sort { $0.rank < $1.rank } }
         }
         self.zones = zones
+        self.autodefined = autodefined
         self.candidates = perVPC
         self.endpointNames = endpointNames
         self.maxLabels = perVPC.map { $0.keys.map(\.name.labelCount).max() ?? 0 }
+    }
+
+    /// R16/R17: each VPC's EC2 domain and reverse zones, built once here so that a query only
+    /// parses its own name's bytes. Only a VPC with DNS support has them; with hostnames off
+    /// they are candidates that never answer (R2: the names go upstream, and the log says why).
+    static func addAutodefined(model: Model, add: (Candidate, Int) -> Void) -> [AutodefinedZone] {
+        var out: [AutodefinedZone] = []
+        let byVPC = Dictionary(grouping: model.instances, by: \.vpcID)
+        var shared: [DNSName: ZoneData] = [:]
+        for (v, vpc) in model.vpcs.enumerated() where vpc.enableDNSSupport {
+            let inactive: Reason? = vpc.privateDNSUsable ? nil : .hostnamesOff
+            for zone in AutodefinedZone.zones(for: vpc, instances: byVPC[vpc.id] ?? [], ttl: model.settings.endpointDNSTTL, shared: &shared) {
+                out.append(zone)
+                add(Candidate(domain: zone.data.apex, action: .autodefined(out.count - 1), trace: zone.trace, id: "autodefined",
+                              inactive: inactive, inboundOnly: false, rank: 2), v)
+            }
+        }
+        return out
     }
 
     /// Why an endpoint's private DNS cannot answer in its VPC, in the order an operator checks.

@@ -132,7 +132,7 @@ public final class PrivateDNSMisses {
         switch d.kind {
         case .forwardRule:
             return "forward rule \(d.zoneID ?? "?") for \(d.zone?.text ?? "?") is the most specific match (R1)"
-        case .privateHostedZone, .endpointPrivateDNS, .servicePrivateDNS, .endpointDNSName:
+        case .privateHostedZone, .endpointPrivateDNS, .servicePrivateDNS, .endpointDNSName, .ec2InstanceName, .reverseDNS:
             if case .answer(let a) = d.outcome, a.rcode == .nxDomain {
                 return "no such name in private zone \(d.zone?.text ?? "?") (\(d.zoneID ?? "?"))"
             }
@@ -164,7 +164,7 @@ public final class PrivateDNSMisses {
         case .hostedZone(let id): return model.hostedZones.first { $0.id == id }?.vpcIDs ?? []
         case .endpointPrivateDNS(let ep), .servicePrivateDNS(_, let ep):
             return model.endpoints.first { $0.id == ep }.map { [$0.vpcID] } ?? []
-        case .endpointName: return []
+        case .endpointName, .autodefined: return []
         }
     }
 }

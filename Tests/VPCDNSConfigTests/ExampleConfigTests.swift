@@ -79,8 +79,13 @@ import VPCDNSCore
         #expect(sources["api.saas.example.net"] == "service")
         #expect(sources["corp.example.com"] == "rule")
         #expect(app.names.contains { $0.source == "endpoint-name" && $0.name.hasPrefix("vpce-0ec2a1b2c3d4e5f60-") })
+        // R16/R17: app's EC2 domain, its instance's resource name and its reverse zones.
+        #expect(sources["us-west-2.compute.internal"] == "ec2")
+        #expect(sources["i-0a11ce0123456789a.us-west-2.compute.internal"] == "instance")
+        #expect(sources["in-addr.arpa"] == "reverse")
+        // database sees none of app's names: only AWS's autodefined ones of its own.
         let database = try #require(summary.vpcs.first { $0.vpc.id == "vpc-0db0000000000002b" })
-        #expect(database.names.isEmpty)
+        #expect(database.names.map(\.source) == ["ec2", "reverse"])
         let legacy = try #require(summary.vpcs.first { $0.vpc.id == "vpc-01e9ac0000000003c" })
         let ec2 = try #require(legacy.names.first { $0.name == "ec2.us-west-2.amazonaws.com" })
         #expect(!ec2.active && ec2.reason?.contains("enable_dns_hostnames") == true)

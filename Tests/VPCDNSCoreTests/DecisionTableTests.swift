@@ -28,6 +28,8 @@ struct Case: CustomTestStringConvertible, Sendable {
     var via: Via? = nil
     var vpc: String? = nil
     var authority: String? = nil
+    /// TTL of every answer record, when the row checks it.
+    var ttl: UInt32? = nil
 
     var testDescription: String { "\(rule): \(what)" }
 }
@@ -215,6 +217,89 @@ let cases: [Case] = [
     Case(rule: "R15", what: "8 CNAMEs is still fine", name: "c1.myservice.internal",
          expect: .answer(.noError, aa: true, (2...9).map { "CNAME c\($0).myservice.internal." } + ["A 10.0.5.9"]), kind: .privateHostedZone),
 
+    // R16 — EC2 private IP names and resource names
+    Case(rule: "R16", what: "an IP name of the VPC's own address answers A, AA, TTL endpoint_dns_ttl",
+         name: "ip-10-0-1-5.us-west-2.compute.internal", expect: .answer(.noError, aa: true, ["A 10.0.1.5"]), kind: .ec2InstanceName,
+         zone: "us-west-2.compute.internal", ttl: 60),
+    Case(rule: "R16", what: "an IP name of another VPC's RFC 1918 address answers too (same region)",
+         name: "ip-10-1-2-3.us-west-2.compute.internal", expect: .answer(.noError, aa: true, ["A 10.1.2.3"]), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "an IP name of 172.16/12 and 192.168/16 answers", name: "ip-192-168-7-1.us-west-2.compute.internal",
+         expect: .answer(.noError, aa: true, ["A 192.168.7.1"]), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "an IP name of a non-RFC 1918 CIDR of the asking VPC answers", name: "ip-100-64-0-9.us-west-2.compute.internal",
+         expect: .answer(.noError, aa: true, ["A 100.64.0.9"]), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "another VPC's non-RFC 1918 address is not named: NXDOMAIN", from: "127.0.0.2",
+         name: "ip-100-64-0-9.us-west-2.compute.internal", expect: .answer(.nxDomain, aa: true, []), kind: .ec2InstanceName,
+         zone: "us-west-2.compute.internal", authority: "SOA 900"),
+    Case(rule: "R16", what: "a public address has no IP name: NXDOMAIN", name: "ip-8-8-8-8.us-west-2.compute.internal",
+         expect: .answer(.nxDomain, aa: true, []), kind: .ec2InstanceName, authority: "SOA 900"),
+    Case(rule: "R16", what: "AAAA of an IP name is NODATA with the private-zone SOA", name: "ip-10-0-1-5.us-west-2.compute.internal", type: .aaaa,
+         expect: .answer(.noError, aa: true, []), kind: .ec2InstanceName, authority: "SOA 900"),
+    Case(rule: "R16", what: "a malformed IP name (leading zero) is NXDOMAIN", name: "ip-10-0-01-5.us-west-2.compute.internal",
+         expect: .answer(.nxDomain, aa: true, []), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "a name below an IP name is NXDOMAIN", name: "x.ip-10-0-1-5.us-west-2.compute.internal",
+         expect: .answer(.nxDomain, aa: true, []), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "a resource name with resource_name_a answers A", name: "i-0a11ce00000000001.us-west-2.compute.internal",
+         expect: .answer(.noError, aa: true, ["A 10.0.1.5"]), kind: .ec2InstanceName, ttl: 60),
+    Case(rule: "R16", what: "a resource name with only AAAA enabled answers AAAA", name: "i-0a11ce00000000002.us-west-2.compute.internal", type: .aaaa,
+         expect: .answer(.noError, aa: true, ["AAAA 2600:1f14::6"]), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "a resource name with only AAAA enabled is NODATA for A", name: "i-0a11ce00000000002.us-west-2.compute.internal",
+         expect: .answer(.noError, aa: true, []), kind: .ec2InstanceName, authority: "SOA 900"),
+    Case(rule: "R16", what: "an instance with both resource names off has no resource name", name: "i-0a11ce00000000003.us-west-2.compute.internal",
+         expect: .answer(.nxDomain, aa: true, []), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "another VPC's instance resource name is not seen (R14)", name: "i-0db000000000000b1.us-west-2.compute.internal",
+         expect: .answer(.nxDomain, aa: true, []), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "the instance's own VPC sees its resource name", from: "127.0.0.2", name: "i-0db000000000000b1.us-west-2.compute.internal",
+         type: .aaaa, expect: .answer(.noError, aa: true, ["AAAA 2600:1f14:1::3"]), kind: .ec2InstanceName),
+    Case(rule: "R16", what: "with enable_dns_hostnames false the IP name is forwarded upstream (R2)", from: "127.0.0.3",
+         name: "ip-10-2-0-5.us-west-2.compute.internal", expect: .forward(.defaults, name: "ip-10-2-0-5.us-west-2.compute.internal", chain: 0),
+         kind: .upstream, reason: "enable_dns_hostnames=false"),
+    Case(rule: "R16", what: "us-east-1 uses ec2.internal; a FORWARD rule for . does not capture it", to: "127.0.91.2:1053",
+         name: "ip-10-9-0-5.ec2.internal", expect: .answer(.noError, aa: true, ["A 10.9.0.5"]), kind: .ec2InstanceName, zone: "ec2.internal"),
+    Case(rule: "R16", what: "another region's domain is not the VPC's: it follows the FORWARD rule for .", to: "127.0.91.2:1053",
+         name: "ip-10-9-0-5.us-west-2.compute.internal", expect: .forward(.rule("rslvr-rr-0000000000000c0b1"), name: "ip-10-9-0-5.us-west-2.compute.internal", chain: 0),
+         kind: .forwardRule, zone: "."),
+    Case(rule: "R16", what: "the domain's apex has the private-zone SOA", name: "us-west-2.compute.internal", type: .soa,
+         expect: .answer(.noError, aa: true, ["SOA (75 bytes)"]), kind: .ec2InstanceName),
+
+    // R17 — reverse DNS
+    Case(rule: "R17", what: "a PTR inside the VPC's CIDRs answers the IP name from the /24 zone",
+         name: "5.1.0.10.in-addr.arpa", type: .ptr, expect: .answer(.noError, aa: true, ["PTR ip-10-0-1-5.us-west-2.compute.internal."]),
+         kind: .reverseDNS, zone: "1.0.10.in-addr.arpa", ttl: 60),
+    Case(rule: "R17", what: "a PTR in a non-RFC 1918 CIDR of the VPC answers from its /24 zone",
+         name: "9.0.64.100.in-addr.arpa", type: .ptr, expect: .answer(.noError, aa: true, ["PTR ip-100-64-0-9.us-west-2.compute.internal."]),
+         kind: .reverseDNS, zone: "0.64.100.in-addr.arpa"),
+    Case(rule: "R17", what: "an address outside every CIDR of the VPC is NXDOMAIN, answered locally",
+         name: "3.2.1.10.in-addr.arpa", type: .ptr, expect: .answer(.nxDomain, aa: true, []), kind: .reverseDNS,
+         zone: "10.in-addr.arpa", authority: "SOA 900"),
+    Case(rule: "R17", what: "192.168/16 is an autodefined zone: NXDOMAIN locally", name: "1.1.168.192.in-addr.arpa", type: .ptr,
+         expect: .answer(.nxDomain, aa: true, []), kind: .reverseDNS, zone: "168.192.in-addr.arpa"),
+    Case(rule: "R17", what: "172.31/16 is an autodefined zone", name: "1.1.31.172.in-addr.arpa", type: .ptr,
+         expect: .answer(.nxDomain, aa: true, []), kind: .reverseDNS, zone: "31.172.in-addr.arpa"),
+    Case(rule: "R17", what: "a public address is not covered: upstream", name: "8.8.8.8.in-addr.arpa", type: .ptr,
+         expect: .forward(.defaults, name: "8.8.8.8.in-addr.arpa", chain: 0), kind: .upstream),
+    Case(rule: "R17", what: "another type at a VPC address is NODATA", name: "5.1.0.10.in-addr.arpa", type: .a,
+         expect: .answer(.noError, aa: true, []), kind: .reverseDNS, authority: "SOA 900"),
+    Case(rule: "R17", what: "a name above VPC addresses exists (RFC 8020): NODATA", name: "0.10.in-addr.arpa", type: .ptr,
+         expect: .answer(.noError, aa: true, []), kind: .reverseDNS, zone: "10.in-addr.arpa"),
+    Case(rule: "R17", what: "a PHZ named like a reverse zone wins", name: "5.2.0.10.in-addr.arpa", type: .ptr,
+         expect: .answer(.noError, aa: true, ["PTR custom.example.com."]), kind: .privateHostedZone, zone: "2.0.10.in-addr.arpa",
+         zoneID: "Z0REVERSE00000000001"),
+    Case(rule: "R17", what: "a FORWARD rule named like a reverse zone wins", name: "5.3.0.10.in-addr.arpa", type: .ptr,
+         expect: .forward(.rule("rslvr-rr-0000000000000c0a5"), name: "5.3.0.10.in-addr.arpa", chain: 0), kind: .forwardRule),
+    Case(rule: "R17", what: "autodefined_reverse: false sends the names upstream", from: "127.0.0.2", name: "3.2.1.10.in-addr.arpa", type: .ptr,
+         expect: .forward(.defaults, name: "3.2.1.10.in-addr.arpa", chain: 0), kind: .upstream),
+    Case(rule: "R17", what: "with enable_dns_hostnames false the names go upstream (R2)", from: "127.0.0.3", name: "5.0.2.10.in-addr.arpa", type: .ptr,
+         expect: .forward(.defaults, name: "5.0.2.10.in-addr.arpa", chain: 0), kind: .upstream, reason: "enable_dns_hostnames=false"),
+    Case(rule: "R17", what: "a FORWARD rule for . does not capture reverse zones; us-east-1 names", to: "127.0.91.2:1053",
+         name: "5.0.9.10.in-addr.arpa", type: .ptr, expect: .answer(.noError, aa: true, ["PTR ip-10-9-0-5.ec2.internal."]), kind: .reverseDNS),
+    Case(rule: "R17", what: "an instance outside its VPC's CIDRs gets its PTR in its own VPC", to: "127.0.91.2:1053",
+         name: "9.0.16.172.in-addr.arpa", type: .ptr, expect: .answer(.noError, aa: true, ["PTR ip-172-16-0-9.ec2.internal."]),
+         kind: .reverseDNS, zone: "16.172.in-addr.arpa"),
+    Case(rule: "R17", what: "malformed octets (leading zero, more than four) are NXDOMAIN", name: "05.1.0.10.in-addr.arpa", type: .ptr,
+         expect: .answer(.nxDomain, aa: true, []), kind: .reverseDNS),
+    Case(rule: "R17", what: "more than four octet labels is NXDOMAIN", name: "1.5.1.0.10.in-addr.arpa", type: .ptr,
+         expect: .answer(.nxDomain, aa: true, []), kind: .reverseDNS),
+
     // P4 policy decided after V
     Case(rule: "P4", what: "AXFR is refused as a bad request", name: "myservice.internal", type: .axfr,
          expect: .refused, kind: .badRequest, reason: "bad-packet:transfer", vpc: TestModel.app),
@@ -243,6 +328,7 @@ struct DecisionTableTests {
             #expect(a.rcode == rcode)
             #expect(a.authoritative == aa)
             #expect(a.answer.map(present) == rrs)
+            if let ttl = c.ttl { #expect(a.answer.allSatisfy { $0.ttl == ttl }) }
             if let auth = c.authority {
                 #expect(a.authority.map { "\($0.type) \($0.ttl)" } == [auth])
             }
@@ -266,7 +352,7 @@ struct DecisionTableTests {
     @Test("every V and R rule has at least one case")
     func coverage() {
         let rules = Set(cases.map(\.rule))
-        for r in ["V1", "V2", "V3", "V4"] + (1...15).map({ "R\($0)" }) {
+        for r in ["V1", "V2", "V3", "V4"] + (1...17).map({ "R\($0)" }) {
             #expect(rules.contains(r), "no case for \(r)")
         }
     }

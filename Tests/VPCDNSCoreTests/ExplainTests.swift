@@ -24,6 +24,19 @@ struct ExplainTests {
         #expect(json.contains(#""decision":"upstream""#))
     }
 
+    @Test("R16/R17: a reverse name outside the VPC is NXDOMAIN locally, and says so; hostnames off says why EC2 names go upstream")
+    func autodefinedNames() throws {
+        let (text, json) = try explain("3.2.1.10.in-addr.arpa", .ptr)
+        #expect(text.contains("10.in-addr.arpa  reverse-dns autodefined  [WINS]"), "\(text)")
+        #expect(text.contains("no address of the VPC's CIDRs (10.0.0.0/16, 100.64.0.0/24) or instance has that name: NXDOMAIN, answered locally, never forwarded (R17)"), "\(text)")
+        #expect(json.contains(#""decision":"reverse-dns""#))
+        let (off, _) = try explain("ip-10-2-0-5.us-west-2.compute.internal", from: "127.0.0.3")
+        #expect(off.contains("us-west-2.compute.internal  ec2-instance-name autodefined  [inactive: enable_dns_hostnames=false]"), "\(off)")
+        #expect(off.contains("EC2 names and autodefined reverse zones (R16, R17) also exist only with both DNS attributes true"), "\(off)")
+        let (missing, _) = try explain("ip-8-8-8-8.us-west-2.compute.internal")
+        #expect(missing.contains("neither the IP name of an RFC 1918 or VPC address"), "\(missing)")
+    }
+
     @Test("private DNS off")
     func privateDNSOff() throws {
         let (text, json) = try explain("sts.us-west-2.amazonaws.com")

@@ -52,4 +52,50 @@ struct IsolationPropertyTests {
         }
         #expect(checked > 1000)
     }
+
+    /// R14 for R16/R17: an instance's resource name answers only in its own VPC; a PTR answers
+    /// only for the asking VPC's own addresses (or its own instances); an IP name of a
+    /// non-RFC 1918 address answers only in a VPC whose CIDRs hold it.
+    @Test("EC2 resource names, IP names and PTRs stay with their VPC")
+    func autodefinedIsolation() throws {
+        let model = TestModel.model
+        let r = Resolver(model: model)
+        var addresses: [UInt32] = [0x0808_0808]
+        for vpc in model.vpcs {
+            for p in vpc.cidrs { if case .v4(let n) = p.address { addresses += [n + 5, n + 0x105] } }
+        }
+        for i in model.instances { if case .v4(let v) = i.ipv4 { addresses.append(v) } }
+        var checked = 0
+        for (v, vpc) in model.vpcs.enumerated() {
+            let domain = AutodefinedNames.ec2Domain(region: vpc.region)
+            let owns = { (a: UInt32) in vpc.cidrs.contains { $0.contains(.v4(a)) } }
+            for a in addresses {
+                let ptr = r.resolve(Question(name: AutodefinedNames.reverseName(a), type: .ptr), vpcIndex: v, via: .source)
+                let ownInstance = model.instances.contains { $0.vpcID == vpc.id && $0.ipv4 == .v4(a) }
+                if case .answer(let ans) = ptr.outcome, ptr.kind == .reverseDNS, !ans.answer.isEmpty {
+                    #expect(owns(a) || ownInstance, "\(vpc.id) got a PTR for \(IPAddress.v4(a)), not its address")
+                }
+                let ipName = r.resolve(Question(name: AutodefinedNames.ipName(a, domain: domain), type: .a), vpcIndex: v, via: .source)
+                if case .answer(let ans) = ipName.outcome, !ans.answer.isEmpty {
+                    #expect(owns(a) || AutodefinedNames.isRFC1918(a), "\(vpc.id) got an IP name for \(IPAddress.v4(a))")
+                }
+                checked += 2
+            }
+            for inst in model.instances where inst.vpcID != vpc.id {
+                let name = try domain.prepending(inst.id)
+                for t in [RRType.a, .aaaa, .any] {
+                    let d = r.resolve(Question(name: name, type: t), vpcIndex: v, via: .source)
+                    if case .answer(let ans) = d.outcome {
+                        #expect(ans.answer.isEmpty, "\(vpc.id) received \(name) \(t) of another VPC's instance")
+                    }
+                    checked += 1
+                }
+            }
+        }
+        // An unmatched client is refused before any of it.
+        let d = r.resolve(Question(name: try DNSName("ip-10-0-1-5.us-west-2.compute.internal"), type: .a),
+                          client: IPAddress("203.0.113.77")!, listener: TestModel.listen)
+        #expect(d.kind == .refused)
+        #expect(checked > 50)
+    }
 }

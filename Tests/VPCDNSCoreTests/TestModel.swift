@@ -39,8 +39,8 @@ enum TestModel {
         var s = Settings()
         s.listen = [listen]
         s.upstreams = [.address(ep("127.0.0.1:1054"))]
-        let vpcs = [
-            VPC(id: app, name: "app", region: "us-west-2", cidrs: [IPPrefix("10.0.0.0/16")!], clients: [IPPrefix("127.0.0.1/32")!],
+        var vpcs = [
+            VPC(id: app, name: "app", region: "us-west-2", cidrs: [IPPrefix("10.0.0.0/16")!, IPPrefix("100.64.0.0/24")!], clients: [IPPrefix("127.0.0.1/32")!],
                 resolverAddresses: [ep("127.0.10.2:1053")],
                 inboundEndpoints: [InboundEndpoint(id: "rslvr-in-0123456789abcdef0", addresses: [ep("127.0.10.53:1053")])],
                 enableDNSSupport: true, enableDNSHostnames: true,
@@ -49,6 +49,7 @@ enum TestModel {
                     ResolverRule(id: "rslvr-rr-0000000000000c0a2", domain: n("local.corp.example.com"), kind: .system),
                     ResolverRule(id: "rslvr-rr-0000000000000c0a3", domain: n("tie.internal"), kind: .forward, targets: [ep("127.0.0.1:5301")]),
                     ResolverRule(id: "rslvr-rr-0000000000000c0a4", domain: n("amazonaws.com"), kind: .system),
+                    ResolverRule(id: "rslvr-rr-0000000000000c0a5", domain: n("3.0.10.in-addr.arpa"), kind: .forward, targets: [ep("127.0.0.1:5302")]),
                 ]),
             VPC(id: db, name: "database", region: "us-west-2", cidrs: [IPPrefix("10.1.0.0/16")!], clients: [IPPrefix("127.0.0.2/32")!],
                 resolverAddresses: [ep("127.0.20.2:1053")], enableDNSSupport: true, enableDNSHostnames: true),
@@ -59,10 +60,12 @@ enum TestModel {
             VPC(id: twin1, name: "twin1", region: "us-east-1", cidrs: [IPPrefix("10.9.0.0/16")!], resolverAddresses: [ep("127.0.91.2:1053")],
                 inboundEndpoints: [InboundEndpoint(id: "rslvr-in-0e1000000000000a1", addresses: [ep("127.0.91.53:1053")])],
                 enableDNSSupport: true, enableDNSHostnames: true,
+                resolverRules: [ResolverRule(id: "rslvr-rr-0000000000000c0b1", domain: .root, kind: .forward, targets: [ep("127.0.0.1:5303")])],
                 allowedSources: [IPPrefix("192.0.2.0/24")!, IPPrefix("2001:db8::/32")!]),
             VPC(id: twin2, name: "twin2", region: "us-east-1", cidrs: [IPPrefix("10.9.0.0/16")!], resolverAddresses: [ep("127.0.92.2:1053")],
                 enableDNSSupport: true, enableDNSHostnames: true),
         ]
+        vpcs[1].autodefinedReverse = false
         let two = [Endpoint.Subnet(az: "us-west-2a", ipv4: ip("10.0.1.10")), Endpoint.Subnet(az: "us-west-2b", ipv4: ip("10.0.2.10"))]
         let endpoints = [
             endpoint("vpce-0ec2a1b2c3d4e5f60", vpc: app, service: "com.amazonaws.us-west-2.ec2", subnets: two),
@@ -118,10 +121,27 @@ enum TestModel {
                                     records: [a("x.local.corp.example.com", "10.0.7.1"), a("www.example.com", "10.0.7.2")], hasOwnSOA: false)
         let dbZone = HostedZone(id: "Z0DBZONE0000000000001", name: n("db.internal"), vpcIDs: [db],
                                 records: [a("primary.db.internal", "10.1.9.9")], hasOwnSOA: false)
+        let reverseZone = HostedZone(id: "Z0REVERSE00000000001", name: n("2.0.10.in-addr.arpa"), vpcIDs: [app],
+                                     records: [ResourceRecord(name: n("5.2.0.10.in-addr.arpa"), type: .ptr, ttl: 300, rdata: n("custom.example.com").wire)],
+                                     hasOwnSOA: false)
         let legacyZone = HostedZone(id: "Z0LEGACY000000000001", name: n("legacy.internal"), vpcIDs: [legacy],
                                     records: [a("host.legacy.internal", "10.2.9.9")], hasOwnSOA: false)
-        return Model(settings: s, vpcs: vpcs, endpoints: endpoints, endpointServices: services,
-                     hostedZones: [phz, tie, systemZone, dbZone, legacyZone])
+        var model = Model(settings: s, vpcs: vpcs, endpoints: endpoints, endpointServices: services,
+                          hostedZones: [phz, tie, systemZone, dbZone, legacyZone, reverseZone])
+        model.instances = instances
+        return model
+    }
+
+    /// R16/R17: instances with resource names, in two VPCs.
+    static var instances: [Instance] {
+        [
+            Instance(id: "i-0a11ce00000000001", vpcID: app, ipv4: ip("10.0.1.5"), resourceNameA: true),
+            Instance(id: "i-0a11ce00000000002", vpcID: app, ipv4: ip("10.0.1.6"), ipv6: ip("2600:1f14::6"), resourceNameAAAA: true),
+            Instance(id: "i-0a11ce00000000003", vpcID: app, ipv4: ip("10.0.1.7")),
+            Instance(id: "i-0db000000000000b1", vpcID: db, ipv4: ip("10.1.2.3"), ipv6: ip("2600:1f14:1::3"), resourceNameA: true, resourceNameAAAA: true),
+            // Outside its VPC's CIDRs (config warns): its PTR comes from the instance list.
+            Instance(id: "i-07a1000000000000c", vpcID: twin1, ipv4: ip("172.16.0.9")),
+        ]
     }
 }
 

@@ -107,7 +107,10 @@ public final class RequestCounters: Sendable {
     let counters: ShardedCounters
 
     static let kinds: [DecisionKind] = [.privateHostedZone, .endpointPrivateDNS, .endpointDNSName, .servicePrivateDNS,
-                                         .forwardRule, .upstream, .refused, .badRequest]
+                                         .forwardRule, .upstream, .refused, .badRequest, .ec2InstanceName, .reverseDNS]
+    /// `kinds.count` as a literal, so the per-query slot arithmetic needs no lazy global
+    /// (MetricsTests checks that every slot maps back to its own kind).
+    static let kindCount = 10
     static let protos = ["udp", "tcp"]
     /// rcodes 0–15 by value, then one slot for BADVERS (16) and anything above.
     static let rcodeSlots = 17
@@ -128,6 +131,8 @@ public final class RequestCounters: Sendable {
         case .upstream: 5
         case .refused: 6
         case .badRequest: 7
+        case .ec2InstanceName: 8
+        case .reverseDNS: 9
         }
     }
 
@@ -137,7 +142,7 @@ public final class RequestCounters: Sendable {
         var v = vpcIndex ?? (vpcs - 1)
         if v < 0 || v >= vpcs { v = vpcs - 1 }
         let r = rcode.rawValue < 16 ? Int(rcode.rawValue) : 16
-        return ((v &* 2 &+ (tcp ? 1 : 0)) &* 8 &+ RequestCounters.kindIndex(kind)) &* RequestCounters.rcodeSlots &+ r
+        return ((v &* 2 &+ (tcp ? 1 : 0)) &* RequestCounters.kindCount &+ RequestCounters.kindIndex(kind)) &* RequestCounters.rcodeSlots &+ r
     }
 
     /// The labels of a slot, for the exporter.
@@ -150,9 +155,9 @@ public final class RequestCounters: Sendable {
 
     func labels(ofSlot slot: Int) -> Labels {
         let r = slot % RequestCounters.rcodeSlots
-        let k = (slot / RequestCounters.rcodeSlots) % 8
-        let p = (slot / RequestCounters.rcodeSlots / 8) % 2
-        let v = slot / RequestCounters.rcodeSlots / 16
+        let k = (slot / RequestCounters.rcodeSlots) % RequestCounters.kindCount
+        let p = (slot / RequestCounters.rcodeSlots / RequestCounters.kindCount) % 2
+        let v = slot / RequestCounters.rcodeSlots / RequestCounters.kindCount / 2
         return Labels(vpc: vpcIDs[v], proto: RequestCounters.protos[p], decision: RequestCounters.kinds[k].rawValue,
                       rcode: r == 16 ? "BADVERS" : RCode(rawValue: UInt16(r)).description)
     }
