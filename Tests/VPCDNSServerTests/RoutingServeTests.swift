@@ -65,7 +65,7 @@ struct RoutingServeTests {
         }
     }
 
-    static func config(listen: Int, metrics: Int, upstream: Int, tcpPort: Int, httpPort: Int) -> String {
+    static func config(listen: Int, metrics: Int, upstream: Int, tcpPort: Int, httpPort: Int, tlsPort: Int) -> String {
         """
         listen: ["127.0.0.1:\(listen)"]
         upstreams: ["127.0.0.1:\(upstream)"]
@@ -75,6 +75,7 @@ struct RoutingServeTests {
         health_checks:
           - {id: svc, type: TCP, ip: 127.0.0.1, port: \(tcpPort), request_interval_ms: \(intervalMs), failure_threshold: \(threshold)}
           - {id: web, type: HTTP, ip: 127.0.0.1, port: \(httpPort), resource_path: /health, request_interval_ms: \(intervalMs), failure_threshold: \(threshold)}
+          - {id: tls, type: HTTPS, ip: 127.0.0.1, port: \(tlsPort), request_interval_ms: \(intervalMs), failure_threshold: \(threshold)}
         vpcs:
           - id: \(vpc)
             region: us-west-2
@@ -89,6 +90,8 @@ struct RoutingServeTests {
               - {name: f.routed.internal, type: A, ttl: 5, values: [10.0.8.12], set_identifier: secondary, failover: SECONDARY}
               - {name: w.routed.internal, type: A, ttl: 5, values: [10.0.8.1], set_identifier: blue, weight: 10, health_check: web}
               - {name: w.routed.internal, type: A, ttl: 5, values: [10.0.8.2], set_identifier: green, weight: 0}
+              - {name: m.routed.internal, type: A, ttl: 5, values: [10.0.8.21], set_identifier: m1, multivalue_answer: true, health_check: tls}
+              - {name: m.routed.internal, type: A, ttl: 5, values: [10.0.8.22], set_identifier: m2, multivalue_answer: true}
 
         """
     }
@@ -106,7 +109,7 @@ struct RoutingServeTests {
         return nil
     }
 
-    @Test("a failover answer flips both ways as a real TCP service stops and starts; HTTP status drives a weighted pair")
+    @Test("a failover answer flips both ways as a real TCP service stops and starts; HTTP status drives a weighted pair, HTTPS a multivalue group")
     func failoverFlips() async throws {
         let port = try await NSDFixture.freePort()
         let metricsPort = try await NSDFixture.freePort()
@@ -117,8 +120,18 @@ struct RoutingServeTests {
         try await http.start()
         let serve = try OpsServer()
         defer { serve.stop() }
+        // HTTPS: openssl's test server with a self-signed certificate made here (not verified, R18).
+        let tlsPort = try await NSDFixture.freePort()
+        let dir = serve.directory.path
+        let made = try Command.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1",
+                                                        "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"], timeout: .seconds(30))
+        try #require(made.exitCode == 0, "openssl req: \(made.error)")
+        var tls: ChildProcess? = try ChildProcess("/usr/bin/openssl", ["s_server", "-quiet", "-www", "-accept", "127.0.0.1:\(tlsPort)",
+                                                                      "-cert", dir + "/cert.pem", "-key", dir + "/key.pem"])
+        defer { tls?.stop() }
         try FileManager.default.createDirectory(at: serve.directory.appendingPathComponent("logs"), withIntermediateDirectories: true)
-        try serve.write("vpcdns.yaml", Self.config(listen: port, metrics: metricsPort, upstream: deadUpstream, tcpPort: tcp.port, httpPort: http.port))
+        try serve.write("vpcdns.yaml", Self.config(listen: port, metrics: metricsPort, upstream: deadUpstream, tcpPort: tcp.port, httpPort: http.port,
+                                                   tlsPort: tlsPort))
         try serve.start()
         guard await serve.waitForStderr("listening on tcp 127.0.0.1:\(port)") else { throw FixtureError("serve did not start: \(serve.stderr)") }
         let server = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(port))
@@ -150,6 +163,16 @@ struct RoutingServeTests {
         http.setStatus(302)
         #expect(try Self.waitFor("10.0.8.1", name: "w.routed.internal", server: server, timeout: limit) != nil, "HTTP 302 did not turn the check healthy")
 
+        // HTTPS: both multivalue sets while the TLS server answers; only m2 once it is gone.
+        #expect(await serve.waitForStderr("health check tls (HTTPS 127.0.0.1:\(tlsPort)) is now healthy", timeout: .seconds(5)),
+                "\(serve.stderr)")
+        let both = try DigRun.query("m.routed.internal", server: server).rdata("A").sorted()
+        #expect(both == ["10.0.8.21", "10.0.8.22"])
+        tls?.stop()
+        tls = nil
+        #expect(try Self.waitFor("10.0.8.22", name: "m.routed.internal", server: server, timeout: limit) != nil, "HTTPS target gone, set still served")
+        for _ in 0..<5 { #expect(try DigRun.query("m.routed.internal", server: server).rdata("A") == ["10.0.8.22"]) }
+
         // The query log names the chosen set, and the unhealthy PRIMARY.
         let logPath = serve.directory.appendingPathComponent("logs/queries.jsonl").path
         let secondary = await QueryLogFile.wait(logPath) { $0.vpcdns("record_set") == "secondary" }
@@ -157,6 +180,8 @@ struct RoutingServeTests {
         let primary = await QueryLogFile.wait(logPath) { $0.vpcdns("record_set") == "primary" }
         #expect(!primary.isEmpty && primary.allSatisfy { $0.vpcdns("reason") == nil })
         #expect(!(await QueryLogFile.wait(logPath) { $0.vpcdns("record_set") == "green" }).isEmpty)
+        let multi = await QueryLogFile.wait(logPath) { ($0.vpcdns("record_set") ?? "").contains(",") }
+        #expect(Set((multi.first?.vpcdns("record_set") ?? "").split(separator: ",")) == ["m1", "m2"])
 
         // Metrics: the states and the transitions, both ways.
         let metrics = try Shell.http("http://127.0.0.1:\(metricsPort)/metrics").body
@@ -166,6 +191,7 @@ struct RoutingServeTests {
         #expect((value(#"vpcdns_health_check_transitions_total{id="svc",to="unhealthy"}"#) ?? 0) >= 1)
         #expect((value(#"vpcdns_health_check_transitions_total{id="svc",to="healthy"}"#) ?? 0) >= 2)
         #expect((value(#"vpcdns_health_check_transitions_total{id="web",to="unhealthy"}"#) ?? 0) >= 1)
+        #expect(value(#"vpcdns_health_check_status{id="tls"}"#) == 0)
         await tcp.stop()
         await http.stop()
     }
