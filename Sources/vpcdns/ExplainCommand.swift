@@ -74,7 +74,7 @@ struct ExplainCommand: ParsableCommand {
         }
         var decision = resolver.resolve(question, client: client, listener: listener, explain: true,
                                         routing: RoutingInput(health: FailingChecks(failing: failing), seed: seed))
-        if let r = decision.routing, r.group.members.contains(where: { $0.check != nil || $0.evaluatesTarget }) {
+        if unhealthy.isEmpty, let r = decision.routing, r.group.members.contains(where: { $0.check != nil || $0.evaluatesTarget }) {
             decision.notes.append("explain runs no health check: every check counts as healthy unless named with --unhealthy ID "
                                   + "(serve runs them; see vpcdns_health_check_status on /metrics)")
         }
