@@ -31,21 +31,20 @@ public final class HealthMonitor: Sendable {
     }
 
     /// The states for a model's `health_checks` (indexes as in the list). Probes of unchanged
-    /// definitions are kept with their states; the others start (healthy until they have run).
+    /// definitions are shared with their states; the others start (healthy until they have
+    /// run). Nothing is retired here: a reload that fails later keeps the old model, whose
+    /// probes must keep running, so `retainOnly` is called once the new model is installed.
     public func states(for checks: [HealthCheck]) -> HealthStates {
         let (list, added) = probes.withLock { current -> ([HealthProbe], [HealthProbe]) in
-            var next: [HealthCheck: HealthProbe] = [:]
             var list: [HealthProbe] = []
             var added: [HealthProbe] = []
             for c in checks {
-                if let p = next[c] { list.append(p); continue }
-                let p = current[c] ?? HealthProbe(c)
-                if current[c] == nil { added.append(p) }
-                next[c] = p
+                if let p = current[c] { list.append(p); continue }
+                let p = HealthProbe(c)
+                current[c] = p
+                added.append(p)
                 list.append(p)
             }
-            for (c, p) in current where next[c] == nil { p.retire() }
-            current = next
             return (list, added)
         }
         if !added.isEmpty {
@@ -53,6 +52,17 @@ public final class HealthMonitor: Sendable {
             changed.yield()
         }
         return HealthStates(list)
+    }
+
+    /// Stops the probes of definitions not in `checks` (the installed model's).
+    public func retainOnly(_ checks: [HealthCheck]) {
+        let keep = Set(checks)
+        let retired = probes.withLock { current -> [HealthProbe] in
+            let gone = current.filter { !keep.contains($0.key) }
+            for k in gone.keys { current[k] = nil }
+            return Array(gone.values)
+        }
+        for p in retired { p.retire() }
     }
 
     /// For `/metrics`: every current check's id and state, and the transitions counted.

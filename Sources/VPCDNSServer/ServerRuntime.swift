@@ -267,6 +267,8 @@ public final class ServerRuntime: Sendable {
             logger.warning("query_log changed: the new path takes effect at the next restart")
         }
         engine.queryLog?.requestReopen()
+        // R18: checks whose definition changed or went away stop now that the new model serves.
+        health.retainOnly(loaded.model.healthChecks)
         for w in review.warnings { logger.warning("\(w)") }
         let lines = review.summaryLines
         let changed = upstreamSummary.withLock { old in

@@ -195,4 +195,46 @@ struct RoutingServeTests {
         await tcp.stop()
         await http.stop()
     }
+
+    @Test("a reload keeps the state of an unchanged check: an unhealthy PRIMARY stays failed over at once after SIGHUP")
+    func reloadKeepsStates() async throws {
+        let port = try await NSDFixture.freePort()
+        let metricsPort = try await NSDFixture.freePort()
+        let deadUpstream = try await NSDFixture.freePort()
+        let tcp = LoopbackService(port: try await NSDFixture.freePort())
+        let http = LoopbackService(port: try await NSDFixture.freePort())
+        let tlsPort = try await NSDFixture.freePort()
+        try await http.start()
+        let serve = try OpsServer()
+        defer { serve.stop() }
+        try FileManager.default.createDirectory(at: serve.directory.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        let config = Self.config(listen: port, metrics: metricsPort, upstream: deadUpstream, tcpPort: tcp.port, httpPort: http.port, tlsPort: tlsPort)
+        try serve.write("vpcdns.yaml", config)
+        try serve.start()
+        guard await serve.waitForStderr("listening on tcp 127.0.0.1:\(port)") else { throw FixtureError("serve did not start: \(serve.stderr)") }
+        let server = SocketEndpoint(ip: .v4(0x7F00_0001), port: UInt16(port))
+        // Nothing listens on the TCP check's port: the SECONDARY once the check decided.
+        #expect(try Self.waitFor("10.0.8.12", name: "f.routed.internal", server: server, timeout: Self.flipBound + Self.slack) != nil)
+        // A reload with one more record: the check is unchanged, so its state (unhealthy) stays.
+        // Reset to "not decided", it would answer the PRIMARY for about two intervals.
+        try serve.write("vpcdns.yaml", config + "      - {name: new.routed.internal, type: A, values: [10.0.8.50]}\n")
+        serve.signal(SIGHUP)
+        #expect(await serve.waitForStderr("configuration reloaded", timeout: .seconds(5)), "\(serve.stderr)")
+        #expect(try DigRun.query("new.routed.internal", server: server).rdata("A") == ["10.0.8.50"], "the reload was applied")
+        for _ in 0..<5 {
+            #expect(try DigRun.query("f.routed.internal", server: server).rdata("A") == ["10.0.8.12"])
+            usleep(50_000)
+        }
+        // A changed definition starts afresh: a new port, where the service now listens.
+        try await tcp.start()
+        let moved = LoopbackService(port: try await NSDFixture.freePort())
+        try await moved.start()
+        let changed = config.replacingOccurrences(of: "port: \(tcp.port),", with: "port: \(moved.port),")
+        try serve.write("vpcdns.yaml", changed)
+        serve.signal(SIGHUP)
+        #expect(try Self.waitFor("10.0.8.11", name: "f.routed.internal", server: server, timeout: Self.flipBound + Self.slack) != nil)
+        await tcp.stop()
+        await moved.stop()
+        await http.stop()
+    }
 }
