@@ -137,6 +137,9 @@ public struct CheckSummary: Sendable {
             for ib in v.inboundEndpoints {
                 lines.append("    inbound endpoint:   \(ib.id) at \(list(ib.addresses.map(\.description)))")
             }
+            if !v.resolverAddresses.isEmpty || !v.inboundEndpoints.isEmpty {
+                lines.append("    allowed sources:    \(v.allowedSources.isEmpty ? "any" : list(v.allowedSources.map(\.description)))")
+            }
             lines.append("  dns: enable_dns_support=\(v.enableDNSSupport) enable_dns_hostnames=\(v.enableDNSHostnames)"
                          + (v.privateDNSUsable ? "" : " (private hosted zones and endpoint private DNS are NOT used)"))
             lines.append("  private names:")
@@ -178,6 +181,7 @@ public struct CheckSummary: Sendable {
             ("cidrs", .strings(v.cidrs.map(\.description))), ("clients", .strings(v.clients.map(\.description))),
             ("resolver_addresses", .strings(v.resolverAddresses.map(\.description))),
             ("inbound_endpoints", .array(v.inboundEndpoints.map { .object([("id", .string($0.id)), ("addresses", .strings($0.addresses.map(\.description)))]) })),
+            ("allowed_sources", v.allowedSources.isEmpty ? .null : .strings(v.allowedSources.map(\.description))),
             ("enable_dns_support", .bool(v.enableDNSSupport)), ("enable_dns_hostnames", .bool(v.enableDNSHostnames)),
             ("names", .array(e.names.map { n in
                 .object([("name", .string(n.name)), ("source", .string(n.source)), ("detail", .string(n.detail)),

@@ -3,11 +3,11 @@
 enum Keys {
     static let top = ["account_id", "listen", "upstreams", "upstream_timeout_ms", "upstream_attempt_timeout_ms",
                       "endpoint_dns_ttl", "cache_size", "cache_max_bytes", "udp_payload_size", "tcp_idle_timeout_ms",
-                      "max_tcp_connections", "threads", "default_vpc", "query_log", "log_cache_hits", "metrics",
+                      "max_tcp_connections", "threads", "upstream_sockets", "default_vpc", "query_log", "log_cache_hits", "metrics",
                       "vpcs", "endpoints", "endpoint_services", "hosted_zones",
                       "health_checks"]
     static let vpc = ["id", "name", "region", "cidrs", "clients", "resolver_addresses", "inbound_endpoints",
-                      "enable_dns_support", "enable_dns_hostnames", "resolver_rules"]
+                      "enable_dns_support", "enable_dns_hostnames", "resolver_rules", "allowed_sources"]
     static let inbound = ["id", "addresses"]
     static let rule = ["id", "domain", "type", "targets"]
     static let endpoint = ["id", "vpc", "service", "type", "private_dns_enabled",

@@ -84,6 +84,7 @@ struct ModelBuilder {
         s.tcpIdleTimeoutMs = reader.int(m["tcp_idle_timeout_ms"], at: "tcp_idle_timeout_ms", range: ms) ?? s.tcpIdleTimeoutMs
         s.maxTCPConnections = reader.int(m["max_tcp_connections"], at: "max_tcp_connections", range: 1...1_000_000) ?? s.maxTCPConnections
         s.threads = reader.int(m["threads"], at: "threads", range: 1...256) ?? s.threads
+        s.upstreamSockets = reader.int(m["upstream_sockets"], at: "upstream_sockets", range: 1...65_536) ?? s.upstreamSockets
         if let v = reader.string(m["default_vpc"], at: "default_vpc") {
             if IDFormat.isVPCID(v) { s.defaultVPC = v } else { reader.error("default_vpc", badID(v, "a VPC id", "vpc-")) }
         }
@@ -170,11 +171,16 @@ struct ModelBuilder {
             rulePaths.append(p)
             return r
         }
+        let allowed = prefixList(m["allowed_sources"], at: "\(path).allowed_sources")
+        if m["allowed_sources"] != nil, allowed.isEmpty, !reader.errors.contains(where: { $0.key.hasPrefix("\(path).allowed_sources") }) {
+            reader.error("\(path).allowed_sources", "an empty list would refuse every source: list at least one CIDR block, or leave the key out to allow any source")
+        }
         let name = reader.string(m["name"], at: "\(path).name")
         guard let id, let region else { return nil }
         let vpc = VPC(id: id, name: name, region: region, cidrs: cidrs.map(\.0), clients: clients.map(\.0),
                       resolverAddresses: resolvers.map(\.0), inboundEndpoints: inbound,
-                      enableDNSSupport: support, enableDNSHostnames: hostnames, resolverRules: rules)
+                      enableDNSSupport: support, enableDNSHostnames: hostnames, resolverRules: rules,
+                      allowedSources: allowed.map(\.0))
         return Located(value: vpc, path: path, sub: [
             "cidrs": cidrs.map(\.1), "clients": clients.map(\.1), "resolver_addresses": resolvers.map(\.1),
             "inbound_endpoints": inboundPaths, "inbound_addresses": inboundAddressPaths, "resolver_rules": rulePaths,

@@ -13,6 +13,7 @@ struct Warnings {
         unverifiedServiceNames()
         customServicesWithoutEntry()
         shadowingZones()
+        openListeners()
     }
 
     private func vpc(_ id: String) -> VPC? { parsed.vpcs.first { $0.value.id == id }?.value }
@@ -71,6 +72,40 @@ struct Warnings {
             guard let example = PublicShadow.shadowedExample(z.zone.name) else { continue }
             let vpcs = z.zone.vpcIDs.joined(separator: ", ")
             reader.warning("\(z.path).name", "hosted zone \(z.zone.name.text) shadows public DNS: in \(vpcs), every name under it that the zone does not hold (such as \(example)) becomes NXDOMAIN instead of resolving publicly")
+        }
+    }
+}
+
+extension Warnings {
+    /// V1, V2: a listener on an address other hosts can reach answers whoever reaches it. A
+    /// VPC's own addresses (resolver, inbound endpoint) answer any source unless
+    /// `allowed_sources` says otherwise; a UDP answer can be tens of times the query's size, so
+    /// an address open to the world is a reflector for forged-source floods.
+    fileprivate func openListeners() {
+        for v in parsed.vpcs where v.value.allowedSources.isEmpty {
+            let resolvers = zip(v.value.resolverAddresses, v.sub["resolver_addresses"] ?? []).map { ($0, $1, "resolver address") }
+            let inbound = zip(v.value.inboundEndpoints.flatMap(\.addresses), v.sub["inbound_addresses"] ?? []).map { ($0, $1, "inbound endpoint address") }
+            for (address, path, what) in resolvers + inbound where !Self.isLoopback(address.ip) {
+                reader.warning(path, "\(what) \(address) of VPC \(v.value.id) is not on loopback and answers any source that reaches it, as this VPC "
+                               + "(V1; with UDP answers many times the query's size, a reflector for spoofed floods): set allowed_sources on the VPC "
+                               + "to the networks that should use it")
+            }
+        }
+        let served = parsed.vpcs.map { v in
+            "\((v.value.cidrs + v.value.clients).map(\.description).joined(separator: ", ")) (\(v.value.id))"
+        }.joined(separator: "; ")
+        let everyone = parsed.settings.defaultVPC.map { "; every other source too, as \($0) (default_vpc): an open resolver" }
+            ?? "; other sources get REFUSED"
+        for (address, path) in zip(parsed.settings.listen, parsed.listenPaths) where !Self.isLoopback(address.ip) {
+            reader.warning(path, "listen address \(address) is not on loopback, so it is reachable from other hosts: it answers sources in "
+                           + (served.isEmpty ? "no VPC" : served) + everyone + " (V2, V3); make sure only those networks can reach it")
+        }
+    }
+
+    static func isLoopback(_ ip: IPAddress) -> Bool {
+        switch ip {
+        case .v4(let a): a >> 24 == 127
+        case .v6(let a): a == 1
         }
     }
 }

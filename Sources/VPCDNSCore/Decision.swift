@@ -89,6 +89,9 @@ public struct ViewChoice: Sendable {
     public var refusal: Reason?
     /// For `explain`: the other VPCs that claim the same prefix (V2 ambiguity).
     public var ambiguousWith: [String] = []
+    /// Set when the listener is a VPC's own address (V1) whose `allowed_sources` do not include
+    /// the client: that VPC's id (the query is refused as `no-vpc-match`).
+    public var sourceNotAllowedBy: String? = nil
 }
 
 /// A private candidate (R1) considered for the name: for `explain` and the query log.
@@ -153,6 +156,28 @@ public struct Forward: Sendable, Equatable {
     public var chain: [ResourceRecord]
     /// Names already visited in the chain (loop detection when the upstream answer comes back).
     public var visited: [DNSName]
+    /// P11: the FORWARD rule's domain when `targets` are that rule's: their answer is taken only
+    /// for names at or below it. nil for the default upstreams, which are trusted for any name.
+    public var bailiwick: DNSName? = nil
+
+    /// P11: the records of an upstream answer section that may be taken from these targets: all
+    /// of them from the default upstreams; from a rule's targets only those owned by names at or
+    /// below the rule's domain (a forged record for a name elsewhere is dropped, also from the
+    /// authority section, and so never reaches the cache). Returns `records` itself, without a
+    /// copy, when nothing is dropped.
+    public func trusted(_ records: [ResourceRecord]) -> [ResourceRecord] {
+        guard let domain = bailiwick, records.contains(where: { !$0.name.isSubdomain(of: domain) }) else { return records }
+        return records.filter { $0.name.isSubdomain(of: domain) }
+    }
+}
+
+/// What follows an upstream CNAME whose target the upstream was not trusted to answer (P11, R15).
+public enum ChainStep: Sendable {
+    /// Completed from local data, or failed (SERVFAIL with the reason: `cname-loop`, `cname-chain`).
+    case answer(Answer, reason: Reason?)
+    /// The target is asked upstream again, where the asking VPC sends it; `chain` holds every
+    /// CNAME before it.
+    case forward(Forward)
 }
 
 public enum Outcome: Sendable {

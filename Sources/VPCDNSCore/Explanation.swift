@@ -68,6 +68,10 @@ public struct Explanation: Sendable {
         case .notVerified:
             return "the endpoint service's private DNS name is not verified: it is not served to consumers until verification is 'verified' (R11)"
         case .noVPCMatch:
+            if let owner = d.view.sourceNotAllowedBy {
+                return "the listener is an address of \(owner) (resolver address or inbound endpoint), whose allowed_sources do not include "
+                    + "this client: REFUSED (V1, not an open resolver)"
+            }
             return "no VPC claims \(d.view.matchedPrefix?.description ?? "this client address") and no default_vpc is set: REFUSED (V3, not an open resolver)"
         case .ambiguousVPC:
             return "the prefix \(d.view.matchedPrefix?.description ?? "?") is claimed by \(d.view.ambiguousWith.joined(separator: " and ")); on a shared listener "
@@ -122,6 +126,9 @@ public struct Explanation: Sendable {
                 lines += f.chain.map { "  " + format($0) }
             }
             lines.append("forwarded to \(targets)")
+            if let domain = f.bailiwick {
+                lines.append("only records at or below \(domain.text) are taken from those targets; a CNAME out of it is resolved again as this VPC would (P11, R15)")
+            }
             for n in set?.notes ?? [] { lines.append("  note: \(n)") }
             for l in set?.leftOut ?? [] { lines.append("  left out (O6): \(l.target): \(l.reason)") }
             return lines

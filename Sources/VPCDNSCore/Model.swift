@@ -41,6 +41,9 @@ public struct Settings: Sendable, Equatable {
     public var udpPayloadSize = 1232
     public var tcpIdleTimeoutMs = 10_000
     public var maxTCPConnections = 1000
+    /// UDP sockets per upstream target and event loop, one picked at random for each query
+    /// (P11): more sockets make the source port harder to guess, fewer cost less CPU per miss.
+    public var upstreamSockets = 1024
     /// Event loops (threads) serving queries; nil = one per core. With a load generator on
     /// the same small machine, fewer loops can mean less CPU per query (see the benchmark).
     public var threads: Int? = nil
@@ -77,10 +80,14 @@ public struct VPC: Sendable, Equatable {
     public var enableDNSSupport: Bool
     public var enableDNSHostnames: Bool
     public var resolverRules: [ResolverRule]
+    /// V1: the sources allowed to use `resolverAddresses` and the inbound endpoints' addresses;
+    /// empty = any source (config.md `allowed_sources`).
+    public var allowedSources: [IPPrefix]
 
     public init(id: String, name: String? = nil, region: String, cidrs: [IPPrefix], clients: [IPPrefix] = [],
                 resolverAddresses: [SocketEndpoint] = [], inboundEndpoints: [InboundEndpoint] = [],
-                enableDNSSupport: Bool = true, enableDNSHostnames: Bool = false, resolverRules: [ResolverRule] = []) {
+                enableDNSSupport: Bool = true, enableDNSHostnames: Bool = false, resolverRules: [ResolverRule] = [],
+                allowedSources: [IPPrefix] = []) {
         self.id = id
         self.name = name
         self.region = region
@@ -91,6 +98,7 @@ public struct VPC: Sendable, Equatable {
         self.enableDNSSupport = enableDNSSupport
         self.enableDNSHostnames = enableDNSHostnames
         self.resolverRules = resolverRules
+        self.allowedSources = allowedSources
     }
 
     /// R2: PHZs and endpoint private DNS apply only with both attributes on.

@@ -82,7 +82,8 @@ public final class Resolver: Sendable {
             switch link.result {
             case .forward(let targets):
                 d.outcome = .forward(Forward(question: Question(name: name, type: question.type, rrClass: question.rrClass),
-                                             targets: targets, chain: chain, visited: visited))
+                                             targets: targets, chain: chain, visited: visited,
+                                             bailiwick: link.kind == .forwardRule ? link.zone : nil))
                 return d
             case .local(let zone, var result):
                 if let routed = route(zone, name, question.type, result, routing) {
@@ -152,6 +153,44 @@ public final class Resolver: Sendable {
                 chain.append(c)
                 guard let t = c.targetName, chain.count <= Resolver.maxCNAMEs else { return Answer(rcode: .servFail, authoritative: false) }
                 name = t
+            }
+        }
+    }
+
+    /// R15 with P11: an answer fetched through a FORWARD rule ended in a CNAME to `target`, a name
+    /// outside the rule's domain, so whatever that answer said about `target` was not taken.
+    /// `target` is resolved again exactly as the asking VPC resolves it: from its local data (a
+    /// zone, possibly through more local CNAMEs), or by asking upstream again where the VPC
+    /// sends that name (another rule's targets or the default upstreams). `upstreamChain` holds
+    /// the CNAME records taken from the answer, from the name asked to the one pointing at `target`.
+    public func resumeChain(after forward: Forward, upstreamChain: [ResourceRecord], target: DNSName, view: ViewChoice,
+                            routing: RoutingInput = RoutingInput()) -> ChainStep {
+        let servFail = Answer(rcode: .servFail, authoritative: false)
+        guard let v = view.vpcIndex else { return .answer(servFail, reason: nil) }
+        var chain = forward.chain + upstreamChain
+        var visited = (forward.visited.isEmpty ? [forward.question.name] : forward.visited) + upstreamChain.map(\.name)
+        var name = target
+        while true {
+            if visited.contains(name) { return .answer(servFail, reason: .cnameLoop) }
+            if chain.count > Resolver.maxCNAMEs { return .answer(servFail, reason: .cnameChain) }
+            visited.append(name)
+            let link = resolveLink(name, forward.question.type, vpc: v, via: view.via, explain: false)
+            switch link.result {
+            case .forward(let targets):
+                return .forward(Forward(question: Question(name: name, type: forward.question.type, rrClass: forward.question.rrClass),
+                                        targets: targets, chain: chain, visited: visited,
+                                        bailiwick: link.kind == .forwardRule ? link.zone : nil))
+            case .local(let zone, var result):
+                if let routed = route(zone, name, forward.question.type, result, routing) { result = routed.result }
+                switch result {
+                case .answer(let rrs): return .answer(Answer(rcode: .noError, authoritative: false, answer: chain + rrs), reason: nil)
+                case .nodata: return .answer(Answer(rcode: .noError, authoritative: false, answer: chain, authority: zone.negativeAuthority), reason: nil)
+                case .nxdomain: return .answer(Answer(rcode: .nxDomain, authoritative: false, answer: chain, authority: zone.negativeAuthority), reason: nil)
+                case .cname(let c):
+                    chain.append(c)
+                    guard let t = c.targetName else { return .answer(servFail, reason: nil) }
+                    name = t
+                }
             }
         }
     }

@@ -9,6 +9,39 @@ public struct ViewSelector: Sendable {
         var vpcIndex: Int
         var via: Via
         var inboundEndpointID: String?
+        /// The VPC's `allowed_sources`; nil = any source.
+        var allowed: SourceFilter?
+    }
+
+    /// V1 with `allowed_sources`: the CIDRs allowed to use a VPC's own listener addresses, as
+    /// masked integers. A query scans them (a handful) with integer compares: no allocation.
+    struct SourceFilter: Sendable {
+        let v4: [(network: UInt32, mask: UInt32)]
+        let v6: [(network: UInt128, mask: UInt128)]
+
+        init?(_ prefixes: [IPPrefix]) {
+            guard !prefixes.isEmpty else { return nil }
+            var v4: [(network: UInt32, mask: UInt32)] = []
+            var v6: [(network: UInt128, mask: UInt128)] = []
+            for p in prefixes {
+                switch p.address {
+                case .v4(let a): v4.append((a, p.length == 0 ? 0 : ~UInt32(0) << (32 - p.length)))
+                case .v6(let a): v6.append((a, p.length == 0 ? 0 : ~UInt128(0) << (128 - p.length)))
+                }
+            }
+            self.v4 = v4
+            self.v6 = v6
+        }
+
+        func allows(_ ip: IPAddress) -> Bool {
+            switch ip {
+            case .v4(let a):
+                for (network, mask) in v4 where a & mask == network { return true }
+            case .v6(let a):
+                for (network, mask) in v6 where a & mask == network { return true }
+            }
+            return false
+        }
     }
 
     let listeners: [SocketEndpoint: ListenerBinding]
@@ -24,9 +57,12 @@ public struct ViewSelector: Sendable {
         var v4: [Int: [UInt32: [Int]]] = [:]
         var v6: [Int: [UInt128: [Int]]] = [:]
         for (i, vpc) in model.vpcs.enumerated() {
-            for a in vpc.resolverAddresses { listeners[a] = ListenerBinding(vpcIndex: i, via: .resolverAddress) }
+            let allowed = SourceFilter(vpc.allowedSources)
+            for a in vpc.resolverAddresses { listeners[a] = ListenerBinding(vpcIndex: i, via: .resolverAddress, allowed: allowed) }
             for ep in vpc.inboundEndpoints {
-                for a in ep.addresses { listeners[a] = ListenerBinding(vpcIndex: i, via: .inboundEndpoint, inboundEndpointID: ep.id) }
+                for a in ep.addresses {
+                    listeners[a] = ListenerBinding(vpcIndex: i, via: .inboundEndpoint, inboundEndpointID: ep.id, allowed: allowed)
+                }
             }
             // A VPC claims each distinct prefix once, even if listed in both cidrs and clients.
             var seen = Set<IPPrefix>()
@@ -63,6 +99,13 @@ public struct ViewSelector: Sendable {
     /// Chooses the VPC for a query from `client` that reached `listener` (V1–V4).
     public func select(client: IPAddress, listener: SocketEndpoint) -> ViewChoice {
         if let b = listeners[listener] {
+            if let allowed = b.allowed, !allowed.allows(client) {
+                // A VPC's own address answers only its allowed sources; to everyone else it is
+                // like a client no VPC claims (V3): REFUSED, logged with vpc_id "-".
+                var c = ViewChoice(vpcIndex: nil, vpcID: nil, region: nil, via: .none, refusal: .noVPCMatch)
+                c.sourceNotAllowedBy = vpcs[b.vpcIndex].id
+                return c
+            }
             return choice(b.vpcIndex, via: b.via, inbound: b.inboundEndpointID, prefix: nil)
         }
         if let (prefix, hits) = longestMatch(client) {

@@ -42,7 +42,8 @@ public final class QueryEngine: QueryProcessor {
             self.upstreamPlan = upstreamPlan
             self.upstream = UpstreamClient(policy: UpstreamPolicy(
                 totalTimeout: .milliseconds(Int64(resolver.model.settings.upstreamTimeoutMs)),
-                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs))),
+                attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs)),
+                sockets: UpstreamSocketLimits(perTarget: resolver.model.settings.upstreamSockets)),
                 observer: upstreamObserver)
             self.requests = RequestCounters(vpcIDs: resolver.model.vpcs.map(\.id))
             self.logFields = QueryLogFields(accountID: resolver.model.settings.accountID, vpcs: resolver.model.vpcs)
@@ -188,8 +189,11 @@ public final class QueryEngine: QueryProcessor {
 
     /// `memo` is this thread's memo entry of the decision, when there is one: a cache hit
     /// encoded for it is kept there as bytes and replayed until the cached entry expires.
+    /// `fetchedFrom`: the target an earlier link of the chain was fetched from (R15: the log
+    /// names an upstream when any link came from one), when this leg asks again elsewhere.
     private func forward(_ f: Forward, query q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext,
-                         responder: QueryResponder, scratch: LoopScratch, memo: MemoEntry? = nil) -> QueryProcessingResult {
+                         responder: QueryResponder, scratch: LoopScratch, memo: MemoEntry? = nil,
+                         fetchedFrom: SocketEndpoint? = nil) -> QueryProcessingResult {
         if f.question.type == .any {
             return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &scratch.builder)
         }
@@ -210,12 +214,17 @@ public final class QueryEngine: QueryProcessor {
         if let hit = cache.lookup(key, now: now) {
             let a = complete(f, decision: decision, snap: snap, rcode: hit.entry.rcode, answer: hit.entry.answer, authority: hit.entry.authority,
                              dnssecOK: q.dnssecOK)
+            if let next = a.resume {
+                return forward(next, query: q, decision: decision, snap: snap, context: context, responder: responder, scratch: scratch,
+                               fetchedFrom: fetchedFrom)
+            }
             let summary = scratch.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
             if let memo, lowerCase, !a.hasLocalRecords, !summary.truncated, scratch.builder.bytes.count <= CachedReply.maxKeptBytes {
                 memo.replay = CachedReply(encoded: scratch.builder.bytes, shape: shape, hit: hit, now: now, completed: a)
             }
             if snap.settings.logCacheHits {
-                logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
+                logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit,
+                            upstream: fetchedFrom, reason: a.reason)
             } else {
                 countAnswer(snap, context: context, view: decision.view, kind: decision.kind, rcode: a.rcode)
             }
@@ -244,11 +253,22 @@ public final class QueryEngine: QueryProcessor {
                     return
                 }
                 // TTLs per RFC 2181 §8 and capped at a day before anything uses them: the client
-                // sees the same TTLs on this miss as on later hits (P11).
-                let entry = self.cache.normalized(UpstreamCache.Entry(rcode: m.rcode, answer: m.answer, authority: m.authority))
+                // sees the same TTLs on this miss as on later hits (P11). From a rule's targets,
+                // only what they may speak for is taken (and cached) (P11).
+                let entry = self.cache.normalized(UpstreamCache.Entry(rcode: m.rcode, answer: f.trusted(m.answer), authority: f.trusted(m.authority)))
                 self.cache.put(key, entry, now: NIODeadline.now().uptimeNanoseconds)
                 let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: entry.answer, authority: entry.authority,
                                       dnssecOK: q.dnssecOK)
+                if let next = a.resume {
+                    // The chain goes on elsewhere: the next upstream leg answers the client.
+                    switch self.forward(next, query: q, decision: decision, snap: snap, context: context, responder: responder, scratch: b,
+                                        fetchedFrom: answer.target) {
+                    case .reply(let reply): responder.respond(reply)
+                    case .drop: responder.respond(nil)
+                    case .pending: break
+                    }
+                    return
+                }
                 b.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
                 // Logged before the answer leaves, as local answers are: once the listener sees
                 // no query in flight, its record is already with the writer (O3, L2).
@@ -257,7 +277,7 @@ public final class QueryEngine: QueryProcessor {
                 responder.respond(ByteBuffer(bytes: b.builder.bytes))
             case .upstream(.failure(let failure)):
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason,
-                          upstream: failure.lastTried)
+                          upstream: failure.lastTried ?? fetchedFrom)
             case .forwardingLoop:
                 self.loopGuard.countLoopAnswer()
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: Reason.forwardingLoop.description, upstream: nil)
@@ -339,6 +359,9 @@ public final class QueryEngine: QueryProcessor {
         /// Private records are part of it (the local CNAME chain, or an upstream CNAME handed
         /// back to a private zone): their TTLs do not count down, so it is not replayed as bytes.
         var hasLocalRecords = false
+        /// Set when the upstream's CNAME chain left the FORWARD rule's domain (P11): the answer
+        /// is this next upstream question's, with the chain so far in front (R15).
+        var resume: Forward? = nil
     }
 
     /// Puts the local CNAME chain (if any) before the upstream data, and hands an upstream
@@ -371,6 +394,18 @@ public final class QueryEngine: QueryProcessor {
                                  authority: local.authority, reason: reason, hasLocalRecords: true)
             }
             name = target
+        }
+        if let domain = f.bailiwick, !links.isEmpty, f.question.type != .cname, !name.isSubdomain(of: domain) {
+            // P11: the rule's targets do not speak for `name` (whatever they said about it was
+            // dropped); it is resolved again as the asking VPC resolves it (R15).
+            switch snap.resolver.resumeChain(after: f, upstreamChain: links, target: name, view: decision.view,
+                                             routing: RoutingInput(health: snap.health, seed: UInt64.random(in: 0...UInt64.max))) {
+            case .answer(let local, let reason):
+                return Completed(rcode: local.rcode, answer: local.answer, authority: local.authority, reason: reason?.description,
+                                 hasLocalRecords: true)
+            case .forward(let next):
+                return Completed(rcode: rcode, answer: [], authority: [], reason: nil, hasLocalRecords: true, resume: next)
+            }
         }
         if f.chain.isEmpty {
             return Completed(rcode: rcode, answer: answer, authority: authority, reason: nil)

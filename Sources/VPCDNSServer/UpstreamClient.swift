@@ -82,9 +82,10 @@ public typealias UpstreamResult = Result<UpstreamAnswer, UpstreamFailure>
 /// while time remains, all within `totalTimeout`.
 ///
 /// **Sockets.** UDP attempts go out on *connected* UDP sockets shared by the queries of one
-/// event loop: each loop keeps a few per target (`UpstreamSocketLimits.perTarget`, 4) and
-/// uses them in turn. An attempt is: take the next socket, register a random ID in its
-/// in-flight map, write; the reply is matched to its attempt by that ID and then checked
+/// event loop: each loop keeps up to `UpstreamSocketLimits.perTarget` (1,024) per target, and
+/// each attempt picks one of them at random. An attempt is: pick a socket (opening it when its
+/// slot is empty), register a random ID in its in-flight map, write; the reply is matched to
+/// its attempt by that ID and then checked
 /// like any other (below). Connected, so the kernel delivers only datagrams from the
 /// target's address and port and reports an ICMP port unreachable as `ECONNREFUSED`. Such a
 /// socket error ends every attempt in flight on the socket and retires it; each of those
@@ -95,17 +96,20 @@ public typealias UpstreamResult = Result<UpstreamAnswer, UpstreamFailure>
 /// pipeline, epoll registration, close) is paid once per socket instead of once per
 /// attempt; it was about 40% of the CPU of a cache miss.
 ///
-/// **Spoofing entropy.** A socket of its own per attempt gave every query a fresh random
-/// source port: with the random ID, about 32 bits an off-path spoofer had to guess. A shared
-/// socket keeps its kernel-chosen port for at most `uses` attempts (128) or `lifetime` (1 s),
-/// whichever comes first; then it takes no new attempts, is closed once its in-flight map
-/// drains, and a new socket (a new random port) takes its place. Within that window every
-/// query on the socket has the same port, so a spoofer who has learnt it (say, by watching
-/// the path to the upstream) is left with the 16-bit ID, and with n attempts in flight on
-/// the socket a forged reply matches one of them with probability n/65536 instead of
-/// 1/65536 (it must still carry the same question). The use bound, the lifetime and the
-/// rotation over several sockets keep n and the window small; at low rates most queries
-/// still get a socket of their own.
+/// **Spoofing entropy (P11, CVE-2008-1447).** A socket of its own per attempt would give every
+/// query a fresh random source port, but opening one (socket, bind, connect, pipeline, epoll
+/// registration, close) was about 40% of the CPU of a cache miss. Instead the source port is
+/// drawn at random per attempt from a large set of open sockets: 1,024 slots per target per
+/// loop (`upstream_sockets`), one chosen uniformly for each attempt (1,000 attempts on one loop
+/// leave from about 630 ports), each socket keeping its kernel-chosen ephemeral port for at
+/// most `uses` attempts (128) or `lifetime` (10 s; 1 s idle). A spoofer who has learnt every
+/// open port still has to guess which of them, about 10 bits, on top of the 16-bit ID; one who
+/// has not faces the whole ephemeral range. Under load a socket carries its 128 attempts
+/// before it is replaced, so its opening is paid once per 128 attempts, as with few sockets;
+/// what does cost is that replies no longer arrive several to a socket (each attempt its own
+/// `sendmsg`, `recvmsg` and epoll event: 20–40% more CPU per miss than 4 sockets in turn).
+/// Upstream sockets take at most half the process's descriptor limit
+/// (`UpstreamSocketPool.socketBudget`); past it, attempts go to the sockets already open.
 ///
 /// **IDs.** Each attempt sends the query with a fresh random ID, never one already used on
 /// that socket: an ID whose attempt ended (answered, failed or timed out) stays in the map as

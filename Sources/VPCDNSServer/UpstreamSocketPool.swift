@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import NIOPosix
 import VPCDNSCore
 
@@ -10,19 +11,38 @@ import Darwin
 
 /// How the upstream UDP sockets of one event loop are shared (see `UpstreamClient`).
 public struct UpstreamSocketLimits: Sendable, Hashable {
+    /// How an attempt picks its socket among a target's `perTarget` slots.
+    public enum SlotChoice: Sendable, Hashable {
+        /// Uniformly at random, so the source port of the next query cannot be told from the
+        /// last ones (P11).
+        case random
+        /// One slot after the other: predictable, for tests that count sockets.
+        case inTurn
+    }
+
     /// Attempts one socket carries before it is retired: its source port then changes.
     /// At most 32,768, so a fresh ID (never one used on the socket) is always found quickly.
     public let uses: Int
-    /// How long one socket takes new attempts after it was opened; an idle socket is
-    /// closed about this long after it was opened.
+    /// How long one socket takes new attempts after it was opened.
     public let lifetime: TimeAmount
-    /// Sockets per target per event loop, used in turn (at least 1).
+    /// A socket with nothing in flight and no attempt for this long is closed (at most
+    /// `lifetime`): an idle server soon holds no upstream sockets.
+    public let idle: TimeAmount
+    /// Socket slots per target per event loop (at least 1). A slot's socket is opened when an
+    /// attempt first picks it, and replaced once retired.
     public let perTarget: Int
+    public let choice: SlotChoice
 
-    public init(uses: Int = 128, lifetime: TimeAmount = .seconds(1), perTarget: Int = 4) {
+    /// 1,024 slots chosen at random: a window of 1,000 queries on one loop leaves from about
+    /// 630 different ports. Under load a socket lives until its use bound (128 attempts), so
+    /// its opening is paid once per 128 attempts as with few sockets; idle ones close after 1 s.
+    public init(uses: Int = 128, lifetime: TimeAmount = .seconds(10), idle: TimeAmount = .seconds(1), perTarget: Int = 1024,
+                choice: SlotChoice = .random) {
         self.uses = min(max(1, uses), 32_768)
         self.lifetime = lifetime
-        self.perTarget = max(1, perTarget)
+        self.idle = min(idle, lifetime)
+        self.perTarget = min(max(1, perTarget), 65_536)
+        self.choice = choice
     }
 }
 
@@ -67,12 +87,26 @@ final class UpstreamSocketPool: @unchecked Sendable {
         self.eventLoop = eventLoop
     }
 
-    /// The sockets of one target, used in turn.
+    /// The socket slots of one target.
     private final class Rotation {
         var slots: [PooledUDPSocket?]
         var cursor = 0
         init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+        func anyTakingAttempts(now: NIODeadline) -> PooledUDPSocket? {
+            slots.first { $0?.takesAttempts(now: now) == true } ?? nil
+        }
     }
+
+    /// Upstream sockets open in the process (all loops), against `socketBudget`.
+    static let openProcessWide = Atomic<Int>(0)
+    /// Upstream sockets take their descriptors from the share `DescriptorBudget` keeps out of
+    /// clients' reach (half of it; the rest is for listeners, the log, files read on reload and
+    /// the runtime), so a full house of TCP and HTTP clients never starves forwarding, and a
+    /// burst of misses never starves accepts. Past it, attempts share the sockets already open
+    /// (fewer source ports for a while, never a failure). Read once, after `serve` has raised
+    /// the soft limit.
+    static let socketBudget: Int = max(64, DescriptorBudget.current.reserved / 2)
 
     /// Registers `exchange` on one of `target`'s sockets under a fresh random ID (never one
     /// used before on that socket) and writes its query with that ID. A socket error may end
@@ -91,9 +125,15 @@ final class UpstreamSocketPool: @unchecked Sendable {
             rotation = Rotation(count: limits.perTarget)
             targets[target] = rotation
         }
-        rotation.cursor = rotation.cursor + 1 == rotation.slots.count ? 0 : rotation.cursor + 1
+        switch limits.choice {
+        case .random: rotation.cursor = random.below(rotation.slots.count)
+        case .inTurn: rotation.cursor = rotation.cursor + 1 == rotation.slots.count ? 0 : rotation.cursor + 1
+        }
         let socket: PooledUDPSocket
         if let s = rotation.slots[rotation.cursor], s.takesAttempts(now: now) {
+            socket = s
+        } else if Self.openProcessWide.load(ordering: .relaxed) >= Self.socketBudget, let s = rotation.anyTakingAttempts(now: now) {
+            // Near the descriptor limit: no new socket while the target has a usable one.
             socket = s
         } else {
             rotation.slots[rotation.cursor]?.retire()
@@ -103,13 +143,14 @@ final class UpstreamSocketPool: @unchecked Sendable {
         var id = random.nextID()
         while socket.knows(id) { id = random.nextID() }
         exchange.udpStarted(on: socket, id: id)
-        socket.send(exchange, id: id)
+        socket.send(exchange, id: id, now: now)
     }
 
     private func open(_ target: SocketEndpoint, limits: UpstreamSocketLimits, now: NIODeadline) -> PooledUDPSocket {
         let socket = PooledUDPSocket(pool: self, target: target, limits: limits, openedAt: now)
         openSockets += 1
         socketsOpened += 1
+        Self.openProcessWide.add(1, ordering: .relaxed)
         socket.connect()
         scheduleSweep()
         return socket
@@ -145,6 +186,7 @@ final class UpstreamSocketPool: @unchecked Sendable {
     /// Called by a socket once it is closed.
     func closed(_ socket: PooledUDPSocket) {
         openSockets -= 1
+        Self.openProcessWide.subtract(1, ordering: .relaxed)
     }
 
     private func scheduleSweep() {
@@ -153,7 +195,7 @@ final class UpstreamSocketPool: @unchecked Sendable {
         eventLoop.assumeIsolated().scheduleTask(in: Self.sweepInterval) { [self] in sweep() }
     }
 
-    /// Retires sockets past their lifetime (they close once nothing is in flight on them),
+    /// Retires sockets past their lifetime or idle (they close once nothing is in flight on them),
     /// forgets closed ones, and keeps looking while any socket is open.
     private func sweep() {
         sweepScheduled = false
@@ -162,7 +204,7 @@ final class UpstreamSocketPool: @unchecked Sendable {
             var any = false
             for i in rotation.slots.indices {
                 guard let s = rotation.slots[i] else { continue }
-                if !s.takesAttempts(now: now) {
+                if !s.takesAttempts(now: now) || s.isIdle(now: now) {
                     s.retire()
                     rotation.slots[i] = nil
                 } else {
@@ -195,6 +237,8 @@ final class PooledUDPSocket {
     private unowned let pool: UpstreamSocketPool
     private let limits: UpstreamSocketLimits
     private let retireAt: NIODeadline
+    /// When the last attempt was registered (the sweep closes sockets idle since).
+    private var lastUsed: NIODeadline
     private var state = State.opening
     private var queued: [ByteBuffer] = []
     private var entries: [UInt16: Entry]
@@ -211,7 +255,9 @@ final class PooledUDPSocket {
         self.target = target
         self.limits = limits
         self.retireAt = openedAt + limits.lifetime
-        self.entries = Dictionary(minimumCapacity: limits.uses)
+        self.lastUsed = openedAt
+        // Room for the attempts a socket usually carries; grows when it carries more.
+        self.entries = Dictionary(minimumCapacity: min(limits.uses, 32))
     }
 
     /// Open (or opening), not retired, under its use bound and within its lifetime.
@@ -219,10 +265,16 @@ final class PooledUDPSocket {
         !retired && uses < limits.uses && now < retireAt
     }
 
+    /// Nothing in flight and no attempt for `limits.idle`.
+    func isIdle(now: NIODeadline) -> Bool {
+        inFlight == 0 && now - lastUsed >= limits.idle
+    }
+
     func knows(_ id: UInt16) -> Bool { entries[id] != nil }
 
     /// Registers `exchange` under `id` and writes its query.
-    func send(_ exchange: UpstreamExchange, id: UInt16) {
+    func send(_ exchange: UpstreamExchange, id: UInt16, now: NIODeadline) {
+        lastUsed = now
         entries[id] = .waiting(exchange)
         inFlight += 1
         uses += 1
@@ -268,11 +320,12 @@ final class PooledUDPSocket {
 
     func connect() {
         let bound = NIOLoopBound(self, eventLoop: pool.eventLoop)
-        let batch = 8
+        // With attempts spread over many sockets, a socket rarely has more than one reply
+        // waiting: one plain read per readiness (epoll is level-triggered, so a second reply
+        // is read on the next turn), and a receive buffer of one slot kept per socket.
         DatagramBootstrap(group: pool.eventLoop)
-            .channelOption(.datagramVectorReadMessageCount, value: batch)
-            .channelOption(.maxMessagesPerRead, value: 4)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: UDPListener.datagramSlotSize * batch))
+            .channelOption(.maxMessagesPerRead, value: 1)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: UDPListener.datagramSlotSize))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(PooledUDPHandler(socket: bound.value))
@@ -461,6 +514,12 @@ struct RandomBlock {
         let id = UInt16(bytes[next]) << 8 | UInt16(bytes[next + 1])
         next += 2
         return id
+    }
+
+    /// A number in `0..<n` (n at most 65,536), from 16 random bits (multiply and shift: the
+    /// bias is below n / 65,536 and needs no retry loop).
+    mutating func below(_ n: Int) -> Int {
+        Int((UInt32(nextID()) &* UInt32(n)) >> 16)
     }
 
     private mutating func refill() {

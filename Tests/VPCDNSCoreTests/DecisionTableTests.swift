@@ -55,6 +55,16 @@ let cases: [Case] = [
     Case(rule: "V1", what: "an inbound endpoint address answers as its VPC via the inbound endpoint", from: "192.0.2.10", to: "127.0.10.53:1053",
          name: "www.myservice.internal", expect: .answer(.noError, aa: true, ["A 10.0.5.5"]), kind: .privateHostedZone,
          zone: "myservice.internal", via: .inboundEndpoint, vpc: TestModel.app),
+    Case(rule: "V1", what: "allowed_sources: a listed source may use the VPC's resolver address", from: "192.0.2.7", to: "127.0.91.2:1053",
+         name: "www.example.net", expect: .forward(.defaults, name: "www.example.net", chain: 0), kind: .upstream, via: .resolverAddress,
+         vpc: TestModel.twin1),
+    Case(rule: "V1", what: "allowed_sources: any other source is refused there as no-vpc-match, whatever VPC claims it", from: "127.0.0.1",
+         to: "127.0.91.2:1053", name: "www.example.net", expect: .refused, kind: .refused, reason: "no-vpc-match", via: Via.none),
+    Case(rule: "V1", what: "allowed_sources: the VPC's own CIDR is not allowed unless listed (inbound endpoint too)", from: "10.9.1.1",
+         to: "127.0.91.53:1053", name: "www.example.net", expect: .refused, kind: .refused, reason: "no-vpc-match", via: Via.none),
+    Case(rule: "V1", what: "allowed_sources: an IPv6 source inside a listed prefix uses the inbound endpoint", from: "2001:db8::5",
+         to: "127.0.91.53:1053", name: "www.example.net", expect: .forward(.defaults, name: "www.example.net", chain: 0), kind: .upstream,
+         via: .inboundEndpoint, vpc: TestModel.twin1),
     Case(rule: "V2", what: "the source picks the VPC by longest prefix (clients)", from: "127.0.0.2",
          name: "primary.db.internal", expect: .answer(.noError, aa: true, ["A 10.1.9.9"]), kind: .privateHostedZone, via: .source, vpc: TestModel.db),
     Case(rule: "V2", what: "the source picks the VPC by longest prefix (cidrs)", from: "10.0.3.4",
@@ -264,6 +274,8 @@ struct DecisionTableTests {
         #expect(d.reason?.description == c.reason)
         if let via = c.via { #expect(d.view.via == via) }
         if let vpc = c.vpc { #expect(d.view.vpcID == vpc) }
+        // A refusal by V is logged with vpc_id "-": no VPC is chosen.
+        if c.reason == "no-vpc-match" || c.reason == "ambiguous-vpc" { #expect(d.view.vpcID == nil && d.view.vpcIndex == nil) }
         switch (c.expect, d.outcome) {
         case (.answer(let rcode, let aa, let rrs), .answer(let a)):
             #expect(a.rcode == rcode)

@@ -57,7 +57,9 @@ enum TestModel {
             VPC(id: nodns, name: "nodns", region: "us-west-2", cidrs: [IPPrefix("10.3.0.0/16")!], clients: [IPPrefix("127.0.0.4/32")!],
                 enableDNSSupport: false, enableDNSHostnames: false),
             VPC(id: twin1, name: "twin1", region: "us-east-1", cidrs: [IPPrefix("10.9.0.0/16")!], resolverAddresses: [ep("127.0.91.2:1053")],
-                enableDNSSupport: true, enableDNSHostnames: true),
+                inboundEndpoints: [InboundEndpoint(id: "rslvr-in-0e1000000000000a1", addresses: [ep("127.0.91.53:1053")])],
+                enableDNSSupport: true, enableDNSHostnames: true,
+                allowedSources: [IPPrefix("192.0.2.0/24")!, IPPrefix("2001:db8::/32")!]),
             VPC(id: twin2, name: "twin2", region: "us-east-1", cidrs: [IPPrefix("10.9.0.0/16")!], resolverAddresses: [ep("127.0.92.2:1053")],
                 enableDNSSupport: true, enableDNSHostnames: true),
         ]

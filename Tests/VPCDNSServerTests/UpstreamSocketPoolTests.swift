@@ -5,10 +5,11 @@ import Testing
 import VPCDNSCore
 @testable import VPCDNSServer
 
-private func pooledClient(total: Int, attempt: Int, uses: Int = 128, lifetime: TimeAmount = .seconds(1), perTarget: Int = 4) -> UpstreamClient {
+private func pooledClient(total: Int, attempt: Int, uses: Int = 128, lifetime: TimeAmount = .seconds(1), perTarget: Int = 4,
+                          choice: UpstreamSocketLimits.SlotChoice = .random) -> UpstreamClient {
     UpstreamClient(policy: UpstreamPolicy(
         totalTimeout: .milliseconds(Int64(total)), attemptTimeout: .milliseconds(Int64(attempt)),
-        sockets: UpstreamSocketLimits(uses: uses, lifetime: lifetime, perTarget: perTarget)))
+        sockets: UpstreamSocketLimits(uses: uses, lifetime: lifetime, perTarget: perTarget, choice: choice)))
 }
 
 /// The pool of `loop`: sockets open now, and opened since the loop started.
@@ -286,8 +287,8 @@ struct UpstreamSocketPoolTests {
         let inbox = Inbox()
         let upstream = try await FakeUpstream.responder(.rcode(0), record: inbox)
         let before = try await poolCounts(loop)
-        // 2 sockets in rotation, 4 attempts each: 40 queries need exactly 10 sockets.
-        let c = pooledClient(total: 2000, attempt: 1000, uses: 4, perTarget: 2)
+        // 2 sockets taken in turn, 4 attempts each: 40 queries need exactly 10 sockets.
+        let c = pooledClient(total: 2000, attempt: 1000, uses: 4, perTarget: 2, choice: .inTurn)
         let ok = await withTaskGroup(of: Bool.self) { tasks in
             for i in 0..<40 {
                 tasks.addTask {
@@ -315,7 +316,7 @@ struct UpstreamSocketPoolTests {
         let baseline = openSocketCount()
         let loop = testGroup.next()
         let upstream = try await FakeUpstream.responder(.rcode(0))
-        let c = pooledClient(total: 2000, attempt: 1000, lifetime: .milliseconds(300), perTarget: 2)
+        let c = pooledClient(total: 2000, attempt: 1000, lifetime: .milliseconds(300), perTarget: 2, choice: .inTurn)
         for i in 0..<5 {
             let r = await c.query(TestDNS.query(id: UInt16(i), name: "i\(i).example.org"), targets: [upstream.endpoint], on: loop)
             #expect((try? r.get()) != nil)
@@ -326,5 +327,44 @@ struct UpstreamSocketPoolTests {
         try await upstream.channel.close().get()
         let now = await socketsDown(to: baseline)
         #expect(now <= baseline, "sockets: \(now), before the test: \(baseline)")
+    }
+
+    @Test("Attempts pick their socket at random among many: 1,000 queries on one loop leave from hundreds of source ports (P11)")
+    func randomPortsPerAttempt() async throws {
+        #expect(try await poolsDrained())
+        let loop = testGroup.next()
+        let inbox = Inbox()
+        let upstream = try await FakeUpstream.responder(.rcode(0), record: inbox)
+        defer { upstream.channel.close(promise: nil) }
+        // The default limits: 1,024 slots per target, one chosen at random for each attempt.
+        let c = UpstreamClient(policy: UpstreamPolicy(totalTimeout: .milliseconds(3000), attemptTimeout: .milliseconds(1500)))
+        let n = 1000
+        var ok = 0
+        // 50 in flight at a time: bounded, and about what a busy server has outstanding.
+        for batch in stride(from: 0, to: n, by: 50) {
+            ok += await withTaskGroup(of: Bool.self) { tasks in
+                for i in batch..<min(n, batch + 50) {
+                    tasks.addTask {
+                        (try? await c.query(TestDNS.query(id: UInt16(i), name: "p\(i).example.org"), targets: [upstream.endpoint], on: loop).get()) != nil
+                    }
+                }
+                return await tasks.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+        }
+        #expect(ok == n)
+        let ports = Set(received(inbox).map(\.source.port))
+        // About 630 expected (1,024 slots, 1,000 uniform picks); 500 leaves a wide margin.
+        #expect(ports.count >= 500, "\(n) queries from \(ports.count) source ports")
+    }
+
+    @Test("The socket limits clamp what they are given; one slot means one socket whatever the choice")
+    func limitsClamped() {
+        let l = UpstreamSocketLimits(uses: 0, perTarget: 1_000_000)
+        #expect(l.uses == 1 && l.perTarget == 65_536 && l.choice == .random)
+        #expect(UpstreamSocketLimits().perTarget == 1024)
+        var r = RandomBlock()
+        for n in [1, 2, 3, 1024, 65_536] {
+            for _ in 0..<200 { #expect((0..<n).contains(r.below(n))) }
+        }
     }
 }
