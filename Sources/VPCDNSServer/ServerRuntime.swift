@@ -82,6 +82,9 @@ public final class ServerRuntime: Sendable {
         }
         metrics.adopt(snapshot.requests)
         metrics.setTimed(loaded.model.settings.metrics != nil)
+        if loaded.model.healthChecks.contains(where: { $0.kind == .https }), HTTPSProbe.curl == nil {
+            logger.warning("HTTPS health checks run curl, which is not installed (\(HTTPSProbe.candidates.joined(separator: ", "))): every HTTPS check will fail")
+        }
         var queryLog: QueryLogWriter? = nil
         if let path = loaded.model.settings.queryLog {
             do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
