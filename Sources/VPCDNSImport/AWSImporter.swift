@@ -382,6 +382,11 @@ struct Mapper {
                             let rest = first.dropFirst(id.count + 1)
                             if rest.count == 8, rest.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber) }) { suffix = String(rest) }
                         }
+                    } else if bare.hasPrefix(id + "-") {
+                        // An endpoint-specific name not in AWS's shape (some emulators print
+                        // `vpce-ID-SUFFIX.com.amazonaws.REGION.SERVICE`): neither a private name
+                        // nor a source for the suffix.
+                        warn(e.file, "endpoint \(id): DNS entry \(n) is not in AWS's shape (vpce-ID-SUFFIX.SERVICE.REGION.vpce.amazonaws.com); ignored")
                     } else {
                         privateNames.append(n)
                     }
