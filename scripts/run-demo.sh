@@ -9,8 +9,10 @@ bin="${VPCDNS_BIN:-.build/debug/vpcdns}"
 
 rundir=$(mktemp -d "${TMPDIR:-/tmp}/vpcdns-demo.XXXXXX")
 nsd_pid=""
+orders_pid=""
 cleanup() {
   [ -n "$nsd_pid" ] && kill "$nsd_pid" 2>/dev/null && wait "$nsd_pid" 2>/dev/null || true
+  [ -n "$orders_pid" ] && kill "$orders_pid" 2>/dev/null && wait "$orders_pid" 2>/dev/null || true
   rm -rf "$rundir"
 }
 trap cleanup EXIT
@@ -31,6 +33,18 @@ else
   echo "demo upstream: NSD on 127.0.0.1:1054 serving zones/public/ (pid $nsd_pid)" >&2
 fi
 
+# The target of the example's health check `orders-primary` (R18): a small HTTP server on
+# 127.0.0.1:18080. Stop it (kill the pid printed) and orders.myservice.internal fails over
+# to its SECONDARY within two probes (4 s); start it again and the PRIMARY comes back.
+if (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null; then
+  echo "demo health-check target: something already listens on 127.0.0.1:18080; using it" >&2
+else
+  mkdir -p "$rundir/orders"
+  python3 -m http.server 18080 --bind 127.0.0.1 --directory "$rundir/orders" >/dev/null 2>&1 &
+  orders_pid=$!
+  echo "demo health-check target: python3 -m http.server on 127.0.0.1:18080 (pid $orders_pid)" >&2
+fi
+
 cat >&2 <<'TXT'
 try, in another terminal:
   dig @127.0.0.1 -p 1053 ec2.us-west-2.amazonaws.com      # app VPC: the endpoint's private IPs
@@ -38,6 +52,8 @@ try, in another terminal:
   dig @127.0.0.1 -p 1053 www.myservice.internal           # app's private hosted zone
   nslookup -port=1053 db.bank.example.com 127.0.0.1       # a partner's PrivateLink service
   .build/debug/vpcdns explain ec2.us-west-2.amazonaws.com --from 127.0.0.1 --to 127.0.30.2:1053
+  dig @127.0.0.1 -p 1053 orders.myservice.internal +short  # failover: 10.0.5.30 while 127.0.0.1:18080 is up, else 10.0.6.30
+  for i in $(seq 20); do dig @127.0.0.1 -p 1053 api.myservice.internal +short | head -1; done | sort | uniq -c   # weighted 90/10
 TXT
 "$bin" serve --config "$config" &
 vpcdns_pid=$!

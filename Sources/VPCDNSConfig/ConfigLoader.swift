@@ -68,7 +68,8 @@ public enum ConfigLoader {
             return .failure(ConfigErrors(errors: sorted(reader.errors), warnings: warnings))
         }
         let model = Model(settings: parsed.settings, vpcs: parsed.vpcs.map(\.value), endpoints: parsed.endpoints.map(\.value),
-                          endpointServices: parsed.services.map(\.value), hostedZones: parsed.zones.map(\.zone))
+                          endpointServices: parsed.services.map(\.value), hostedZones: parsed.zones.map(\.zone),
+                          healthChecks: parsed.healthChecks.map(\.value))
         return .success(LoadedConfig(model: model, warnings: warnings, path: path, keyLines: reader.lines))
     }
 

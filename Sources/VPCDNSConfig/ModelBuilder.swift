@@ -20,6 +20,7 @@ struct ParsedConfig {
     var endpoints: [Located<Endpoint>] = []
     var services: [Located<EndpointService>] = []
     var zones: [ParsedZone] = []
+    var healthChecks: [Located<HealthCheck>] = []
 }
 
 /// Turns the YAML tree into typed values, one entry at a time. Checks that need only the
@@ -43,6 +44,7 @@ struct ModelBuilder {
         var zoneBuilder = HostedZoneBuilder(reader: reader, configPath: configPath)
         zoneBuilder.preloaded = ZoneFilePreloader.load(top["hosted_zones"], configPath: configPath)
         parsed.zones = reader.sequence(top["hosted_zones"], at: "hosted_zones").compactMap { zoneBuilder.zone($0, $1) }
+        parsed.healthChecks = reader.sequence(top["health_checks"], at: "health_checks").compactMap { healthCheck($0, $1) }
         return parsed
     }
 
@@ -95,6 +97,35 @@ struct ModelBuilder {
             if let ep = SocketEndpoint(v) { s.metrics = ep } else { reader.error("metrics", badSocket(v)) }
         }
         parsed.settings = s
+    }
+
+    // MARK: - Health checks (R18)
+
+    private func healthCheck(_ node: Node, _ path: String) -> Located<HealthCheck>? {
+        guard let m = reader.mapping(node, at: path, allowed: Keys.healthCheck) else { return nil }
+        let id = reader.require(reader.string(m["id"], at: "\(path).id"), m["id"], at: "\(path).id")
+        if let id, id.isEmpty || id.count > 64 { reader.error("\(path).id", "a health check id has 1 to 64 characters") }
+        let kind = reader.require(reader.choice(m["type"], at: "\(path).type", HealthCheck.Kind.self, choices: HealthCheck.Kind.allCases),
+                                  m["type"], at: "\(path).type")
+        var ip: IPAddress? = nil
+        if let text = reader.require(reader.string(m["ip"], at: "\(path).ip"), m["ip"], at: "\(path).ip") {
+            ip = IPAddress(text)
+            if ip == nil { reader.error("\(path).ip", "'\(text)' is not an IP address") }
+        }
+        let port = reader.require(reader.int(m["port"], at: "\(path).port", range: 1...65535), m["port"], at: "\(path).port")
+        let resourcePath = reader.string(m["resource_path"], at: "\(path).resource_path") ?? "/"
+        if m["resource_path"] != nil {
+            if kind == .tcp { reader.error("\(path).resource_path", "a TCP check has no resource_path (HTTP and HTTPS only)") }
+            if !resourcePath.hasPrefix("/") || resourcePath.contains(where: { $0 == " " || $0.isNewline }) {
+                reader.error("\(path).resource_path", "'\(resourcePath)' is not a path: it starts with / and has no spaces")
+            }
+        }
+        let interval = reader.int(m["request_interval_ms"], at: "\(path).request_interval_ms", range: 100...3_600_000) ?? 10_000
+        let threshold = reader.int(m["failure_threshold"], at: "\(path).failure_threshold", range: 1...10) ?? 3
+        let inverted = reader.bool(m["inverted"], at: "\(path).inverted") ?? false
+        guard let id, !id.isEmpty, let kind, let ip, let port else { return nil }
+        return Located(value: HealthCheck(id: id, kind: kind, ip: ip, port: UInt16(port), resourcePath: resourcePath,
+                                          requestIntervalMs: interval, failureThreshold: threshold, inverted: inverted), path: path)
     }
 
     // MARK: - VPCs
@@ -247,8 +278,9 @@ struct ModelBuilder {
             if m["ipv6"] == nil, ipType == .ipv6 || ipType == .dualstack {
                 reader.error("\(p).ipv6", "required key is missing (dns_record_ip_type \(ipType.rawValue) needs an IPv6 address)", line: n.line)
             }
+            let check = reader.string(m["health_check"], at: "\(p).health_check")
             guard let az else { return nil }
-            return Endpoint.Subnet(az: az, ipv4: v4, ipv6: v6)
+            return Endpoint.Subnet(az: az, ipv4: v4, ipv6: v6, healthCheck: check)
         }
     }
 

@@ -18,6 +18,28 @@ struct Validation {
         privateDNSConflicts()
         inboundOnlyFlag()
         zoneNames()
+        healthCheckReferences()
+    }
+
+    /// R18: health check ids are unique, and every `health_check` names one.
+    private func healthCheckReferences() {
+        unique(parsed.healthChecks.map { ($0.value.id, "\($0.path).id") }, what: "health check id")
+        let ids = Set(parsed.healthChecks.map(\.value.id))
+        let known = ids.isEmpty ? "no health_checks are defined" : "defined: \(ids.sorted().joined(separator: ", "))"
+        for z in parsed.zones {
+            for (i, set) in z.zone.routedSets.enumerated() {
+                if let c = set.healthCheck, !ids.contains(c) {
+                    reader.error("\(z.routedOrigins[i].key).health_check", "no health check '\(c)' (\(known))")
+                }
+            }
+        }
+        for ep in parsed.endpoints {
+            for (i, sn) in ep.value.subnets.enumerated() {
+                if let c = sn.healthCheck, !ids.contains(c) {
+                    reader.error("\(ep.path).subnets[\(i)].health_check", "no health check '\(c)' (\(known))")
+                }
+            }
+        }
     }
 
     private func line(_ path: String) -> Int { reader.line(path) }

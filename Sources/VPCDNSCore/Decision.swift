@@ -43,6 +43,8 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     /// O6: the query came back to us through an upstream that forwards to us, or every
     /// target of the query is known to do so.
     case forwardingLoop
+    /// R18: a failover group's PRIMARY was unhealthy and not served.
+    case primaryUnhealthy
     case badPacket(BadQueryKind)
 
     public var description: String {
@@ -59,6 +61,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .cnameLoop: "cname-loop"
         case .cnameChain: "cname-chain"
         case .forwardingLoop: "forwarding-loop"
+        case .primaryUnhealthy: "primary-unhealthy"
         case .badPacket(let k): k.logReason
         }
     }
@@ -170,6 +173,9 @@ public struct Decision: Sendable {
     public var zoneID: String?
     public var reason: Reason?
     public var outcome: Outcome
+    /// R18: the routing-policy choice made on the way, when a group answered (the query log's
+    /// `record_set`). A decision with one is never remembered as fixed bytes: each query chooses anew.
+    public var routing: RoutingChoice?
     /// Filled only when explaining (kept off the hot path).
     public var candidates: [CandidateTrace] = []
     public var checks: [Check] = []

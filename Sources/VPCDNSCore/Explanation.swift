@@ -77,6 +77,9 @@ public struct Explanation: Sendable {
         case .cnameLoop: return "the CNAME chain loops: SERVFAIL (R15)"
         case .cnameChain: return "the CNAME chain is longer than 8 records: SERVFAIL (R15)"
         case .forwardingLoop: return "every upstream target forwards back to vpcdns (or is vpcdns itself): SERVFAIL, not forwarded again (O6)"
+        case .primaryUnhealthy:
+            return "the failover group's PRIMARY set \(d.routing.flatMap { r in r.group.members.first { $0.policy == .failover(.primary) }?.setIdentifier } ?? "?") "
+                + "is unhealthy: the SECONDARY is served (R18)"
         case .badPacket(let k): return "bad request (\(k.rawValue)): answered with an error code (P4)"
         }
     }
@@ -125,6 +128,32 @@ public struct Explanation: Sendable {
         }
     }
 
+    /// R18: every set of the group, its weight or role, its health, which was chosen and why.
+    func routingText(_ r: RoutingChoice) -> [String] {
+        var lines = ["routing    \(r.group.policyName) group \(r.group.name.text) \(r.group.type): \(r.why) (R18)"]
+        for (i, m) in r.group.members.enumerated() {
+            let chosen = r.chosen.contains(i)
+            lines.append("  \(chosen ? "*" : "-") \(m.setIdentifier)  \(Explanation.roleText(m.policy))  \(healthText(m, healthy: r.healthy[i]))\(chosen ? "  [CHOSEN]" : "")")
+        }
+        return lines
+    }
+
+    static func roleText(_ p: RoutedRecordSet.Policy) -> String {
+        switch p {
+        case .weighted(let w): "weight \(w)"
+        case .failover(let role): role.rawValue
+        case .multivalue: "multivalue"
+        }
+    }
+
+    func healthText(_ m: RoutingGroup.Member, healthy: Bool) -> String {
+        var what: [String] = []
+        if let c = m.check, c < model.healthChecks.count { what.append("check \(model.healthChecks[c].id)") }
+        if m.evaluatesTarget { what.append("target health") }
+        if what.isEmpty { return "healthy (no health check)" }
+        return (healthy ? "healthy" : "unhealthy") + " (" + what.joined(separator: ", ") + ")"
+    }
+
     /// The report for a person.
     public func text(format: (ResourceRecord) -> String) -> String {
         let d = decision
@@ -155,6 +184,7 @@ public struct Explanation: Sendable {
         if let id = d.zoneID { decisionLine += " (\(id))" }
         if let r = d.reason { decisionLine += ", reason \(r)" }
         lines.append(decisionLine)
+        if let r = d.routing { lines += routingText(r) }
         let outcome = outcomeText(format)
         lines.append("answer     " + outcome[0])
         lines += outcome.dropFirst()
@@ -216,6 +246,22 @@ public struct Explanation: Sendable {
             ("zone_id", .str(d.zoneID)),
             ("reason", .str(d.reason?.description)),
             ("outcome", .object(outcome)),
+            ("routing", d.routing.map { r in
+                .object([("policy", .string(r.group.policyName)), ("name", .string(r.group.name.text)), ("type", .string(r.group.type.description)),
+                         ("record_set", .string(r.recordSet)), ("why", .string(r.why)),
+                         ("sets", .array(r.group.members.enumerated().map { i, m in
+                             var o: [(String, JSONValue)] = [("set_identifier", .string(m.setIdentifier))]
+                             switch m.policy {
+                             case .weighted(let w): o.append(("weight", .int(Int(w))))
+                             case .failover(let role): o.append(("failover", .string(role.rawValue)))
+                             case .multivalue: o.append(("multivalue_answer", .bool(true)))
+                             }
+                             o += [("health_check", .str(m.check.flatMap { $0 < model.healthChecks.count ? model.healthChecks[$0].id : nil })),
+                                   ("evaluate_target_health", .bool(m.evaluatesTarget)),
+                                   ("healthy", .bool(r.healthy[i])), ("chosen", .bool(r.chosen.contains(i)))]
+                             return .object(o)
+                         }))])
+            } ?? .null),
             ("links", .array(d.links.map { l in
                 .object([("name", .string(l.name.text)), ("decision", .string(l.kind.rawValue)), ("zone", .str(l.zone?.text)),
                          ("zone_id", .str(l.zoneID)), ("local", .bool(l.local))])

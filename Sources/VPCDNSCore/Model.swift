@@ -9,8 +9,12 @@ public struct Model: Sendable {
     public var endpoints: [Endpoint]
     public var endpointServices: [EndpointService]
     public var hostedZones: [HostedZone]
+    /// `health_checks` (R18): indexes into this list identify a check in the core.
+    public var healthChecks: [HealthCheck]
 
-    public init(settings: Settings, vpcs: [VPC], endpoints: [Endpoint], endpointServices: [EndpointService], hostedZones: [HostedZone]) {
+    public init(settings: Settings, vpcs: [VPC], endpoints: [Endpoint], endpointServices: [EndpointService], hostedZones: [HostedZone],
+                healthChecks: [HealthCheck] = []) {
+        self.healthChecks = healthChecks
         self.settings = settings
         self.vpcs = vpcs
         self.endpoints = endpoints
@@ -123,7 +127,11 @@ public struct Endpoint: Sendable, Equatable {
         public var az: String
         public var ipv4: IPAddress?
         public var ipv6: IPAddress?
-        public init(az: String, ipv4: IPAddress? = nil, ipv6: IPAddress? = nil) {
+        /// A `health_checks` id: with `evaluate_target_health`, this subnet's address is left
+        /// out of routed answers while the check fails (R18).
+        public var healthCheck: String?
+        public init(az: String, ipv4: IPAddress? = nil, ipv6: IPAddress? = nil, healthCheck: String? = nil) {
+            self.healthCheck = healthCheck
             self.az = az
             self.ipv4 = ipv4
             self.ipv6 = ipv6
@@ -237,6 +245,8 @@ public struct HostedZone: Sendable, Equatable {
     public var hasOwnSOA: Bool
     /// The zone file, as written in the config (for messages and `check`).
     public var file: String?
+    /// Record sets with a `set_identifier` (R18), kept apart from `records`.
+    public var routedSets: [RoutedRecordSet] = []
 
     public init(id: String, name: DNSName, vpcIDs: [String], records: [ResourceRecord], aliases: [AliasRecord] = [], hasOwnSOA: Bool, file: String? = nil) {
         self.id = id

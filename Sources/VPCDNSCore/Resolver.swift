@@ -25,24 +25,27 @@ public final class Resolver: Sendable {
 
     /// Decides the answer to `question` for `client` reaching `listener`.
     /// `explain: true` also records every candidate and check (kept off the hot path).
-    public func resolve(_ question: Question, client: IPAddress, listener: SocketEndpoint, explain: Bool = false) -> Decision {
-        resolve(question, view: views.select(client: client, listener: listener), explain: explain)
+    public func resolve(_ question: Question, client: IPAddress, listener: SocketEndpoint, explain: Bool = false,
+                        routing: RoutingInput = RoutingInput()) -> Decision {
+        resolve(question, view: views.select(client: client, listener: listener), explain: explain, routing: routing)
     }
 
     /// Decides the answer to `question` as VPC `vpcIndex` (index into `model.vpcs`) asked it,
     /// reached the way `via` says, without a client address or listener: for readers of
     /// query logs, which know the VPC but not the listener. `.inboundEndpoint` stands for the
     /// VPC's first inbound endpoint.
-    public func resolve(_ question: Question, vpcIndex: Int, via: Via, explain: Bool = false) -> Decision {
+    public func resolve(_ question: Question, vpcIndex: Int, via: Via, explain: Bool = false, routing: RoutingInput = RoutingInput()) -> Decision {
         let vpc = model.vpcs[vpcIndex]
         let inbound = via == .inboundEndpoint ? vpc.inboundEndpoints.first?.id : nil
         let view = ViewChoice(vpcIndex: vpcIndex, vpcID: vpc.id, region: vpc.region, via: via, inboundEndpointID: inbound,
                               matchedPrefix: nil, refusal: vpc.enableDNSSupport ? nil : .dnsSupportOff)
-        return resolve(question, view: view, explain: explain)
+        return resolve(question, view: view, explain: explain, routing: routing)
     }
 
     /// Decides with a view already chosen (the server selects the view once per query).
-    public func resolve(_ question: Question, view: ViewChoice, explain: Bool = false) -> Decision {
+    /// `routing` gives the health states and the seed of R18 choices (used only for names
+    /// that have routing-policy groups).
+    public func resolve(_ question: Question, view: ViewChoice, explain: Bool = false, routing: RoutingInput = RoutingInput()) -> Decision {
         var d = Decision(question: question, view: view, kind: .refused, outcome: .refused)
         if explain { d.checks += viewChecks(view) }
         if let refusal = view.refusal {
@@ -81,7 +84,12 @@ public final class Resolver: Sendable {
                 d.outcome = .forward(Forward(question: Question(name: name, type: question.type, rrClass: question.rrClass),
                                              targets: targets, chain: chain, visited: visited))
                 return d
-            case .local(let zone, let result):
+            case .local(let zone, var result):
+                if let routed = route(zone, name, question.type, result, routing) {
+                    result = routed.result
+                    d.routing = routed.choice
+                    if routed.choice.primaryUnhealthy, d.reason == nil { d.reason = .primaryUnhealthy }
+                }
                 switch result {
                 case .answer(let rrs):
                     d.outcome = .answer(Answer(rcode: .noError, authoritative: true, answer: chain.isEmpty ? rrs : chain + rrs))
@@ -123,7 +131,8 @@ public final class Resolver: Sendable {
     /// R15, the upstream half: an upstream answer for `forward` ended in a CNAME to `target`
     /// with no data for it. If `target` is private in the asking VPC, the chain is completed
     /// from local data; otherwise nil (the upstream's answer stands as it is).
-    public func continueChain(after forward: Forward, upstreamChain: [ResourceRecord], target: DNSName, view: ViewChoice) -> Answer? {
+    public func continueChain(after forward: Forward, upstreamChain: [ResourceRecord], target: DNSName, view: ViewChoice,
+                              routing: RoutingInput = RoutingInput()) -> Answer? {
         guard let v = view.vpcIndex else { return nil }
         var chain = forward.chain + upstreamChain
         var visited = (forward.visited.isEmpty ? [forward.question.name] : forward.visited) + upstreamChain.map(\.name)
@@ -133,7 +142,8 @@ public final class Resolver: Sendable {
             if chain.count > Resolver.maxCNAMEs { return Answer(rcode: .servFail, authoritative: false) }
             visited.append(name)
             let link = resolveLink(name, forward.question.type, vpc: v, via: view.via, explain: false)
-            guard case .local(let zone, let result) = link.result else { return nil }
+            guard case .local(let zone, var result) = link.result else { return nil }
+            if let routed = route(zone, name, forward.question.type, result, routing) { result = routed.result }
             switch result {
             case .answer(let rrs): return Answer(rcode: .noError, authoritative: false, answer: chain + rrs)
             case .nodata: return Answer(rcode: .noError, authoritative: false, answer: chain, authority: zone.negativeAuthority)
@@ -143,6 +153,30 @@ public final class Resolver: Sendable {
                 guard let t = c.targetName, chain.count <= Resolver.maxCNAMEs else { return Answer(rcode: .servFail, authoritative: false) }
                 name = t
             }
+        }
+    }
+
+    // MARK: - R18
+
+    /// When `name` (its answer's type, or the CNAME found there) belongs to a routing-policy
+    /// group, the group's choice replaces the zone's union of all its sets.
+    @inline(__always)
+    func route(_ zone: ZoneData, _ name: DNSName, _ qtype: RRType, _ result: ZoneData.LookupResult, _ input: RoutingInput)
+        -> (result: ZoneData.LookupResult, choice: RoutingChoice)? {
+        if zone.routing.isEmpty { return nil }
+        switch result {
+        case .answer(let rrs):
+            guard let type = qtype == .any ? rrs.first?.type : qtype,
+                  let g = zone.routingGroup(name, type) else { return nil }
+            let c = RoutingPolicy.choose(g, input: input)
+            return (c.records.isEmpty ? .nodata : .answer(c.records), c)
+        case .cname:
+            guard let g = zone.routingGroup(name, .cname) else { return nil }
+            let c = RoutingPolicy.choose(g, input: input)
+            guard let first = c.records.first else { return (.nodata, c) }
+            return (.cname(first), c)
+        case .nodata, .nxdomain:
+            return nil
         }
     }
 

@@ -55,13 +55,26 @@ public final class ZoneData: Sendable {
 
     /// `records` must all be at or below `apex`; an SOA at the apex is used when present,
     /// otherwise AWS's private-zone SOA and NS placeholders are added.
-    public init(apex: DNSName, origin: Origin, records: [ResourceRecord]) {
+    /// `routingGroups` (R18): their records also join the zone's nodes, so that names and
+    /// types exist for NXDOMAIN / NODATA / CNAME purposes; the answer itself is chosen per query.
+    public init(apex: DNSName, origin: Origin, records: [ResourceRecord], routingGroups: [RoutingGroup] = []) {
         self.apex = apex
         self.origin = origin
         var nodes = [DNSName: Node](minimumCapacity: records.count)
         for rr in records where rr.name.isSubdomain(of: apex) {
             nodes[rr.name, default: Node()].add(rr)
         }
+        var routing: [RoutingKey: RoutingGroup] = [:]
+        for g in routingGroups where g.name.isSubdomain(of: apex) {
+            routing[RoutingKey(name: g.name, type: g.type)] = g
+            for m in g.members { for rr in m.records { nodes[rr.name, default: Node()].add(rr) } }
+            if nodes[g.name] == nil || nodes[g.name]!.records(g.type) == nil {
+                // Every target of the group resolved to nothing (an alias to a missing endpoint):
+                // the name still exists, with an empty RRset the choice fills.
+                nodes[g.name, default: Node()].rrsets.append((g.type, []))
+            }
+        }
+        self.routing = routing
         if nodes[apex]?.records(.soa) == nil {
             for rr in [PrivateZoneDefaults.soa(apex: apex)] + PrivateZoneDefaults.ns(apex: apex) {
                 nodes[apex, default: Node()].add(rr)
@@ -84,6 +97,19 @@ public final class ZoneData: Sendable {
         var wildcards: [DNSName: Node] = [:]
         for (n, node) in nodes where n.isWildcard { wildcards[n.parent!] = node }
         self.wildcards = wildcards
+    }
+
+    struct RoutingKey: Hashable {
+        var name: DNSName
+        var type: RRType
+    }
+    /// R18 groups by owner and type; empty for most zones, so plain lookups pay one check.
+    let routing: [RoutingKey: RoutingGroup]
+
+    /// The routing-policy group that owns `name`'s `type` records, if any.
+    @inline(__always) public func routingGroup(_ name: DNSName, _ type: RRType) -> RoutingGroup? {
+        if routing.isEmpty { return nil }
+        return routing[RoutingKey(name: name, type: type)]
     }
 
     /// The SOA to put in the authority section of a negative answer.

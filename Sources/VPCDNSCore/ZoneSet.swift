@@ -46,7 +46,8 @@ public struct ZoneSet: Sendable {
         // Private hosted zones (R3, R13).
         for z in model.hostedZones {
             let records = z.records + ZoneSet.resolveAliases(z, model: model)
-            zones.append(ZoneData(apex: z.name, origin: .hostedZone(id: z.id), records: records))
+            zones.append(ZoneData(apex: z.name, origin: .hostedZone(id: z.id), records: records,
+                                  routingGroups: ZoneSet.routingGroups(z, model: model)))
             for id in z.vpcIDs {
                 guard let v = vpcIndex[id] else { continue }
                 let inactive: Reason? = model.vpcs[v].privateDNSUsable ? nil : .hostnamesOff
@@ -193,5 +194,53 @@ public struct ZoneSet: Sendable {
             }
         }
         return out
+    }
+
+    /// R18: a zone's routed record sets grouped by name and type, aliases resolved, health
+    /// checks turned into indexes into `model.healthChecks`.
+    static func routingGroups(_ zone: HostedZone, model: Model) -> [RoutingGroup] {
+        guard !zone.routedSets.isEmpty else { return [] }
+        let ttl = model.settings.endpointDNSTTL
+        var checkIndex: [String: Int] = [:]
+        for (i, c) in model.healthChecks.enumerated() where checkIndex[c.id] == nil { checkIndex[c.id] = i }
+        var order: [ZoneData.RoutingKey] = []
+        var members: [ZoneData.RoutingKey: [RoutingGroup.Member]] = [:]
+        for set in zone.routedSets {
+            var records = set.records
+            var recordChecks: [Int?] = []
+            if let target = set.alias {
+                // Per subnet, so each address keeps its subnet's health check.
+                func add(_ ep: Endpoint, _ subnets: [Endpoint.Subnet]) {
+                    for sn in subnets {
+                        var one = ep
+                        one.subnets = [sn]
+                        let rrs = addressRecords(one, owner: set.name, ttl: ttl, endpointName: true).filter { $0.type == set.type }
+                        records += rrs
+                        recordChecks += Array(repeating: sn.healthCheck.flatMap { checkIndex[$0] }, count: rrs.count)
+                    }
+                }
+                switch target {
+                case .endpoint(let id):
+                    if let ep = model.endpoint(id) { add(ep, ep.subnets) }
+                case .dnsName(let name):
+                    for ep in model.endpoints {
+                        if ep.regionalName == name { add(ep, ep.subnets) } else if let i = ep.zonalNames.firstIndex(where: { $0.name == name }) {
+                            add(ep, [ep.subnets[i]])
+                        }
+                    }
+                case .record(let name):
+                    records += zone.records.filter { $0.name == name && $0.type == set.type }.map { $0.renamed(set.name) }
+                    recordChecks = []
+                }
+                if !set.evaluateTargetHealth { recordChecks = [] }
+                if case .record = target { recordChecks = [] }
+            }
+            let key = ZoneData.RoutingKey(name: set.name, type: set.type)
+            if members[key] == nil { order.append(key) }
+            members[key, default: []].append(RoutingGroup.Member(
+                setIdentifier: set.setIdentifier, policy: set.policy, check: set.healthCheck.flatMap { checkIndex[$0] },
+                records: records, recordChecks: recordChecks))
+        }
+        return order.map { RoutingGroup(name: $0.name, type: $0.type, members: members[$0]!) }
     }
 }

@@ -29,9 +29,12 @@ public final class QueryEngine: QueryProcessor {
         public let requests: RequestCounters
         /// The query log's per-VPC fields of this model, JSON-encoded once.
         public let logFields: QueryLogFields
+        /// R18 health states of this model's `health_checks` (by index), read per routed query.
+        public let health: any HealthSource
 
         public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint], upstreamObserver: (any UpstreamObserver)? = nil,
-                    upstreamPlan: UpstreamPlan? = nil) {
+                    upstreamPlan: UpstreamPlan? = nil, health: any HealthSource = AllHealthy()) {
+            self.health = health
             self.generation = snapshotGenerations.add(1, ordering: .relaxed).newValue
             self.resolver = resolver
             self.settings = resolver.model.settings
@@ -125,7 +128,10 @@ public final class QueryEngine: QueryProcessor {
                 }
                 key = k
             }
-            let decision = snap.resolver.resolve(Question(name: q.question.name, type: q.question.type, rrClass: q.question.qclass), view: view)
+            let decision = snap.resolver.resolve(Question(name: q.question.name, type: q.question.type, rrClass: q.question.qclass), view: view,
+                                                 routing: RoutingInput(health: snap.health, seed: scratch.random.next()))
+            // R18: an answer chosen by a routing policy is chosen anew for every query, never remembered.
+            if decision.routing != nil { key = nil }
             switch decision.outcome {
             case .refused:
                 scratch.builder.buildResponse(for: q, rcode: .refused, transport: transport)
@@ -354,7 +360,8 @@ public final class QueryEngine: QueryProcessor {
         while hops <= VPCDNSCore.Resolver.maxCNAMEs, let c = answer.first(where: { $0.type == .cname && $0.name == name }), let target = c.targetName {
             links.append(c)
             hops += 1
-            if let local = snap.resolver.continueChain(after: f, upstreamChain: links, target: target, view: decision.view) {
+            if let local = snap.resolver.continueChain(after: f, upstreamChain: links, target: target, view: decision.view,
+                                                       routing: RoutingInput(health: snap.health, seed: UInt64.random(in: 0...UInt64.max))) {
                 let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > VPCDNSCore.Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
                 var completed = local.answer
                 if dnssecOK, local.rcode != .servFail {
@@ -399,11 +406,12 @@ public final class QueryEngine: QueryProcessor {
             return
         }
         log(snap, context: context, view: d.view, question: q.question, rcode: rcode, answer: answer, kind: d.kind,
-            zone: d.zone, zoneID: d.zoneID, reason: reason ?? d.reason?.description, cache: cache, upstream: upstream)
+            zone: d.zone, zoneID: d.zoneID, reason: reason ?? d.reason?.description, recordSet: d.routing?.recordSet, cache: cache, upstream: upstream)
     }
 
     private func log(_ snap: Snapshot, context: QueryContext, view: ViewChoice, question: DNSQuestion?, rcode: RCode, answer: [ResourceRecord],
-                     kind: DecisionKind, zone: DNSName?, zoneID: String?, reason: String?, cache: QueryLogRecord.CacheUse, upstream: SocketEndpoint?) {
+                     kind: DecisionKind, zone: DNSName?, zoneID: String?, reason: String?, recordSet: String? = nil, cache: QueryLogRecord.CacheUse,
+                     upstream: SocketEndpoint?) {
         // One clock read for the log's latency and order and the metrics' histogram, none when
         // neither wants it.
         let now = queryLog != nil || metrics.timed ? NIODeadline.now() : nil
@@ -431,7 +439,7 @@ public final class QueryEngine: QueryProcessor {
                 srcids: { snap.logFields.srcids(view, to: &$0) },
                 decision: {
                     LogLine.decision(kind.rawValue, zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) }, zoneID: zoneID,
-                                     reason: reason, cache: cache, to: &$0)
+                                     reason: reason, recordSet: recordSet, cache: cache, to: &$0)
                 },
                 upstream: upstream.map { .address($0) },
                 listener: .address(context.listener),
@@ -454,7 +462,7 @@ public final class QueryEngine: QueryProcessor {
             pieces = p
         } else {
             pieces = LocalLogPieces(question: q, rcode: local.rcode, answer: local.answer, kind: local.kind, zone: local.zone,
-                                    zoneID: local.zoneID, reason: local.reason)
+                                    zoneID: local.zoneID, reason: local.reason, recordSet: local.recordSet)
             entry.logPieces = pieces
         }
         // Only pointers to the pre-encoded bytes and a few scalars go into the line's closures
@@ -507,6 +515,8 @@ final class LocalAnswer: Sendable {
     let zone: DNSName?
     let zoneID: String?
     let reason: String?
+    /// R18 `record_set`, when a routing policy chose the answer.
+    let recordSet: String?
     let rcode: RCode
     let authoritative: Bool
     let answer: [ResourceRecord]
@@ -518,6 +528,7 @@ final class LocalAnswer: Sendable {
         zone = d.kind == .endpointDNSName ? nil : d.zone
         zoneID = d.zoneID
         reason = d.reason?.description
+        recordSet = d.routing?.recordSet
         rcode = a.rcode
         authoritative = a.authoritative
         answer = a.answer
@@ -638,6 +649,8 @@ final class LoopScratch: @unchecked Sendable {
     var builder = MessageBuilder()
     var memo: [MemoKey: MemoEntry] = [:]
     var generation: UInt64 = 0
+    /// Seeds of R18 choices: one system-random seed per thread, then a cheap generator.
+    var random = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
     /// Bound on remembered answers per thread (wildcards could otherwise grow it without end).
     static let memoLimit = 65_536
 

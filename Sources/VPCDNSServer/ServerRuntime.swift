@@ -22,6 +22,8 @@ public final class ServerRuntime: Sendable {
     /// O5: the counters, their Prometheus rendering, and the `/metrics` server when configured.
     public let metrics: DNSMetrics
     public let exporter: MetricsExporter
+    /// R18: the `health_checks`, run for the life of the server; reloads keep unchanged ones.
+    public let health: HealthMonitor
     let metricsServer = Mutex<MetricsHTTPServer?>(nil)
     /// How many descriptors client connections may hold (HTTP, DNS over TCP), from the soft
     /// limit after raising it to the hard limit.
@@ -65,13 +67,16 @@ public final class ServerRuntime: Sendable {
         self.stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let metrics = DNSMetrics()
         self.metrics = metrics
+        // Probes use NIO's shared group: they are few, and must not wait for the DNS loops.
+        let health = HealthMonitor(group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        self.health = health
         let (loaded, snapshot, review) = try HeapPolicy.loading { () throws -> (LoadedConfig, QueryEngine.Snapshot, UpstreamReview) in
             switch ConfigLoader.load(path: configPath) {
             case .success(let l):
                 let review = ServerRuntime.review(l, override: listenOverride, bound: [])
                 // Before a failure for want of an upstream: the warnings say what was left out.
                 for w in l.warnings + review.warnings { logger.warning("\(w)") }
-                return (l, try ServerRuntime.snapshot(l, review: review, observer: metrics), review)
+                return (l, try ServerRuntime.snapshot(l, review: review, observer: metrics, health: health), review)
             case .failure(let e): throw StartError.config(e)
             }
         }
@@ -85,7 +90,7 @@ public final class ServerRuntime: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: ServerRuntime.threads(loaded.model.settings))
         listeners = DNSListeners(group: group, processor: engine,
                                  configuration: ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors), logger: logger)
-        exporter = MetricsExporter(metrics: metrics, engine: engine, listenerStats: listeners.stats)
+        exporter = MetricsExporter(metrics: metrics, engine: engine, listenerStats: listeners.stats, health: health)
         warnIfLowered(loaded.model.settings)
         let endpoints = ServerRuntime.endpoints(loaded.model, override: listenOverride)
         do {
@@ -102,7 +107,7 @@ public final class ServerRuntime: Sendable {
             if again.plan != review.plan {
                 for w in again.warnings where !review.warnings.contains(w) { logger.warning("\(w)") }
                 do {
-                    engine.install(try ServerRuntime.snapshot(loaded, review: again, observer: metrics))
+                    engine.install(try ServerRuntime.snapshot(loaded, review: again, observer: metrics, health: health))
                 } catch {
                     await listeners.shutdown(gracePeriod: .zero)
                     try? await group.shutdownGracefully()
@@ -168,12 +173,14 @@ public final class ServerRuntime: Sendable {
 
     /// The engine's snapshot: FORWARD rules reduced to their usable targets, the default
     /// upstreams expanded. Throws when O6 left no usable target somewhere.
-    static func snapshot(_ loaded: LoadedConfig, review: UpstreamReview, observer: (any UpstreamObserver)? = nil) throws -> QueryEngine.Snapshot {
+    static func snapshot(_ loaded: LoadedConfig, review: UpstreamReview, observer: (any UpstreamObserver)? = nil,
+                         health: HealthMonitor? = nil) throws -> QueryEngine.Snapshot {
         if !review.errors.isEmpty {
             throw StartError.upstreams(review.errors.map(\.description).joined(separator: "\n"))
         }
+        let states: any HealthSource = health.map { $0.states(for: loaded.model.healthChecks) } ?? AllHealthy()
         return QueryEngine.Snapshot(resolver: Resolver(model: review.plan.applied(to: loaded.model)), defaultUpstreams: review.plan.defaults.endpoints,
-                                    upstreamObserver: observer, upstreamPlan: review.plan)
+                                    upstreamObserver: observer, upstreamPlan: review.plan, health: states)
     }
 
     /// The upstream lines printed at start (O6): addresses in use, `system` expanded, and
@@ -199,7 +206,7 @@ public final class ServerRuntime: Sendable {
             switch ConfigLoader.load(path: configPath) {
             case .success(let l):
                 let review = ServerRuntime.review(l, override: listenOverride, bound: bound)
-                return Result { (l, try ServerRuntime.snapshot(l, review: review, observer: metrics), review) }
+                return Result { (l, try ServerRuntime.snapshot(l, review: review, observer: metrics, health: health), review) }
             case .failure(let e): return .failure(e)
             }
         }
@@ -260,6 +267,8 @@ public final class ServerRuntime: Sendable {
             logger.warning("query_log changed: the new path takes effect at the next restart")
         }
         engine.queryLog?.requestReopen()
+        // R18: checks whose definition changed or went away stop now that the new model serves.
+        health.retainOnly(loaded.model.healthChecks)
         for w in review.warnings { logger.warning("\(w)") }
         let lines = review.summaryLines
         let changed = upstreamSummary.withLock { old in
@@ -278,6 +287,7 @@ public final class ServerRuntime: Sendable {
         services.append(MetricsService(runtime: self))
         services.append(SignalService(runtime: self))
         services.append(DroppedPacketReporter(stats: listeners.stats, logger: logger))
+        services.append(HealthCheckService(monitor: health))
         services.append(ListenerService(listeners: listeners))
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },

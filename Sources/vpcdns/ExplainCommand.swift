@@ -32,6 +32,12 @@ struct ExplainCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the explanation as one JSON object.")
     var json = false
 
+    @Option(name: .long, help: "R18: treat this health check as failing (repeatable; explain runs no check, so every other one counts as healthy).")
+    var unhealthy: [String] = []
+
+    @Option(name: .long, help: "R18: the seed of weighted and multivalue choices (the same seed, the same choice).")
+    var seed: UInt64 = 0
+
     func validate() throws {
         guard IPAddress(from) != nil else { throw ValidationError("--from: not an IP address: \(from)") }
         if let to, SocketEndpoint(to) == nil { throw ValidationError("--to: expected IP:PORT ([::1]:1053 for IPv6): \(to)") }
@@ -57,7 +63,21 @@ struct ExplainCommand: ParsableCommand {
         let client = IPAddress(from)!
         let listener = to.flatMap { SocketEndpoint($0) } ?? model.settings.listen.first ?? SocketEndpoint("127.0.0.1:1053")!
         let question = Question(name: try DNSName(name), type: RRType(mnemonic: type)!)
-        let decision = resolver.resolve(question, client: client, listener: listener, explain: true)
+        var failing = Set<Int>()
+        for id in unhealthy {
+            guard let i = model.healthChecks.firstIndex(where: { $0.id == id }) else {
+                let known = model.healthChecks.map(\.id)
+                FileHandle.standardError.write(Data("--unhealthy: no health check '\(id)' (\(known.isEmpty ? "none defined" : "defined: " + known.joined(separator: ", ")))\n".utf8))
+                throw ExitCode(1)
+            }
+            failing.insert(i)
+        }
+        var decision = resolver.resolve(question, client: client, listener: listener, explain: true,
+                                        routing: RoutingInput(health: FailingChecks(failing: failing), seed: seed))
+        if unhealthy.isEmpty, let r = decision.routing, r.group.members.contains(where: { $0.check != nil || $0.evaluatesTarget }) {
+            decision.notes.append("explain runs no health check: every check counts as healthy unless named with --unhealthy ID "
+                                  + "(serve runs them; see vpcdns_health_check_status on /metrics)")
+        }
         let e = Explanation(decision: decision, model: model, client: client, listener: listener, upstreams: review.plan)
         if json {
             print(e.json(format: RecordText.presentation, rdata: RecordText.rdataPresentation).rendered())
@@ -65,4 +85,10 @@ struct ExplainCommand: ParsableCommand {
             print(e.text(format: RecordText.presentation), terminator: "")
         }
     }
+}
+
+/// `explain --unhealthy ID`: the named checks fail, the others count as healthy (not run yet).
+struct FailingChecks: HealthSource {
+    let failing: Set<Int>
+    func isHealthy(_ check: Int) -> Bool { !failing.contains(check) }
 }

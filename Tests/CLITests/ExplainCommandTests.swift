@@ -108,3 +108,51 @@ struct ExplainCommandTests {
         #expect(try explain(["www.example.com"]).status == 64)
     }
 }
+
+/// R18 in `explain`: every set of the group, its weight or role, its health, the choice.
+@Suite("vpcdns explain: routing policies (CLI)", .serialized)
+struct ExplainRoutingTests {
+    func explain(_ args: [String]) throws -> CLI.Output {
+        try #require(FileManager.default.isExecutableFile(atPath: CLI.binary), "build the binary first: swift build")
+        return try CLI.run(["explain"] + args)
+    }
+
+    @Test("failover: the PRIMARY while healthy; --unhealthy shows the SECONDARY and primary-unhealthy")
+    func failover() throws {
+        let up = try explain(["orders.myservice.internal", "--from", "127.0.0.1"])
+        #expect(up.status == 0, "\(up.stderr)")
+        #expect(up.stdout.contains("routing    failover group orders.myservice.internal A: PRIMARY is healthy (R18)"))
+        #expect(up.stdout.contains("  * primary  PRIMARY  healthy (check orders-primary)  [CHOSEN]"))
+        #expect(up.stdout.contains("  - standby  SECONDARY  healthy (no health check)"))
+        #expect(up.stdout.contains("orders.myservice.internal.\t30\tIN\tA\t10.0.5.30"))
+        let down = try explain(["orders.myservice.internal", "--from", "127.0.0.1", "--unhealthy", "orders-primary"])
+        #expect(down.stdout.contains("reason primary-unhealthy"))
+        #expect(down.stdout.contains("  - primary  PRIMARY  unhealthy (check orders-primary)"))
+        #expect(down.stdout.contains("  * standby  SECONDARY  healthy (no health check)  [CHOSEN]"))
+        #expect(down.stdout.contains("orders.myservice.internal.\t30\tIN\tA\t10.0.6.30"))
+        let bad = try explain(["orders.myservice.internal", "--from", "127.0.0.1", "--unhealthy", "nope"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("--unhealthy: no health check 'nope' (defined: orders-primary)"))
+    }
+
+    @Test("weighted, as JSON: both sets with weights, health and the chosen one; the seed decides")
+    func weightedJSON() throws {
+        var chosen = Set<String>()
+        for seed in 0..<40 {
+            let out = try explain(["api.myservice.internal", "--from", "127.0.0.1", "--json", "--seed", "\(seed)"])
+            let j = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
+            let r = try #require(j["routing"] as? [String: Any])
+            #expect(r["policy"] as? String == "weighted")
+            let sets = try #require(r["sets"] as? [[String: Any]])
+            #expect(sets.map { $0["set_identifier"] as? String } == ["current", "next"])
+            #expect(sets.map { $0["weight"] as? Int } == [90, 10])
+            #expect(sets.allSatisfy { $0["healthy"] as? Bool == true })
+            let set = try #require(r["record_set"] as? String)
+            #expect(sets.filter { $0["chosen"] as? Bool == true }.map { $0["set_identifier"] as? String } == [set])
+            chosen.insert(set)
+            let answer = ((j["outcome"] as? [String: Any])?["answer"] as? [[String: Any]])?.compactMap { $0["rdata"] as? String } ?? []
+            #expect(answer == (set == "next" ? ["10.0.3.40"] : ["10.0.1.40", "10.0.2.40"]))
+        }
+        #expect(chosen == ["current", "next"], "40 seeds should reach both sets of a 90/10 pair")
+    }
+}

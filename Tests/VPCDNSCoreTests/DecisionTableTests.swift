@@ -28,6 +28,10 @@ struct Case: CustomTestStringConvertible, Sendable {
     var via: Via? = nil
     var vpc: String? = nil
     var authority: String? = nil
+    /// R18: health checks (ids) that are failing when the question is asked.
+    var unhealthy: [String] = []
+    /// R18: the `record_set` the decision must name.
+    var recordSet: String? = nil
 
     var testDescription: String { "\(rule): \(what)" }
 }
@@ -212,14 +216,48 @@ let cases: [Case] = [
          expect: .refused, kind: .badRequest, reason: "bad-packet:class"),
     Case(rule: "P4", what: "ANY gets a minimal answer (RFC 8482)", name: "www.myservice.internal", type: .any,
          expect: .answer(.noError, aa: true, ["A 10.0.5.5"]), kind: .privateHostedZone),
+
+    // R18 — routing policies (health checks failing as listed; a check not run counts as healthy)
+    Case(rule: "R18", what: "weighted: the only set with weight > 0 while it is healthy", name: "w.routed.internal",
+         expect: .answer(.noError, aa: true, ["A 10.0.8.1"]), kind: .privateHostedZone, recordSet: "blue"),
+    Case(rule: "R18", what: "weighted: a weight-0 set is served when every weighted set is unhealthy", name: "w.routed.internal",
+         expect: .answer(.noError, aa: true, ["A 10.0.8.2"]), kind: .privateHostedZone, unhealthy: ["hc-blue"], recordSet: "green"),
+    Case(rule: "R18", what: "weighted: all sets unhealthy are all considered (weights 0: equal chance, one set)", name: "zero.routed.internal",
+         expect: .answer(.noError, aa: true, ["A 10.0.8.6"]), kind: .privateHostedZone, unhealthy: ["hc-blue"], recordSet: "two"),
+    Case(rule: "R18", what: "failover: the PRIMARY while it is healthy", name: "f.routed.internal",
+         expect: .answer(.noError, aa: true, ["A 10.0.8.11"]), kind: .privateHostedZone, recordSet: "primary"),
+    Case(rule: "R18", what: "failover: the SECONDARY when the PRIMARY is unhealthy, logged primary-unhealthy", name: "f.routed.internal",
+         expect: .answer(.noError, aa: true, ["A 10.0.8.12"]), kind: .privateHostedZone, reason: "primary-unhealthy",
+         unhealthy: ["hc-primary"], recordSet: "secondary"),
+    Case(rule: "R18", what: "failover: all sets unhealthy still serves the SECONDARY", name: "f.routed.internal",
+         expect: .answer(.noError, aa: true, ["A 10.0.8.12"]), kind: .privateHostedZone, reason: "primary-unhealthy",
+         unhealthy: ["hc-primary", "hc-secondary"], recordSet: "secondary"),
+    Case(rule: "R18", what: "multivalue: an unhealthy set is left out", name: "m.routed.internal",
+         expect: .answer(.noError, aa: true, ["A 10.0.8.22"]), kind: .privateHostedZone, unhealthy: ["hc-mv"], recordSet: "m2"),
+    Case(rule: "R18", what: "a routed CNAME group chooses the chain's next link", name: "cn.routed.internal",
+         expect: .answer(.noError, aa: true, ["CNAME plain.routed.internal.", "A 10.0.8.99"]), kind: .privateHostedZone,
+         reason: "primary-unhealthy", unhealthy: ["hc-blue"], recordSet: "to-plain"),
+    Case(rule: "R18", what: "a routed name has no data of another type (NODATA, not NXDOMAIN)", name: "f.routed.internal", type: .aaaa,
+         expect: .answer(.noError, aa: true, []), kind: .privateHostedZone),
 ]
+
+/// R18 health for a decision-table row: the listed checks fail, every other one is healthy.
+struct TableHealth: HealthSource {
+    let failing: Set<Int>
+    init(_ ids: [String], model: Model) {
+        failing = Set(ids.map { id in model.healthChecks.firstIndex { $0.id == id }! })
+    }
+    func isHealthy(_ check: Int) -> Bool { !failing.contains(check) }
+}
 
 @Suite("Decision table: every V and R rule")
 struct DecisionTableTests {
     @Test(arguments: cases)
     func decide(_ c: Case) throws {
         let d = resolver.resolve(Question(name: try DNSName(c.name), type: c.type, rrClass: c.rrClass),
-                                 client: IPAddress(c.from)!, listener: SocketEndpoint(c.to)!)
+                                 client: IPAddress(c.from)!, listener: SocketEndpoint(c.to)!,
+                                 routing: RoutingInput(health: TableHealth(c.unhealthy, model: resolver.model), seed: 0))
+        #expect(d.routing?.recordSet == c.recordSet)
         #expect(d.kind == c.kind)
         if let z = c.zone { #expect(d.zone?.text == z) }
         if let id = c.zoneID { #expect(d.zoneID == id) }
@@ -254,7 +292,7 @@ struct DecisionTableTests {
     @Test("every V and R rule has at least one case")
     func coverage() {
         let rules = Set(cases.map(\.rule))
-        for r in ["V1", "V2", "V3", "V4"] + (1...15).map({ "R\($0)" }) {
+        for r in ["V1", "V2", "V3", "V4"] + (1...15).map({ "R\($0)" }) + ["R18"] {
             #expect(rules.contains(r), "no case for \(r)")
         }
     }

@@ -119,7 +119,35 @@ enum TestModel {
         let legacyZone = HostedZone(id: "Z0LEGACY000000000001", name: n("legacy.internal"), vpcIDs: [legacy],
                                     records: [a("host.legacy.internal", "10.2.9.9")], hasOwnSOA: false)
         return Model(settings: s, vpcs: vpcs, endpoints: endpoints, endpointServices: services,
-                     hostedZones: [phz, tie, systemZone, dbZone, legacyZone])
+                     hostedZones: [phz, tie, systemZone, dbZone, legacyZone, routedZone],
+                     healthChecks: routedChecks)
+    }
+
+    // R18: routing-policy groups and the health checks they name.
+    static let routedChecks = ["hc-blue", "hc-primary", "hc-secondary", "hc-mv"].map {
+        HealthCheck(id: $0, kind: .tcp, ip: ip("127.0.0.1"), port: 9)
+    }
+
+    static var routedZone: HostedZone {
+        func set(_ name: String, _ id: String, _ policy: RoutedRecordSet.Policy, _ addr: String, check: String? = nil) -> RoutedRecordSet {
+            RoutedRecordSet(name: n(name), type: .a, setIdentifier: id, policy: policy, records: [a(name, addr, ttl: 60)], healthCheck: check)
+        }
+        var z = HostedZone(id: "Z0ROUTED000000000001", name: n("routed.internal"), vpcIDs: [app],
+                           records: [a("plain.routed.internal", "10.0.8.99")], hasOwnSOA: false)
+        z.routedSets = [
+            set("w.routed.internal", "blue", .weighted(255), "10.0.8.1", check: "hc-blue"),
+            set("w.routed.internal", "green", .weighted(0), "10.0.8.2"),
+            set("zero.routed.internal", "one", .weighted(0), "10.0.8.5", check: "hc-blue"),
+            set("zero.routed.internal", "two", .weighted(0), "10.0.8.6", check: "hc-blue"),
+            set("f.routed.internal", "primary", .failover(.primary), "10.0.8.11", check: "hc-primary"),
+            set("f.routed.internal", "secondary", .failover(.secondary), "10.0.8.12", check: "hc-secondary"),
+            set("m.routed.internal", "m1", .multivalue, "10.0.8.21", check: "hc-mv"),
+            set("m.routed.internal", "m2", .multivalue, "10.0.8.22"),
+            RoutedRecordSet(name: n("cn.routed.internal"), type: .cname, setIdentifier: "to-f", policy: .failover(.primary),
+                            records: [cname("cn.routed.internal", "f.routed.internal")], healthCheck: "hc-blue"),
+            RoutedRecordSet(name: n("cn.routed.internal"), type: .cname, setIdentifier: "to-plain", policy: .failover(.secondary),
+                            records: [cname("cn.routed.internal", "plain.routed.internal")]),
+        ]
+        return z
     }
 }
-

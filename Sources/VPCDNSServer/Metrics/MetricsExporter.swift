@@ -20,6 +20,7 @@ public final class MetricsExporter: Sendable {
     let metrics: DNSMetrics
     let engine: QueryEngine
     let listenerStats: ListenerStats
+    let health: HealthMonitor?
 
     struct State {
         /// Counters by series key, with the total already given to them.
@@ -28,7 +29,8 @@ public final class MetricsExporter: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(metrics: DNSMetrics, engine: QueryEngine, listenerStats: ListenerStats) {
+    public init(metrics: DNSMetrics, engine: QueryEngine, listenerStats: ListenerStats, health: HealthMonitor? = nil) {
+        self.health = health
         self.metrics = metrics
         self.engine = engine
         self.listenerStats = listenerStats
@@ -59,6 +61,8 @@ public final class MetricsExporter: Sendable {
         "vpcdns_reloads_total": "SIGHUP reloads, applied (ok) or rejected (old configuration kept).",
         "vpcdns_udp_queries_total": "UDP datagrams read by the listeners.",
         "vpcdns_tcp_queries_total": "DNS messages read over TCP.",
+        "vpcdns_health_check_status": "R18 health checks: 1 healthy (or not decided yet), 0 unhealthy.",
+        "vpcdns_health_check_transitions_total": "R18 health check state changes, by check id and new state.",
     ]
 
     /// The Prometheus text for `/metrics` (text format 0.0.4).
@@ -105,6 +109,13 @@ public final class MetricsExporter: Sendable {
             counter(&s, "vpcdns_querylog_records_total", [("result", "dropped")], log?.dropped ?? 0)
             counter(&s, "vpcdns_reloads_total", [("result", "ok")], reloads.ok)
             counter(&s, "vpcdns_reloads_total", [("result", "rejected")], reloads.rejected)
+            if let health {
+                for c in health.status { gauge(&s, "vpcdns_health_check_status", [("id", c.id)], c.healthy ? 1 : 0) }
+                for (id, t) in health.transitionCounts {
+                    counter(&s, "vpcdns_health_check_transitions_total", [("id", id), ("to", "healthy")], t.healthy)
+                    counter(&s, "vpcdns_health_check_transitions_total", [("id", id), ("to", "unhealthy")], t.unhealthy)
+                }
+            }
         }
         var text = registry.emitToString()
         text += histogramText()

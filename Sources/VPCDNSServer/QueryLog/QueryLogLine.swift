@@ -156,13 +156,14 @@ enum LogLine {
         if let r = resolverEndpoint { JSONBytes.literal(#""resolver_endpoint":"#, to: &out); JSONBytes.string(r, to: &out) }
     }
 
-    /// `"decision":…[,"zone":…][,"zone_id":…][,"reason":…],"cache":…`
+    /// `"decision":…[,"zone":…][,"zone_id":…][,"reason":…][,"record_set":…],"cache":…`
     static func decision(_ decision: String, zone: QueryLogRecord.Name?, zoneID: String?, reason: String?,
-                         cache: QueryLogRecord.CacheUse, to out: inout ByteSink) {
+                         recordSet: String? = nil, cache: QueryLogRecord.CacheUse, to out: inout ByteSink) {
         JSONBytes.literal(#""decision":"#, to: &out); JSONBytes.string(decision, to: &out)
         if let z = zone { JSONBytes.literal(#","zone":"#, to: &out); JSONBytes.name(z, to: &out) }
         if let z = zoneID { JSONBytes.literal(#","zone_id":"#, to: &out); JSONBytes.string(z, to: &out) }
         if let r = reason { JSONBytes.literal(#","reason":"#, to: &out); JSONBytes.string(r, to: &out) }
+        if let r = recordSet { JSONBytes.literal(#","record_set":"#, to: &out); JSONBytes.string(r, to: &out) }
         switch cache {
         case .hit: JSONBytes.literal(#","cache":"hit""#, to: &out)
         case .miss: JSONBytes.literal(#","cache":"miss""#, to: &out)
@@ -326,7 +327,7 @@ final class LocalLogPieces {
     @inline(__always) var decision: UnsafeBufferPointer<UInt8> { parts[2] }
 
     init(question: DNSQuestion, rcode: RCode, answer: [ResourceRecord], kind: DecisionKind, zone: DNSName?, zoneID: String?,
-         reason: String?) {
+         reason: String?, recordSet: String? = nil) {
         parts = PackedBytes([
             LogLine.encoded { JSONBytes.wireName(question.name.wire, caseMask: nil, trailingDot: true, to: &$0) },
             LogLine.encoded {
@@ -335,7 +336,7 @@ final class LocalLogPieces {
             },
             LogLine.encoded {
                 LogLine.decision(kind.rawValue, zone: kind == .endpointDNSName ? nil : zone.map { .domain($0) }, zoneID: zoneID,
-                                 reason: reason, cache: .none, to: &$0)
+                                 reason: reason, recordSet: recordSet, cache: .none, to: &$0)
             },
         ])
     }
