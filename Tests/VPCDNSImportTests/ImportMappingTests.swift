@@ -167,19 +167,60 @@ struct ImportMappingTests {
         #expect(w.count == expected.count, "unexpected warnings: \(w.filter { !expected.contains($0) })")
     }
 
-    /// The output loads with the real config loader (the routing-policy keys aside, see below).
+    /// The output loads with the real config loader, the routing-policy keys included.
     @Test func outputLoads() throws {
         let r = try AWSImporter.run(paths: [Fixture.account], options: Fixture.standardOptions)
         let dir = try Fixture.folder([:]) + "/out"
         try AWSImporter.write(r, to: dir, force: false)
-        switch ConfigLoader.load(path: dir + "/vpcdns.yaml") {
-        case .success: break
-        case .failure(let e):
-            // Until the routing-policy keys (R18) are in the loader, these are the only errors allowed.
-            let others = e.errors.filter { !($0.message.contains("unknown key 'set_identifier'") || $0.message.contains("unknown key 'weight'")
-                                               || $0.message.hasPrefix("record set pay.payments.corp A is already defined")) }
-            #expect(others.isEmpty, "\(others)")
-        }
+        if case .failure(let e) = ConfigLoader.load(path: dir + "/vpcdns.yaml") { Issue.record("\(e.errors)") }
+    }
+
+    /// A failover pair with an HTTP health check: `health_checks` and the set's `health_check`.
+    @Test func failoverWithHTTPHealthCheck() throws {
+        let records = """
+        {"ResourceRecordSets": [
+          {"Name": "db.payments.corp.", "Type": "A", "SetIdentifier": "primary", "Failover": "PRIMARY", "TTL": 30,
+           "ResourceRecords": [{"Value": "10.30.8.1"}], "HealthCheckId": "aaaa1111-2222-3333-4444-555566667777"},
+          {"Name": "db.payments.corp.", "Type": "A", "SetIdentifier": "secondary", "Failover": "SECONDARY", "TTL": 30,
+           "ResourceRecords": [{"Value": "10.30.8.2"}]},
+          {"Name": "mv.payments.corp.", "Type": "A", "SetIdentifier": "one", "MultiValueAnswer": true, "TTL": 30,
+           "ResourceRecords": [{"Value": "10.30.9.1"}]}
+        ]}
+        """
+        let check = """
+        {"HealthCheck": {"Id": "aaaa1111-2222-3333-4444-555566667777", "CallerReference": "db-primary",
+          "HealthCheckConfig": {"IPAddress": "10.30.8.1", "Port": 8080, "Type": "HTTP", "ResourcePath": "/health",
+            "RequestInterval": 10, "FailureThreshold": 2, "Inverted": false}, "HealthCheckVersion": 1}}
+        """
+        let dir = try Fixture.subset(["vpcs.json", "hosted-zones.json", "hosted-zone-Z0992PAYMENTSCORP01.json"],
+                                     extra: ["record-sets-Z0992PAYMENTSCORP01.json": records, "hc.json": check])
+        var o = ImportOptions()
+        o.region = "us-west-2"
+        let r = try AWSImporter.run(paths: [dir], options: o)
+        #expect(r.yaml.contains("""
+              - name: "db.payments.corp"
+                type: A
+                ttl: 30
+                values: ["10.30.8.1"]
+                set_identifier: "primary"
+                failover: PRIMARY
+                health_check: "aaaa1111-2222-3333-4444-555566667777"
+        """), "\(r.yaml)")
+        #expect(r.yaml.contains("set_identifier: \"one\"\n        multivalue_answer: true"))
+        #expect(r.yaml.contains("""
+        health_checks:
+          # from \(dir)/hc.json (aaaa1111-2222-3333-4444-555566667777)
+          - id: "aaaa1111-2222-3333-4444-555566667777"
+            type: HTTP
+            ip: "10.30.8.1"
+            port: 8080
+            resource_path: "/health"
+            request_interval_ms: 10000
+            failure_threshold: 2
+        """), "\(r.yaml)")
+        let out = dir + "/out"
+        try AWSImporter.write(r, to: out, force: false)
+        if case .failure(let e) = ConfigLoader.load(path: out + "/vpcdns.yaml") { Issue.record("\(e.errors)") }
     }
 
     @Test func refusesToOverwriteWithoutForce() throws {
