@@ -608,6 +608,9 @@ struct Mapper {
         for hc in healthUsed.keys.sorted() {
             guard let h = s.healthChecks[hc], let type = Self.healthCheckType(h.item) else { continue }
             let c = h.item.dict("HealthCheckConfig") ?? [:]
+            if let t = c.str("Type"), t.hasSuffix("_STR_MATCH") {
+                warn(h.file, "health check \(hc) is \(t): imported as \(type); the response body is not searched for its string")
+            }
             counts["health checks", default: 0] += 1
             hcLines.append("  # from \(h.file) (\(hc))")
             hcLines.append("  - id: \(q(hc))")
