@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config/vpcdns.yaml
 
-.PHONY: deps build run test check explain bench bench-scale bench-core leak-check fuzz-packet fuzz-config clean
+.PHONY: deps build run test check explain e2e-aws bench bench-scale bench-core leak-check fuzz-packet fuzz-config clean
 
 deps:
 	@scripts/install-deps.sh
@@ -20,6 +20,11 @@ test: deps
 	$(SWIFT) build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel 2>&1 | tee .build/test-output.txt; exit $${PIPESTATUS[0]}
+
+## An AWS API (moto_server behind TLS) on a test host, reached through vpcdns's private DNS by
+## the unchanged awscli; network namespaces play the hosts (root; scripts/e2e-aws.sh).
+e2e-aws: build
+	scripts/e2e-aws.sh
 
 check: build
 	$(SWIFT) run vpcdns check --config $(CONFIG)

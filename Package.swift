@@ -7,6 +7,7 @@ import PackageDescription
 //   LDNSKit        the only module that calls libldns: zone files, rdata text <-> wire (load time)
 //   VPCDNSCore     the pure decision engine: model, views, zones, AWS rules (no I/O, no clock)
 //   VPCDNSConfig   YAML + zone files -> validated Model; `check` summary and warnings
+//   VPCDNSImport   AWS CLI JSON (a snapshot of a real account) -> vpcdns.yaml + zone files (no NIO)
 //   VPCDNSServer   the I/O shell on SwiftNIO: listeners, upstreams, cache, query log
 //   VPCDNSLogs     reading query logs (plain or gzip, via CZlib): filter, summary, private DNS misses
 //   vpcdns         the command line
@@ -46,6 +47,7 @@ let package = Package(
             dependencies: ["CMalloc", "DNSWire", "LDNSKit", "VPCDNSCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
+        .target(name: "VPCDNSImport", dependencies: ["VPCDNSCore", "VPCDNSConfig"], swiftSettings: strict),
         .target(
             name: "VPCDNSServer",
             dependencies: [
@@ -69,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "vpcdns",
             dependencies: [
-                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer", "VPCDNSLogs",
+                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer", "VPCDNSLogs", "VPCDNSImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -103,12 +105,13 @@ let package = Package(
         .testTarget(
             name: "VPCDNSServerTests",
             dependencies: [
-                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire",
+                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "CLITests", dependencies: ["DNSWire"]),
+        .testTarget(name: "VPCDNSImportTests", dependencies: ["VPCDNSImport", "VPCDNSConfig"], exclude: ["Fixtures"]),
         .testTarget(name: "LogsTests", dependencies: ["VPCDNSLogs", "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "CZlib"]),
     ]
 )

@@ -8,7 +8,16 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for p in jq libldns-dev zlib1g-dev ldnsutils pkg-config nsd unbound dnsutils bind9-dnsutils knot-dnsutils dnsperf iproute2 curl openssl python3 time bc ${EXTRA_PACKAGES:-}; do
   have_pkg "$p" || need+=("$p")
 done
+# The end-to-end AWS test (make e2e-aws): moto's server plays the EC2/STS APIs, awscli is
+# the unchanged client. From PyPI, only when missing.
+pip_install() {
+  command -v moto_server >/dev/null && command -v aws >/dev/null && return 0
+  local pip="pip3"; command -v pip3 >/dev/null || pip="python3 -m pip"
+  $pip install -q 'moto[server]' awscli 2>/dev/null || $pip install -q --break-system-packages 'moto[server]' awscli \
+    || echo "warning: could not install moto[server] and awscli; make e2e-aws will skip" >&2
+}
 if [ ${#need[@]} -eq 0 ]; then
+  pip_install
   exit 0
 fi
 echo "installing: ${need[*]}" >&2
@@ -27,3 +36,4 @@ for svc in nsd unbound; do
     $SUDO systemctl stop "$svc" || true
   fi
 done
+pip_install

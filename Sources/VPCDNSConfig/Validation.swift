@@ -63,8 +63,20 @@ struct Validation {
         unique(parsed.services.map { ($0.value.id, "\($0.path).id") }, what: "endpoint service id")
         unique(parsed.vpcs.flatMap { v in zip(v.value.inboundEndpoints, v.sub["inbound_endpoints"] ?? []).map { ($0.id, "\($1).id") } },
                what: "inbound endpoint id")
-        unique(parsed.vpcs.flatMap { v in zip(v.value.resolverRules, v.sub["resolver_rules"] ?? []).map { ($0.id, "\($1).id") } },
-               what: "resolver rule id")
+        // One AWS rule can be associated with several VPCs: its id repeats across VPCs (the
+        // same rule each time), never within one VPC.
+        for v in parsed.vpcs {
+            unique(zip(v.value.resolverRules, v.sub["resolver_rules"] ?? []).map { ($0.id, "\($1).id") }, what: "resolver rule id")
+        }
+        var firstRule: [String: (ResolverRule, String, String)] = [:]
+        for v in parsed.vpcs {
+            for (rule, path) in zip(v.value.resolverRules, v.sub["resolver_rules"] ?? []) {
+                guard let (first, firstPath, firstVPC) = firstRule[rule.id] else { firstRule[rule.id] = (rule, path, v.value.id); continue }
+                if firstVPC != v.value.id && first != rule {
+                    reader.error("\(path).id", "resolver rule \(rule.id) differs from its definition at line \(line(firstPath)) (a rule associated with several VPCs has one domain, type and targets)")
+                }
+            }
+        }
         // Derived zone ids repeat on purpose for same-named zones in different VPCs; only
         // ids written in the file must be unique.
         unique(parsed.zones.filter { reader.lines["\($0.path).id"] != nil }.map { ($0.zone.id, "\($0.path).id") }, what: "hosted zone id")

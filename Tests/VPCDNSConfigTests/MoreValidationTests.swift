@@ -32,6 +32,29 @@ import VPCDNSCore
         ])
     }
 
+    /// One AWS rule associated with several VPCs keeps its id in each (as `import aws` writes
+    /// it); a rule id that means two different rules is an error.
+    @Test func sharedRuleIDsAcrossVPCs() {
+        let vpcs = """
+        vpcs:
+          - id: vpc-0a1
+            region: us-west-2
+            cidrs: [10.0.0.0/16]
+            resolver_rules: [{id: rslvr-rr-01, domain: corp.example, type: FORWARD, targets: ["127.0.0.1:5300"]}]
+          - id: vpc-0a2
+            region: us-west-2
+            cidrs: [10.1.0.0/16]
+            resolver_rules: [{id: rslvr-rr-01, domain: corp.example, type: FORWARD, targets: ["127.0.0.1:5300"]}]
+          - id: vpc-0a3
+            region: us-west-2
+            cidrs: [10.2.0.0/16]
+            resolver_rules: [{id: rslvr-rr-01, domain: other.example, type: FORWARD, targets: ["127.0.0.1:5300"]}]
+        """
+        #expect(errorLines(vpcs) == [
+            "t.yaml:13: vpcs[2].resolver_rules[0].id: resolver rule rslvr-rr-01 differs from its definition at line 5 (a rule associated with several VPCs has one domain, type and targets)",
+        ])
+    }
+
     @Test func gatewayEndpointsHaveNoDNS() {
         let errs = errorLines(oneVPC + """
         endpoints:
