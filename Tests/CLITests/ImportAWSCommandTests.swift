@@ -115,6 +115,16 @@ struct ImportAWSCommandTests {
                 guard let rule = rules.first(where: { $0["Id"] as? String == a["ResolverRuleId"] as? String }), rule["RuleType"] as? String != "RECURSIVE" else { continue }
                 expected.insert("rule \(Self.bare(rule["DomainName"] as! String))")
             }
+            // R16/R17: every VPC with DNS resolution has its EC2 domain and its reverse zones
+            // (the fixture has no instances, so no resource names).
+            if support != false {
+                let region = try #require(entry["region"] as? String)
+                let domain = region == "us-east-1" ? "ec2.internal" : "\(region).compute.internal"
+                expected.insert("ec2 \(domain)")
+                expected.insert("reverse in-addr.arpa")
+                expectedActive["ec2 \(domain)"] = hostnames == true
+                expectedActive["reverse in-addr.arpa"] = hostnames == true
+            }
             let names = try #require(entry["names"] as? [[String: Any]])
             let got = Set(names.map { "\($0["source"] as! String) \($0["name"] as! String)" })
             #expect(got == expected, "\(id): missing \(expected.subtracting(got)), extra \(got.subtracting(expected))")
