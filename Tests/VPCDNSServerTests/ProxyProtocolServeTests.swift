@@ -14,8 +14,9 @@ struct ProxyProtocolServeTests {
     static let alpha = "vpc-0a1fa00000000000a"
     static let beta = "vpc-0be7a00000000000b"
 
-    static func config(port: Int, queryLog: String, upstream: Int) -> String {
+    static func config(port: Int, queryLog: String, upstream: Int, metrics: Int? = nil) -> String {
         """
+        \(metrics.map { "metrics: 127.0.0.1:\($0)" } ?? "")
         listen: ["127.0.0.1:\(port)"]
         upstreams: ["127.0.0.1:\(upstream)"]
         upstream_timeout_ms: 500
@@ -195,8 +196,9 @@ struct ProxyProtocolServeTests {
         let dead = try await freePort(host: "127.0.0.1")
         let log = dir.appendingPathComponent("queries.jsonl").path
         let config = dir.appendingPathComponent("vpcdns.yaml")
+        let metrics = try await freePort(host: "127.0.0.1")
         // Trusted: 127.0.0.1 (where TestUDPClient sends from).
-        try Self.config(port: port, queryLog: log, upstream: dead).write(to: config, atomically: true, encoding: .utf8)
+        try Self.config(port: port, queryLog: log, upstream: dead, metrics: metrics).write(to: config, atomically: true, encoding: .utf8)
         let server = try ServeProcess(arguments: ["serve", "--config", config.path], directory: dir)
         defer { server.stop() }
         _ = try await server.waitListening(count: 2)
@@ -241,6 +243,11 @@ struct ProxyProtocolServeTests {
         #expect(await bare.waitClosed(timeout: .seconds(2)))
         #expect(bare.inbox.messages.withLock { $0.isEmpty })
         await bare.close()
+        // Counted: UDP without a header and with a cut one, TCP without a header.
+        let scrape = try Shell.http("http://127.0.0.1:\(metrics)/metrics")
+        #expect(scrape.body.contains(#"vpcdns_proxy_rejected_total{reason="no-header"} 2"#), "\(scrape.body)")
+        #expect(scrape.body.contains(#"vpcdns_proxy_rejected_total{reason="truncated"} 1"#), "\(scrape.body)")
+        #expect(scrape.body.contains(#"vpcdns_proxy_rejected_total{reason="untrusted"} 0"#), "\(scrape.body)")
         #expect(server.stop() == 0, "\(server.standardError)")
         // Nothing was logged for 127.0.0.1 itself.
         #expect(QueryLogFile.records(log).allSatisfy { $0.string("srcaddr") != "127.0.0.1" })
