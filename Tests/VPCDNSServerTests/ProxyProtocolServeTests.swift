@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 import Testing
 import VPCDNSCore
 @testable import VPCDNSServer
@@ -133,6 +134,14 @@ struct ProxyProtocolServeTests {
             #expect(Set(records.compactMap { $0.string("transport") }) == ["UDP", "TCP"], "\(records)")
         }
 
+        // dnsdist's health checks (LOCAL header) reached each replica as queries from dnsdist
+        // itself, refused by V3, and dnsdist kept the replicas up.
+        for r in replicas {
+            let checks = await QueryLogFile.wait(r.log) { $0.string("query_name") == "a.root-servers.net." }
+            #expect(checks.first?.string("srcaddr") == "127.0.0.1" && checks.first?.string("rcode") == "REFUSED"
+                    && checks.first?.vpcdns("proxy") != nil, "\(checks)")
+        }
+
         // Straight to a replica from an untrusted source: answered as itself, no proxy named.
         let direct = try DigRun.query("api.svc.internal", server: SocketEndpoint(ip: IPAddress("127.0.0.1")!, port: UInt16(replicas[0].port)),
                                       source: "127.0.0.12")
@@ -243,11 +252,30 @@ struct ProxyProtocolServeTests {
         #expect(await bare.waitClosed(timeout: .seconds(2)))
         #expect(bare.inbox.messages.withLock { $0.isEmpty })
         await bare.close()
-        // Counted: UDP without a header and with a cut one, TCP without a header.
+        // From 127.0.0.13, not a trusted proxy: a plain query is answered (REFUSED: no VPC
+        // claims it), one carrying a header naming beta's client is dropped.
+        let inbox = Inbox()
+        let stranger = try await DatagramBootstrap(group: testGroup)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(InboxUDPHandler(inbox: inbox)) }
+            }
+            .bind(host: "127.0.0.13", port: 0).get()
+        defer { stranger.close(promise: nil) }
+        try await stranger.writeAndFlush(AddressedEnvelope(remoteAddress: at.socketAddress, data: TestDNS.query(id: 0x1313, name: "api.svc.internal"))).get()
+        let answered = await inbox.wait(count: 1, timeout: .seconds(1))
+        #expect(answered.first.flatMap(TestDNS.header)?.rcode == 5)
+        var spoof = ByteBuffer(bytes: Self.header(source: [127, 0, 0, 12], sourcePort: 1, destination: [127, 0, 0, 1], destinationPort: UInt16(port)))
+        var q2 = TestDNS.query(id: 0x1314, name: "api.svc.internal")
+        spoof.writeBuffer(&q2)
+        try await stranger.writeAndFlush(AddressedEnvelope(remoteAddress: at.socketAddress, data: spoof)).get()
+        let spoofed = await inbox.wait(count: 2, timeout: .milliseconds(500))
+        #expect(spoofed.count == 1, "a header from an untrusted source was answered")
+
+        // Counted: UDP without a header and with a cut one, TCP without a header, the stranger's header.
         let scrape = try Shell.http("http://127.0.0.1:\(metrics)/metrics")
         #expect(scrape.body.contains(#"vpcdns_proxy_rejected_total{reason="no-header"} 2"#), "\(scrape.body)")
         #expect(scrape.body.contains(#"vpcdns_proxy_rejected_total{reason="truncated"} 1"#), "\(scrape.body)")
-        #expect(scrape.body.contains(#"vpcdns_proxy_rejected_total{reason="untrusted"} 0"#), "\(scrape.body)")
+        #expect(scrape.body.contains(#"vpcdns_proxy_rejected_total{reason="untrusted"} 1"#), "\(scrape.body)")
         #expect(server.stop() == 0, "\(server.standardError)")
         // Nothing was logged for 127.0.0.1 itself.
         #expect(QueryLogFile.records(log).allSatisfy { $0.string("srcaddr") != "127.0.0.1" })
