@@ -79,7 +79,7 @@ struct ProxyProtocolServeTests {
             let config = sub.appendingPathComponent("vpcdns.yaml")
             try Self.config(port: port, queryLog: log, upstream: dead).write(to: config, atomically: true, encoding: .utf8)
             let p = try ServeProcess(arguments: ["serve", "--config", config.path], directory: sub)
-            _ = try await p.waitListening(count: 2)
+            _ = try await p.waitListening(count: 2, timeout: .seconds(30))
             replicas.append(Replica(port: port, log: log, process: p))
         }
         defer { for r in replicas { r.process.stop() } }
@@ -152,12 +152,14 @@ struct ProxyProtocolServeTests {
         // A replica stops under bounded load: dnsperf from VPC alpha (2,000 queries a second,
         // at most 8,000 queries and 6 s) and, at the same time, a dig loop from VPC beta (one
         // query at a time, at most 150). Replica 2 is stopped (SIGTERM) 1.5 s in; dnsdist marks
-        // it down at its next failed health check (every second).
+        // it down at its next failed health check (every second). dnsperf keeps at most 100
+        // queries outstanding (-q), so once that many went to the stopped replica it waits for
+        // their 1 s timeout: the loss is bounded by that window, not by the rate.
         let queries = dir.appendingPathComponent("queries.txt")
         try "api.svc.internal A\n".write(to: queries, atomically: true, encoding: .utf8)
         let perfOut = dir.appendingPathComponent("dnsperf.out").path
         let perfPid = try ChildProcess.spawn("/usr/bin/dnsperf", ["-a", "127.0.0.11", "-s", "127.0.0.1", "-p", "\(front)", "-d", queries.path,
-                                                                  "-n", "8000", "-l", "6", "-Q", "2000", "-c", "4", "-t", "1"],
+                                                                  "-n", "8000", "-l", "6", "-Q", "2000", "-c", "4", "-q", "100", "-t", "1"],
                                              stdout: perfOut, stderr: perfOut)
         defer { kill(perfPid, SIGKILL); var st: Int32 = 0; waitpid(perfPid, &st, WNOHANG) }
         let clock = ContinuousClock.now
@@ -210,7 +212,7 @@ struct ProxyProtocolServeTests {
         try Self.config(port: port, queryLog: log, upstream: dead, metrics: metrics).write(to: config, atomically: true, encoding: .utf8)
         let server = try ServeProcess(arguments: ["serve", "--config", config.path], directory: dir)
         defer { server.stop() }
-        _ = try await server.waitListening(count: 2)
+        _ = try await server.waitListening(count: 2, timeout: .seconds(30))
         let at = SocketEndpoint(ip: IPAddress("127.0.0.1")!, port: UInt16(port))
 
         let client = try await TestUDPClient.make()
