@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in jq libldns-dev zlib1g-dev ldnsutils pkg-config nsd unbound dnsutils bind9-dnsutils knot-dnsutils dnsperf iproute2 curl openssl python3 time bc ${EXTRA_PACKAGES:-}; do
+for p in jq libldns-dev zlib1g-dev ldnsutils pkg-config nsd unbound dnsutils bind9-dnsutils knot-dnsutils dnsperf dnsdist iproute2 curl openssl python3 time bc ${EXTRA_PACKAGES:-}; do
   have_pkg "$p" || need+=("$p")
 done
 # The end-to-end AWS test (make e2e-aws): moto's server plays the EC2/STS APIs, awscli is
@@ -31,7 +31,7 @@ $SUDO apt-get update -qq
 # The nsd and unbound packages start system services on install where systemd runs; the
 # tests start their own instances on loopback ports, so those services are not needed.
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-for svc in nsd unbound; do
+for svc in nsd unbound dnsdist; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

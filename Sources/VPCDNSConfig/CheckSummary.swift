@@ -30,6 +30,8 @@ public struct CheckSummary: Sendable {
     public let errors: [Diagnostic]
     /// The upstream addresses in use and left out (O6), when reviewed.
     public let upstreams: UpstreamReview?
+    /// `trusted_proxies` (P9): front ends whose PROXY v2 headers name the client.
+    public let trustedProxies: [IPPrefix]
 
     /// `review` (O6) runs on a configuration that loaded: its warnings join the others and
     /// its errors (no usable upstream) fail the check.
@@ -39,6 +41,7 @@ public struct CheckSummary: Sendable {
         case .success(let loaded):
             let r = review?(loaded)
             upstreams = r
+            trustedProxies = loaded.model.settings.trustedProxies
             ok = r?.errors.isEmpty ?? true
             vpcs = ok ? loaded.model.vpcs.map { VPCEntry(vpc: $0, names: Self.names(for: $0, in: loaded.model)) } : []
             warnings = ConfigLoader.sorted(loaded.warnings + (r?.warnings ?? []))
@@ -49,6 +52,7 @@ public struct CheckSummary: Sendable {
             warnings = e.warnings
             errors = e.errors
             upstreams = nil
+            trustedProxies = []
         }
     }
 
@@ -127,6 +131,10 @@ public struct CheckSummary: Sendable {
             lines.append("")
             lines += u.summaryLines
         }
+        if !trustedProxies.isEmpty {
+            lines.append("")
+            lines.append("trusted proxies (PROXY v2 names the client): \(list(trustedProxies.map(\.description)))")
+        }
         for entry in vpcs {
             let v = entry.vpc
             lines.append("")
@@ -163,6 +171,7 @@ public struct CheckSummary: Sendable {
             ("vpcs", .array(vpcs.map(Self.json))),
             ("warnings", .array(warnings.map(\.json))),
             ("errors", .array(errors.map(\.json))),
+            ("trusted_proxies", .strings(trustedProxies.map(\.description))),
             ("upstreams", upstreams.map { u in
                 .object([
                     ("defaults", UpstreamPlan.json(u.plan.defaults)),

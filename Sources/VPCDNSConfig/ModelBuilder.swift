@@ -99,6 +99,15 @@ struct ModelBuilder {
         if let v = reader.string(m["metrics"], at: "metrics") {
             if let ep = SocketEndpoint(v) { s.metrics = ep } else { reader.error("metrics", badSocket(v)) }
         }
+        if m["trusted_proxies"] != nil {
+            // P9: an empty list is the default (no proxy), so it is no error.
+            let items = prefixList(m["trusted_proxies"], at: "trusted_proxies")
+            s.trustedProxies = items.map(\.0)
+            // A header names the VPC its query is answered as: trusting everyone lets any host pick one.
+            for (prefix, p) in items where prefix.length == 0 {
+                reader.warning(p, "\(prefix) trusts every source to name its own client in a PROXY v2 header, so any host could pick the VPC it is answered as; list only your load balancers")
+            }
+        }
         parsed.settings = s
     }
 

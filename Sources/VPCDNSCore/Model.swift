@@ -54,6 +54,8 @@ public struct Settings: Sendable, Equatable {
     public var queryLog: String? = nil
     public var logCacheHits = true
     public var metrics: SocketEndpoint? = nil
+    /// P9: front ends whose queries carry a PROXY v2 header naming the real client.
+    public var trustedProxies: [IPPrefix] = []
 
     public init() {}
 }

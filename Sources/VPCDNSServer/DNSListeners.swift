@@ -21,6 +21,9 @@ public struct ListenerConfiguration: Sendable, Hashable {
     public var udpReceiveBufferBytes: Int = 4 << 20
     /// `SO_SNDBUF` of each UDP socket.
     public var udpSendBufferBytes: Int = 4 << 20
+    /// `trusted_proxies` (P9): sources whose datagrams and connections start with a PROXY v2
+    /// header. Applies at once on reload, to new datagrams and connections.
+    public var trustedProxies: [IPPrefix] = []
 
     public init() {}
 }
@@ -66,6 +69,7 @@ public actor DNSListeners {
     private let processor: any QueryProcessor
     private var configuration: ListenerConfiguration
     private let limiter: TCPConnectionLimiter
+    private let proxies: TrustedProxies
     private let logger: Logger
     private var open: [SocketEndpoint: (udp: UDPListener, tcp: TCPListener)] = [:]
     /// Order of `open`'s keys, so that listings follow the configuration.
@@ -89,6 +93,7 @@ public actor DNSListeners {
         self.processor = processor
         self.configuration = configuration
         self.limiter = TCPConnectionLimiter(configuration, stats: stats)
+        self.proxies = TrustedProxies(configuration.trustedProxies, stats: stats)
         self.logger = logger
     }
 
@@ -109,6 +114,7 @@ public actor DNSListeners {
     public func reconfigure(_ configuration: ListenerConfiguration) {
         self.configuration = configuration
         limiter.apply(configuration)
+        proxies.apply(configuration.trustedProxies)
     }
 
     /// True while every listener's sockets are open (for `/healthz`, O5). False before the
@@ -217,11 +223,11 @@ public actor DNSListeners {
         var lastError: (any Error)?
         for _ in 0..<attempts {
             let udp = try await UDPListener.bind(
-                endpoint, group: group, configuration: configuration, processor: processor, stats: stats, logger: logger)
+                endpoint, group: group, configuration: configuration, processor: processor, stats: stats, proxies: proxies, logger: logger)
             do {
                 let tcp = try await TCPListener.bind(
                     udp.bound, requested: endpoint, group: group,
-                    processor: processor, limiter: limiter, logger: logger)
+                    processor: processor, limiter: limiter, proxies: proxies, logger: logger)
                 return (udp, tcp)
             } catch {
                 await udp.close()

@@ -20,8 +20,14 @@ public final class ListenerStats: Sendable {
     public let tcpIdleClosed = Atomic<Int>(0)
     /// Idle TCP connections closed to make room for a new one at `maxTCPConnections`.
     public let tcpIdleEvicted = Atomic<Int>(0)
+    /// Datagrams and connections dropped by P9, by `ProxyRejectReason` (rare: a lock is fine).
+    private let proxyRejected = Mutex<[Int]>(Array(repeating: 0, count: ProxyRejectReason.allCases.count))
 
     public init() {}
+
+    func countProxyRejected(_ reason: ProxyRejectReason) {
+        proxyRejected.withLock { $0[reason.index] += 1 }
+    }
 
     /// A plain copy of the counters.
     public var snapshot: Snapshot {
@@ -33,7 +39,8 @@ public final class ListenerStats: Sendable {
             tcpConnectionsOpen: tcpConnectionsOpen.load(ordering: .relaxed),
             tcpConnectionsRejected: tcpConnectionsRejected.load(ordering: .relaxed),
             tcpIdleClosed: tcpIdleClosed.load(ordering: .relaxed),
-            tcpIdleEvicted: tcpIdleEvicted.load(ordering: .relaxed)
+            tcpIdleEvicted: tcpIdleEvicted.load(ordering: .relaxed),
+            proxyRejected: proxyRejected.withLock { $0 }
         )
     }
 
@@ -46,6 +53,10 @@ public final class ListenerStats: Sendable {
         public var tcpConnectionsRejected: Int
         public var tcpIdleClosed: Int
         public var tcpIdleEvicted: Int
+        /// Indexed like `ProxyRejectReason.allCases`.
+        public var proxyRejected: [Int]
+
+        public func proxyRejected(_ reason: ProxyRejectReason) -> Int { proxyRejected[reason.index] }
     }
 }
 

@@ -478,6 +478,7 @@ public final class QueryEngine: QueryProcessor {
                 },
                 upstream: upstream.map { .address($0) },
                 listener: .address(context.listener),
+                proxy: context.proxy,
                 via: { LogLine.via(view.via, to: &$0) },
                 latencyMicros: elapsed.nanoseconds / 1000)
         }
@@ -506,7 +507,7 @@ public final class QueryEngine: QueryProcessor {
         let inbound = view.inboundEndpointID != nil
         let lower = q.caseMask.isAllLower
         let name = pieces.lowerCaseName, middle = pieces.middle, decision = pieces.decision
-        let via = view.via, transport = context.transport, client = context.client, listener = context.listener
+        let via = view.via, transport = context.transport, client = context.client, listener = context.listener, proxy = context.proxy
         let received = context.receivedAt.wallNanoseconds / 1000
         _ = withExtendedLifetime(pieces) {
             writer.append(stamp: now) { out, dates in
@@ -526,6 +527,7 @@ public final class QueryEngine: QueryProcessor {
                     decision: { $0.append(contentsOf: decision) },
                     upstream: nil,
                     listener: .address(listener),
+                    proxy: proxy,
                     via: { LogLine.via(via, to: &$0) },
                     latencyMicros: elapsed.nanoseconds / 1000)
             }

@@ -51,12 +51,17 @@ public struct QueryContext: Sendable {
     public var listener: SocketEndpoint
     public var transport: Transport
     public var receivedAt: ReceiveTime
+    /// The trusted proxy the query came through (P9, the log's `vpcdns.proxy`); `client` and
+    /// `listener` are then those its PROXY v2 header named. nil for a direct query.
+    public var proxy: SocketEndpoint?
 
-    public init(client: SocketEndpoint, listener: SocketEndpoint, transport: Transport, receivedAt: ReceiveTime) {
+    public init(client: SocketEndpoint, listener: SocketEndpoint, transport: Transport, receivedAt: ReceiveTime,
+                proxy: SocketEndpoint? = nil) {
         self.client = client
         self.listener = listener
         self.transport = transport
         self.receivedAt = receivedAt
+        self.proxy = proxy
     }
 }
 

@@ -157,6 +157,7 @@ public final class ServerRuntime: Sendable {
         c.tcpIdleTimeoutMilliseconds = s.tcpIdleTimeoutMs
         // Never more TCP clients than descriptors allow, or they would starve forwarding.
         c.maxTCPConnections = min(s.maxTCPConnections, descriptors.dnsTCPConnections)
+        c.trustedProxies = s.trustedProxies
         return c
     }
 

@@ -23,6 +23,8 @@ final class TCPQueryHandler: ChannelDuplexHandler {
     private let maxPending: Int
     private var listener = SocketEndpoint(ip: .v4(0), port: 0)
     private var client = SocketEndpoint(ip: .v4(0), port: 0)
+    /// The trusted proxy this connection came through (P9), once its header was read.
+    private var proxy: SocketEndpoint?
 
     /// Queries of this connection answered `.pending` and not yet written.
     private var pending = 0 {
@@ -94,7 +96,7 @@ final class TCPQueryHandler: ChannelDuplexHandler {
         let receivedAt = ReceiveTime.now()
         lastActivity = receivedAt.monotonic
         tracked.lastActivity.store(lastActivity.uptimeNanoseconds, ordering: .relaxed)
-        let queryContext = QueryContext(client: client, listener: listener, transport: .tcp, receivedAt: receivedAt)
+        let queryContext = QueryContext(client: client, listener: listener, transport: .tcp, receivedAt: receivedAt, proxy: proxy)
         let responder = QueryResponder(channel: context.channel, peer: nil, inFlight: inFlight)
         switch processor.process(query, context: queryContext, responder: responder) {
         case .reply(let reply):
@@ -175,6 +177,13 @@ final class TCPQueryHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let p = event as? ProxiedConnection {
+            // P9: sent by `ProxyHeaderHandler` before the connection's first query.
+            client = p.client
+            listener = p.listener
+            proxy = p.proxy
+            return
+        }
         if let e = event as? ChannelEvent, e == .inputClosed {
             // Half-close (RFC 7766 6.2.4 allows it): answer what was asked, then close.
             inputClosed = true
@@ -323,6 +332,7 @@ final class TCPListener: Sendable {
         group: any EventLoopGroup,
         processor: any QueryProcessor,
         limiter: TCPConnectionLimiter,
+        proxies: TrustedProxies,
         logger: Logger
     ) async throws -> TCPListener {
         let inFlight = InFlightCounter(stats: limiter.stats)
@@ -346,6 +356,10 @@ final class TCPListener: Sendable {
                 let maxPending = limiter.maxPendingPerConnection.load(ordering: .relaxed)
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if proxies.isActive, let peer = channel.remoteAddress.flatMap(SocketEndpoint.init),
+                       let local = channel.localAddress.flatMap(SocketEndpoint.init) {
+                        try sync.addHandler(ProxyHeaderHandler(proxies: proxies, peer: peer, listener: local))
+                    }
                     try sync.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
                     try sync.addHandler(
                         TCPQueryHandler(processor: processor, inFlight: inFlight, tracked: tracked, idleTimeout: idle, maxPending: maxPending))

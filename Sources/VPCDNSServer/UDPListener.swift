@@ -20,6 +20,7 @@ final class UDPQueryHandler: ChannelDuplexHandler {
 
     private let processor: any QueryProcessor
     private let inFlight: InFlightCounter
+    private let proxies: TrustedProxies
     private let logger: Logger
     private var needsFlush = false
     /// A flush of late answers is queued to run after this loop iteration's I/O.
@@ -30,9 +31,10 @@ final class UDPQueryHandler: ChannelDuplexHandler {
     /// socket has `IP_PKTINFO`/`IPV6_RECVPKTINFO` on) and is its listener (O7).
     private var wildcard = false
 
-    init(processor: any QueryProcessor, inFlight: InFlightCounter, logger: Logger) {
+    init(processor: any QueryProcessor, inFlight: InFlightCounter, proxies: TrustedProxies, logger: Logger) {
         self.processor = processor
         self.inFlight = inFlight
+        self.proxies = proxies
         self.logger = logger
     }
 
@@ -66,9 +68,25 @@ final class UDPQueryHandler: ChannelDuplexHandler {
         if wildcard, let info = envelope.metadata?.packetInfo, let local = SocketEndpoint(info.destinationAddress) {
             to = SocketEndpoint(ip: local.ip, port: listener.port)
         }
-        let queryContext = QueryContext(client: client, listener: to, transport: .udp, receivedAt: .now())
+        var queryContext = QueryContext(client: client, listener: to, transport: .udp, receivedAt: .now())
+        var query = envelope.data
+        if proxies.isActive {
+            // P9: behind a trusted proxy the datagram starts with a PROXY v2 header naming the
+            // client; the reply still goes to the proxy, without a header.
+            switch query.withUnsafeReadableBytes({ proxies.examine($0, from: client, listener: to) }) {
+            case .direct:
+                break
+            case .rejected:
+                return
+            case .proxied(let realClient, let realListener, let proxy, let length):
+                query.moveReaderIndex(forwardBy: length)
+                queryContext.client = realClient
+                queryContext.listener = realListener
+                queryContext.proxy = proxy
+            }
+        }
         let responder = QueryResponder(channel: context.channel, peer: envelope.remoteAddress, inFlight: inFlight)
-        switch processor.process(envelope.data, context: queryContext, responder: responder) {
+        switch processor.process(query, context: queryContext, responder: responder) {
         case .reply(let reply):
             // No promise: saves an allocation; send errors surface in errorCaught.
             context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
@@ -151,6 +169,7 @@ final class UDPListener: Sendable {
         configuration: ListenerConfiguration,
         processor: any QueryProcessor,
         stats: ListenerStats,
+        proxies: TrustedProxies,
         logger: Logger
     ) async throws -> UDPListener {
         let inFlight = InFlightCounter(stats: stats)
@@ -162,7 +181,7 @@ final class UDPListener: Sendable {
                 let target = SocketEndpoint(ip: endpoint.ip, port: port)
                 var bootstrap = makeBootstrap(
                     group: group, configuration: configuration, processor: processor,
-                    inFlight: inFlight, logger: logger)
+                    inFlight: inFlight, proxies: proxies, logger: logger)
                 if endpoint.isIPv6 { bootstrap = bootstrap.channelOption(.ipv6Only, value: 1) }
                 // Only wildcard sockets need each datagram's destination (and pay for reading it).
                 if ServerRuntime.isWildcard(endpoint) { bootstrap = bootstrap.channelOption(.receivePacketInfo, value: true) }
@@ -190,6 +209,7 @@ final class UDPListener: Sendable {
         configuration: ListenerConfiguration,
         processor: any QueryProcessor,
         inFlight: InFlightCounter,
+        proxies: TrustedProxies,
         logger: Logger
     ) -> DatagramBootstrap {
         let batch = max(1, configuration.udpReadBatch)
@@ -204,7 +224,7 @@ final class UDPListener: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        UDPQueryHandler(processor: processor, inFlight: inFlight, logger: logger))
+                        UDPQueryHandler(processor: processor, inFlight: inFlight, proxies: proxies, logger: logger))
                 }
             }
     }

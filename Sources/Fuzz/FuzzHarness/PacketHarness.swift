@@ -39,6 +39,7 @@ public enum PacketHarness {
     public static func run(_ data: UnsafeRawBufferPointer) -> [String] {
         var problems: [String] = []
         let bytes = Array(data)
+        problems += proxyHeader(bytes)
 
         // Any message: the general parser and the rdata formatter never trap.
         if let m = try? DNSMessage.parse(data) {
@@ -113,6 +114,38 @@ public enum PacketHarness {
                     if mu.header.flags & DNSHeader.tcBit != 0 ? !udp.summary.truncated : udp.summary.truncated { problems.append("TC bit and summary disagree") }
                     if Array(mt.answer.prefix(mu.answer.count)) != mu.answer { problems.append("UDP answer is not a prefix of the TCP answer") }
                 }
+            }
+        }
+        return problems
+    }
+
+    /// P9: the input read as a PROXY v2 header never traps and never claims more bytes than
+    /// it has; the input behind a valid header (v4, v6 or LOCAL, with a TLV or not, chosen
+    /// from its first byte) comes back whole after it; and every cut of that header fails.
+    static func proxyHeader(_ bytes: [UInt8]) -> [String] {
+        var problems: [String] = []
+        if case .header(let h) = bytes.withUnsafeBytes({ ProxyHeader.parse($0) }) {
+            if h.length > bytes.count { problems.append("PROXY header of \(h.length) bytes in \(bytes.count)") }
+            if h.command == .proxy, (h.source == nil) != (h.destination == nil) { problems.append("PROXY header with one address") }
+        }
+        let pick = bytes.first ?? 0
+        let tlv: [UInt8] = pick & 4 != 0 ? [0x04, 0x00, 0x02, 0xAB, 0xCD] : []
+        let header: [UInt8]
+        switch pick % 3 {
+        case 0: header = ProxyHeader.encode(command: .proxy, source: (.v4(0x0A00_0105), 40000), destination: (.v4(0x7F00_0001), 53), tlv: tlv)
+        case 1: header = ProxyHeader.encode(command: .proxy, source: (.v6(5), 1), destination: (.v6(1), 53), datagram: false, tlv: tlv)
+        default: header = ProxyHeader.encode(command: .local, tlv: tlv)
+        }
+        let framed = header + bytes
+        switch framed.withUnsafeBytes({ ProxyHeader.parse($0) }) {
+        case .header(let h):
+            if h.length != header.count || Array(framed[h.length...]) != bytes { problems.append("PROXY header in front changed the packet") }
+        case .invalid(let why):
+            problems.append("valid PROXY header rejected: \(why)")
+        }
+        for cut in [0, 11, 12, 15, header.count - 1] where cut < header.count {
+            if case .header = Array(header.prefix(cut)).withUnsafeBytes({ ProxyHeader.parse($0) }) {
+                problems.append("PROXY header cut at \(cut) bytes accepted")
             }
         }
         return problems

@@ -56,6 +56,7 @@ public final class MetricsExporter: Sendable {
         "vpcdns_tcp_connections": "Open DNS-over-TCP connections.",
         "vpcdns_tcp_connections_refused_total": "TCP connections closed at once because max_tcp_connections were open and none was idle.",
         "vpcdns_tcp_connections_evicted_total": "Idle TCP connections closed to make room for a new one at max_tcp_connections (RFC 7766 6.2.3).",
+        "vpcdns_proxy_rejected_total": "UDP datagrams and TCP connections dropped for their PROXY v2 header (P9): missing or invalid from a trusted proxy, or sent by a source that is not one.",
         "vpcdns_socket_errors_total": "Errors reported by listener sockets (for example ICMP errors on UDP), which never close a listener.",
         "vpcdns_querylog_records_total": "Query-log records written, or dropped because the writer could not keep up.",
         "vpcdns_reloads_total": "SIGHUP reloads, applied (ok) or rejected (old configuration kept).",
@@ -102,6 +103,9 @@ public final class MetricsExporter: Sendable {
             gauge(&s, "vpcdns_tcp_connections", [], Double(listeners.tcpConnectionsOpen))
             counter(&s, "vpcdns_tcp_connections_refused_total", [], UInt64(max(0, listeners.tcpConnectionsRejected)))
             counter(&s, "vpcdns_tcp_connections_evicted_total", [], UInt64(max(0, listeners.tcpIdleEvicted)))
+            for (i, reason) in ProxyRejectReason.allCases.enumerated() {
+                counter(&s, "vpcdns_proxy_rejected_total", [("reason", reason.rawValue)], UInt64(max(0, listeners.proxyRejected[i])))
+            }
             counter(&s, "vpcdns_socket_errors_total", [], UInt64(max(0, listeners.socketErrors)))
             counter(&s, "vpcdns_udp_queries_total", [], UInt64(max(0, listeners.udpQueries)))
             counter(&s, "vpcdns_tcp_queries_total", [], UInt64(max(0, listeners.tcpQueries)))

@@ -34,6 +34,7 @@ enum LogLine {
                          decision: (inout ByteSink) -> Void,
                          upstream: QueryLogRecord.Endpoint?,
                          listener: QueryLogRecord.Endpoint?,
+                         proxy: SocketEndpoint? = nil,
                          via: (inout ByteSink) -> Void,
                          latencyMicros: Int64) {
         head(&out)
@@ -55,6 +56,7 @@ enum LogLine {
         decision(&out)
         if let u = upstream { JSONBytes.literal(#","upstream":"#, to: &out); endpoint(u, to: &out) }
         if let l = listener { JSONBytes.literal(#","listener":"#, to: &out); endpoint(l, to: &out) }
+        if let p = proxy { JSONBytes.literal(#","proxy":"#, to: &out); endpoint(.address(p), to: &out) }
         JSONBytes.literal(#","via":"#, to: &out)
         via(&out)
         JSONBytes.literal(#","received_at":""#, to: &out)
