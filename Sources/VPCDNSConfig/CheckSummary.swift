@@ -30,6 +30,8 @@ public struct CheckSummary: Sendable {
     public let errors: [Diagnostic]
     /// The upstream addresses in use and left out (O6), when reviewed.
     public let upstreams: UpstreamReview?
+    /// O8: where dnstap messages go, when configured.
+    public let dnstap: DnstapSettings?
 
     /// `review` (O6) runs on a configuration that loaded: its warnings join the others and
     /// its errors (no usable upstream) fail the check.
@@ -39,6 +41,7 @@ public struct CheckSummary: Sendable {
         case .success(let loaded):
             let r = review?(loaded)
             upstreams = r
+            dnstap = loaded.model.settings.dnstap
             ok = r?.errors.isEmpty ?? true
             vpcs = ok ? loaded.model.vpcs.map { VPCEntry(vpc: $0, names: Self.names(for: $0, in: loaded.model)) } : []
             warnings = ConfigLoader.sorted(loaded.warnings + (r?.warnings ?? []))
@@ -49,6 +52,7 @@ public struct CheckSummary: Sendable {
             warnings = e.warnings
             errors = e.errors
             upstreams = nil
+            dnstap = nil
         }
     }
 
@@ -127,6 +131,10 @@ public struct CheckSummary: Sendable {
             lines.append("")
             lines += u.summaryLines
         }
+        if let d = dnstap {
+            lines.append("")
+            lines.append("dnstap to unix socket \(d.socket): identity \"\(d.identity)\", version \"\(d.version)\", messages \(d.messages.joined(separator: ", "))")
+        }
         for entry in vpcs {
             let v = entry.vpc
             lines.append("")
@@ -171,6 +179,10 @@ public struct CheckSummary: Sendable {
                                  ("upstreams", UpstreamPlan.json(r.targets))])
                     })),
                 ])
+            } ?? .null),
+            ("dnstap", dnstap.map { d in
+                .object([("socket", .string(d.socket)), ("identity", .string(d.identity)), ("version", .string(d.version)),
+                         ("messages", .strings(d.messages))])
             } ?? .null),
         ])
     }
