@@ -8,6 +8,7 @@ import PackageDescription
 //   VPCDNSCore     the pure decision engine: model, views, zones, AWS rules (no I/O, no clock)
 //   VPCDNSConfig   YAML + zone files -> validated Model; `check` summary and warnings
 //   VPCDNSImport   AWS CLI JSON (a snapshot of a real account) -> vpcdns.yaml + zone files (no NIO)
+//   VPCDNSDnstap   dnstap messages (protobuf via SwiftProtobuf) over Frame Streams to a unix socket (O8)
 //   VPCDNSServer   the I/O shell on SwiftNIO: listeners, upstreams, cache, query log
 //   VPCDNSLogs     reading query logs (plain or gzip, via CZlib): filter, summary, private DNS misses
 //   vpcdns         the command line
@@ -29,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -48,10 +50,17 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "VPCDNSImport", dependencies: ["VPCDNSCore", "VPCDNSConfig"], swiftSettings: strict),
+        // dnstap.pb.swift is generated from dnstap.proto by scripts/gen-dnstap.sh and committed.
+        .target(
+            name: "VPCDNSDnstap",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["dnstap.proto"],
+            swiftSettings: strict
+        ),
         .target(
             name: "VPCDNSServer",
             dependencies: [
-                "DNSWire", "VPCDNSCore", "VPCDNSConfig",
+                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSDnstap",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -32,6 +32,8 @@ public struct CheckSummary: Sendable {
     public let upstreams: UpstreamReview?
     /// `trusted_proxies` (P9): front ends whose PROXY v2 headers name the client.
     public let trustedProxies: [IPPrefix]
+    /// O8: where dnstap messages go, when configured.
+    public let dnstap: DnstapSettings?
 
     /// `review` (O6) runs on a configuration that loaded: its warnings join the others and
     /// its errors (no usable upstream) fail the check.
@@ -42,6 +44,7 @@ public struct CheckSummary: Sendable {
             let r = review?(loaded)
             upstreams = r
             trustedProxies = loaded.model.settings.trustedProxies
+            dnstap = loaded.model.settings.dnstap
             ok = r?.errors.isEmpty ?? true
             vpcs = ok ? loaded.model.vpcs.map { VPCEntry(vpc: $0, names: Self.names(for: $0, in: loaded.model)) } : []
             warnings = ConfigLoader.sorted(loaded.warnings + (r?.warnings ?? []))
@@ -53,6 +56,7 @@ public struct CheckSummary: Sendable {
             errors = e.errors
             upstreams = nil
             trustedProxies = []
+            dnstap = nil
         }
     }
 
@@ -135,6 +139,10 @@ public struct CheckSummary: Sendable {
             lines.append("")
             lines.append("trusted proxies (PROXY v2 names the client): \(list(trustedProxies.map(\.description)))")
         }
+        if let d = dnstap {
+            lines.append("")
+            lines.append("dnstap to unix socket \(d.socket): identity \"\(d.identity)\", version \"\(d.version)\", messages \(d.messages.joined(separator: ", "))")
+        }
         for entry in vpcs {
             let v = entry.vpc
             lines.append("")
@@ -180,6 +188,10 @@ public struct CheckSummary: Sendable {
                                  ("upstreams", UpstreamPlan.json(r.targets))])
                     })),
                 ])
+            } ?? .null),
+            ("dnstap", dnstap.map { d in
+                .object([("socket", .string(d.socket)), ("identity", .string(d.identity)), ("version", .string(d.version)),
+                         ("messages", .strings(d.messages))])
             } ?? .null),
         ])
     }

@@ -4,7 +4,7 @@ enum Keys {
     static let top = ["account_id", "listen", "upstreams", "upstream_timeout_ms", "upstream_attempt_timeout_ms",
                       "endpoint_dns_ttl", "cache_size", "cache_max_bytes", "udp_payload_size", "tcp_idle_timeout_ms",
                       "max_tcp_connections", "threads", "upstream_sockets", "default_vpc", "query_log", "log_cache_hits", "metrics",
-                      "trusted_proxies",
+                      "trusted_proxies", "dnstap",
                       "vpcs", "endpoints", "endpoint_services", "hosted_zones", "instances",
                       "health_checks"]
     static let vpc = ["id", "name", "region", "cidrs", "clients", "resolver_addresses", "inbound_endpoints",
@@ -21,5 +21,6 @@ enum Keys {
                          "set_identifier", "weight", "failover", "multivalue_answer", "health_check", "evaluate_target_health"]
     static let healthCheck = ["id", "type", "ip", "port", "resource_path", "request_interval_ms", "failure_threshold", "inverted"]
     static let alias = ["endpoint", "dns_name", "record"]
+    static let dnstap = ["socket", "identity", "version", "messages"]
     static let instance = ["id", "vpc", "ipv4", "ipv6", "resource_name_a", "resource_name_aaaa"]
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import DNSWire
 import LDNSKit
 import VPCDNSCore
@@ -108,7 +113,51 @@ struct ModelBuilder {
                 reader.warning(p, "\(prefix) trusts every source to name its own client in a PROXY v2 header, so any host could pick the VPC it is answered as; list only your load balancers")
             }
         }
+        if let node = m["dnstap"], !node.isNullScalar { s.dnstap = dnstap(node) }
         parsed.settings = s
+    }
+
+    /// O8: `dnstap: {socket, identity, version, messages}`, defaults filled in.
+    private func dnstap(_ node: Node) -> DnstapSettings? {
+        guard let m = reader.mapping(node, at: "dnstap", allowed: Keys.dnstap) else { return nil }
+        var socket: String? = nil
+        if let v = reader.require(reader.string(m["socket"], at: "dnstap.socket"), m["socket"], at: "dnstap.socket") {
+            if v.isEmpty {
+                reader.error("dnstap.socket", "empty path: the unix socket a dnstap reader listens on, e.g. /run/dnstap.sock")
+            } else {
+                let path = Paths.resolve(v, relativeTo: configPath)
+                // sockaddr_un holds 107 bytes and a terminating zero.
+                if path.utf8.count > 107 {
+                    reader.error("dnstap.socket", "'\(path)' is longer than a unix socket path may be (107 bytes)")
+                } else {
+                    socket = path
+                }
+            }
+        }
+        let identity = reader.string(m["identity"], at: "dnstap.identity") ?? ModelBuilder.hostName()
+        let version = reader.string(m["version"], at: "dnstap.version") ?? DnstapSettings.vpcdnsVersion
+        var messages = DnstapSettings.allMessages
+        if m["messages"] != nil {
+            let items = reader.strings(m["messages"], at: "dnstap.messages") ?? []
+            var chosen: Set<String> = []
+            for (text, path) in items {
+                if DnstapSettings.allMessages.contains(text) { chosen.insert(text) } else {
+                    reader.error(path, "'\(text)' is not a dnstap message kind: expected one of \(DnstapSettings.allMessages.joined(separator: ", "))")
+                }
+            }
+            if items.isEmpty { reader.error("dnstap.messages", "an empty list sends nothing: list at least one of \(DnstapSettings.allMessages.joined(separator: ", ")), or leave dnstap out") }
+            messages = DnstapSettings.allMessages.filter { chosen.contains($0) }
+        }
+        guard let socket else { return nil }
+        return DnstapSettings(socket: socket, identity: identity, version: version, messages: messages)
+    }
+
+    /// This host's name (dnstap's default identity).
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "vpcdns" }
+        let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "vpcdns" : name
     }
 
     // MARK: - Health checks (R18)

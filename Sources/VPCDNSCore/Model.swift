@@ -56,8 +56,35 @@ public struct Settings: Sendable, Equatable {
     public var metrics: SocketEndpoint? = nil
     /// P9: front ends whose queries carry a PROXY v2 header naming the real client.
     public var trustedProxies: [IPPrefix] = []
+    /// O8: dnstap to a Frame Streams reader on a unix socket; nil = off.
+    public var dnstap: DnstapSettings? = nil
 
     public init() {}
+}
+
+/// config.md `dnstap` (O8), with its defaults filled in by the loader.
+public struct DnstapSettings: Sendable, Equatable {
+    /// The reader's unix socket, resolved against the config file's folder.
+    public var socket: String
+    /// dnstap `identity` (default the host name).
+    public var identity: String
+    /// dnstap `version` (default "vpcdns VERSION").
+    public var version: String
+    /// Which messages are sent, as config.md spells them, in config.md's order.
+    public var messages: [String]
+
+    /// Every message kind, in config.md's order (the default).
+    public static let allMessages = ["client_query", "client_response", "forwarder_query", "forwarder_response"]
+    /// The version vpcdns reports as itself (dnstap `version`).
+    public static let vpcdnsVersion = "vpcdns 0.1.0"
+
+    public init(socket: String, identity: String, version: String = DnstapSettings.vpcdnsVersion,
+                messages: [String] = DnstapSettings.allMessages) {
+        self.socket = socket
+        self.identity = identity
+        self.version = version
+        self.messages = messages
+    }
 }
 
 public enum UpstreamSpec: Hashable, Sendable, CustomStringConvertible {

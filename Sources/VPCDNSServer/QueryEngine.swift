@@ -33,7 +33,7 @@ public final class QueryEngine: QueryProcessor {
         public let health: any HealthSource
 
         public init(resolver: VPCDNSCore.Resolver, defaultUpstreams: [SocketEndpoint], upstreamObserver: (any UpstreamObserver)? = nil,
-                    upstreamPlan: UpstreamPlan? = nil, health: any HealthSource = AllHealthy()) {
+                    upstreamPlan: UpstreamPlan? = nil, health: any HealthSource = AllHealthy(), upstreamTap: (any UpstreamTap)? = nil) {
             self.health = health
             self.generation = snapshotGenerations.add(1, ordering: .relaxed).newValue
             self.resolver = resolver
@@ -44,7 +44,7 @@ public final class QueryEngine: QueryProcessor {
                 totalTimeout: .milliseconds(Int64(resolver.model.settings.upstreamTimeoutMs)),
                 attemptTimeout: .milliseconds(Int64(resolver.model.settings.upstreamAttemptTimeoutMs)),
                 sockets: UpstreamSocketLimits(perTarget: resolver.model.settings.upstreamSockets)),
-                observer: upstreamObserver)
+                observer: upstreamObserver, tap: upstreamTap)
             self.requests = RequestCounters(vpcIDs: resolver.model.vpcs.map(\.id))
             self.logFields = QueryLogFields(accountID: resolver.model.settings.accountID, vpcs: resolver.model.vpcs)
         }
@@ -53,6 +53,9 @@ public final class QueryEngine: QueryProcessor {
     private let snapshot: Mutex<Snapshot>
     public let cache: UpstreamCache
     public let queryLog: QueryLogWriter?
+    /// O8: dnstap client messages (the forwarder ones go through the snapshot's upstream
+    /// client); nil = off.
+    public let dnstap: DnstapTap?
     public let metrics: DNSMetrics
     /// Identical upstream queries in flight share one exchange (O6).
     let coalescer = UpstreamCoalescer()
@@ -61,7 +64,8 @@ public final class QueryEngine: QueryProcessor {
     let logger: Logger
 
     public init(snapshot: Snapshot, queryLog: QueryLogWriter?, metrics: DNSMetrics = DNSMetrics(), logger: Logger = Logger(label: "vpcdns.engine"),
-                loopGuard: LoopGuard = LoopGuard()) {
+                loopGuard: LoopGuard = LoopGuard(), dnstap: DnstapTap? = nil) {
+        self.dnstap = dnstap
         self.metrics = metrics
         self.loopGuard = loopGuard
         self.snapshot = Mutex(snapshot)
@@ -87,6 +91,20 @@ public final class QueryEngine: QueryProcessor {
     // MARK: - QueryProcessor
 
     public func process(_ query: ByteBuffer, context: QueryContext, responder: QueryResponder) -> QueryProcessingResult {
+        guard let dnstap else { return resolve(query, context: context, responder: responder) }
+        dnstap.clientQuery(query, context: context)
+        let result = resolve(query, context: context, responder: responder)
+        if case .reply(let reply) = result { dnstap.clientResponse(reply, context: context) }
+        return result
+    }
+
+    /// A late answer (after upstream work) to the client, seen by dnstap first when it is on.
+    private func respond(_ responder: QueryResponder, _ reply: ByteBuffer?, context: QueryContext) {
+        if let dnstap, let reply { dnstap.clientResponse(reply, context: context) }
+        responder.respond(reply)
+    }
+
+    private func resolve(_ query: ByteBuffer, context: QueryContext, responder: QueryResponder) -> QueryProcessingResult {
         let snap = snapshot.withLock { $0 }
         let parsed = query.withUnsafeReadableBytes { QueryParser.parse($0) }
         let transport = context.transport.wire
@@ -263,7 +281,7 @@ public final class QueryEngine: QueryProcessor {
                     // The chain goes on elsewhere: the next upstream leg answers the client.
                     switch self.forward(next, query: q, decision: decision, snap: snap, context: context, responder: responder, scratch: b,
                                         fetchedFrom: answer.target) {
-                    case .reply(let reply): responder.respond(reply)
+                    case .reply(let reply): self.respond(responder, reply, context: context)
                     case .drop: responder.respond(nil)
                     case .pending: break
                     }
@@ -274,7 +292,7 @@ public final class QueryEngine: QueryProcessor {
                 // no query in flight, its record is already with the writer (O3, L2).
                 self.logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .miss,
                                  upstream: answer.target, reason: a.reason)
-                responder.respond(ByteBuffer(bytes: b.builder.bytes))
+                self.respond(responder, ByteBuffer(bytes: b.builder.bytes), context: context)
             case .upstream(.failure(let failure)):
                 self.fail(q, decision: decision, snap: snap, context: context, responder: responder, reason: failure.reason,
                           upstream: failure.lastTried ?? fetchedFrom)
@@ -347,7 +365,7 @@ public final class QueryEngine: QueryProcessor {
         let b = LoopScratch.current(udpPayloadSize: snap.settings.udpPayloadSize)
         b.builder.buildResponse(for: q, rcode: .servFail, transport: context.transport.wire)
         logDecision(snap, context: context, query: q, decision: decision, rcode: .servFail, answer: [], cache: .miss, upstream: upstream, reason: reason)
-        responder.respond(ByteBuffer(bytes: b.builder.bytes))
+        respond(responder, ByteBuffer(bytes: b.builder.bytes), context: context)
     }
 
     /// An answer completed with upstream data: never authoritative (R15).

@@ -37,6 +37,8 @@ public final class ServerRuntime: Sendable {
     /// to the default action (which would kill the process without flushing the log).
     let stopSignals: UnixSignalsSequence
     let logger: Logger
+    /// O8: dnstap, when configured at start (a changed `dnstap` takes effect at restart).
+    public let dnstap: DnstapTap?
     /// The upstream addresses in use and left out (O6), as the startup lines print them.
     let upstreamSummary = Mutex<[String]>([])
 
@@ -70,16 +72,19 @@ public final class ServerRuntime: Sendable {
         // Probes use NIO's shared group: they are few, and must not wait for the DNS loops.
         let health = HealthMonitor(group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         self.health = health
-        let (loaded, snapshot, review) = try HeapPolicy.loading { () throws -> (LoadedConfig, QueryEngine.Snapshot, UpstreamReview) in
+        let (loaded, snapshot, review, tap) = try HeapPolicy.loading { () throws -> (LoadedConfig, QueryEngine.Snapshot, UpstreamReview, DnstapTap?) in
             switch ConfigLoader.load(path: configPath) {
             case .success(let l):
                 let review = ServerRuntime.review(l, override: listenOverride, bound: [])
                 // Before a failure for want of an upstream: the warnings say what was left out.
                 for w in l.warnings + review.warnings { logger.warning("\(w)") }
-                return (l, try ServerRuntime.snapshot(l, review: review, observer: metrics, health: health), review)
+                // O8: the snapshots' upstream clients report to it, so it exists before them.
+                let tap = l.model.settings.dnstap.map { DnstapTap(settings: $0) }
+                return (l, try ServerRuntime.snapshot(l, review: review, observer: metrics, health: health, tap: tap), review, tap)
             case .failure(let e): throw StartError.config(e)
             }
         }
+        self.dnstap = tap
         metrics.adopt(snapshot.requests)
         metrics.setTimed(loaded.model.settings.metrics != nil)
         if loaded.model.healthChecks.contains(where: { $0.kind == .https }), HTTPSProbe.curl == nil {
@@ -89,7 +94,8 @@ public final class ServerRuntime: Sendable {
         if let path = loaded.model.settings.queryLog {
             do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
         }
-        engine = QueryEngine(snapshot: snapshot, queryLog: queryLog, metrics: metrics)
+        // Its thread starts with `run()`; messages of queries answered before then wait in its queue.
+        engine = QueryEngine(snapshot: snapshot, queryLog: queryLog, metrics: metrics, dnstap: tap)
         group = MultiThreadedEventLoopGroup(numberOfThreads: ServerRuntime.threads(loaded.model.settings))
         listeners = DNSListeners(group: group, processor: engine,
                                  configuration: ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors), logger: logger)
@@ -110,7 +116,7 @@ public final class ServerRuntime: Sendable {
             if again.plan != review.plan {
                 for w in again.warnings where !review.warnings.contains(w) { logger.warning("\(w)") }
                 do {
-                    engine.install(try ServerRuntime.snapshot(loaded, review: again, observer: metrics, health: health))
+                    engine.install(try ServerRuntime.snapshot(loaded, review: again, observer: metrics, health: health, tap: tap))
                 } catch {
                     await listeners.shutdown(gracePeriod: .zero)
                     try? await group.shutdownGracefully()
@@ -178,13 +184,13 @@ public final class ServerRuntime: Sendable {
     /// The engine's snapshot: FORWARD rules reduced to their usable targets, the default
     /// upstreams expanded. Throws when O6 left no usable target somewhere.
     static func snapshot(_ loaded: LoadedConfig, review: UpstreamReview, observer: (any UpstreamObserver)? = nil,
-                         health: HealthMonitor? = nil) throws -> QueryEngine.Snapshot {
+                         health: HealthMonitor? = nil, tap: DnstapTap? = nil) throws -> QueryEngine.Snapshot {
         if !review.errors.isEmpty {
             throw StartError.upstreams(review.errors.map(\.description).joined(separator: "\n"))
         }
         let states: any HealthSource = health.map { $0.states(for: loaded.model.healthChecks) } ?? AllHealthy()
         return QueryEngine.Snapshot(resolver: Resolver(model: review.plan.applied(to: loaded.model)), defaultUpstreams: review.plan.defaults.endpoints,
-                                    upstreamObserver: observer, upstreamPlan: review.plan, health: states)
+                                    upstreamObserver: observer, upstreamPlan: review.plan, health: states, upstreamTap: tap)
     }
 
     /// The upstream lines printed at start (O6): addresses in use, `system` expanded, and
@@ -210,7 +216,7 @@ public final class ServerRuntime: Sendable {
             switch ConfigLoader.load(path: configPath) {
             case .success(let l):
                 let review = ServerRuntime.review(l, override: listenOverride, bound: bound)
-                return Result { (l, try ServerRuntime.snapshot(l, review: review, observer: metrics, health: health), review) }
+                return Result { (l, try ServerRuntime.snapshot(l, review: review, observer: metrics, health: health, tap: dnstap), review) }
             case .failure(let e): return .failure(e)
             }
         }
@@ -270,6 +276,9 @@ public final class ServerRuntime: Sendable {
         if loaded.model.settings.queryLog != old.settings.queryLog {
             logger.warning("query_log changed: the new path takes effect at the next restart")
         }
+        if loaded.model.settings.dnstap != old.settings.dnstap {
+            logger.warning("dnstap changed: the new settings take effect at the next restart")
+        }
         engine.queryLog?.requestReopen()
         // R18: checks whose definition changed or went away stop now that the new model serves.
         health.retainOnly(loaded.model.healthChecks)
@@ -288,6 +297,7 @@ public final class ServerRuntime: Sendable {
     public func run() async throws {
         var services: [any Service] = [EventLoopGroupService(group: group)]
         if let log = engine.queryLog { services.append(log) }
+        if let dnstap { services.append(dnstap) }
         services.append(MetricsService(runtime: self))
         services.append(SignalService(runtime: self))
         services.append(DroppedPacketReporter(stats: listeners.stats, logger: logger))

@@ -145,10 +145,13 @@ public struct UpstreamClient: Sendable {
     public var policy: UpstreamPolicy
     /// Told the outcome of every attempt (metrics, O5).
     public var observer: (any UpstreamObserver)?
+    /// O8: told every query sent and reply accepted (dnstap forwarder messages); nil = off.
+    public var tap: (any UpstreamTap)?
 
-    public init(policy: UpstreamPolicy = UpstreamPolicy(), observer: (any UpstreamObserver)? = nil) {
+    public init(policy: UpstreamPolicy = UpstreamPolicy(), observer: (any UpstreamObserver)? = nil, tap: (any UpstreamTap)? = nil) {
         self.policy = policy
         self.observer = observer
+        self.tap = tap
     }
 
     /// Starts resolving `query` (a complete DNS query message) through `targets` on
@@ -166,11 +169,12 @@ public struct UpstreamClient: Sendable {
                       completion: @escaping @Sendable (UpstreamResult) -> Void) {
         let policy = self.policy
         let observer = self.observer
+        let tap = self.tap
         if eventLoop.inEventLoop {
-            UpstreamExchange(query: query, targets: targets, policy: policy, eventLoop: eventLoop, observer: observer, completion: completion).next()
+            UpstreamExchange(query: query, targets: targets, policy: policy, eventLoop: eventLoop, observer: observer, tap: tap, completion: completion).next()
         } else {
             eventLoop.execute {
-                UpstreamExchange(query: query, targets: targets, policy: policy, eventLoop: eventLoop, observer: observer, completion: completion).next()
+                UpstreamExchange(query: query, targets: targets, policy: policy, eventLoop: eventLoop, observer: observer, tap: tap, completion: completion).next()
             }
         }
     }
@@ -246,6 +250,9 @@ final class UpstreamExchange {
     private let policy: UpstreamPolicy
     private let eventLoop: any EventLoop
     private let observer: (any UpstreamObserver)?
+    private let tap: (any UpstreamTap)?
+    /// When the attempt in flight was sent (wall clock, ns), for dnstap; set only with a tap.
+    private var sentAt: Int64 = 0
     /// Dropped once called: the exchange may stay referenced by the loop's timeout queue
     /// until its last attempt's deadline, but what the caller captured need not.
     private var completion: ((UpstreamResult) -> Void)?
@@ -269,13 +276,14 @@ final class UpstreamExchange {
     private var serial: UInt32 = 0
 
     init(query: ByteBuffer, targets: [SocketEndpoint], policy: UpstreamPolicy, eventLoop: any EventLoop,
-         observer: (any UpstreamObserver)?, completion: @escaping (UpstreamResult) -> Void) {
+         observer: (any UpstreamObserver)?, tap: (any UpstreamTap)? = nil, completion: @escaping (UpstreamResult) -> Void) {
         self.wire = query
         self.callerID = WireHeader.id(query)
         self.targets = targets
         self.policy = policy
         self.eventLoop = eventLoop
         self.observer = observer
+        self.tap = tap
         self.completion = completion
         self.deadline = .now() + policy.totalTimeout
     }
@@ -337,6 +345,10 @@ final class UpstreamExchange {
         udpSocket = socket
         udpID = id
         WireHeader.setID(id, in: &wire)
+        if let tap, let target = udpTarget {
+            sentAt = ReceiveTime.now().wallNanoseconds
+            tap.forwarderQuery(wire, target: target, transport: .udp, sentAt: sentAt)
+        }
     }
 
     /// From the socket: the UDP attempt's reply, or an error of its socket. The socket has
@@ -352,6 +364,10 @@ final class UpstreamExchange {
     private func attemptTCP(_ target: SocketEndpoint, until attemptDeadline: NIODeadline) {
         attempts += 1
         WireHeader.setID(UInt16.random(in: 0...UInt16.max), in: &wire)
+        if let tap {
+            sentAt = ReceiveTime.now().wallNanoseconds
+            tap.forwarderQuery(wire, target: target, transport: .tcp, sentAt: sentAt)
+        }
         UpstreamAttempt.tcp(wire, to: target, until: attemptDeadline, on: eventLoop).assumeIsolated().whenSuccess { [self] outcome in
             ended(outcome, target: target, transport: .tcp)
         }
@@ -377,6 +393,7 @@ final class UpstreamExchange {
         }
         switch outcome {
         case .answer(var reply):
+            tap?.forwarderResponse(reply, query: wire, target: target, transport: transport, sentAt: sentAt)
             if let callerID { WireHeader.setID(callerID, in: &reply) }
             finish(.success(UpstreamAnswer(reply: reply, target: target, transport: transport, attempts: attempts)))
         case .truncated:

@@ -59,6 +59,7 @@ public final class MetricsExporter: Sendable {
         "vpcdns_proxy_rejected_total": "UDP datagrams and TCP connections dropped for their PROXY v2 header (P9): missing or invalid from a trusted proxy, or sent by a source that is not one.",
         "vpcdns_socket_errors_total": "Errors reported by listener sockets (for example ICMP errors on UDP), which never close a listener.",
         "vpcdns_querylog_records_total": "Query-log records written, or dropped because the writer could not keep up.",
+        "vpcdns_dnstap_messages_total": "dnstap messages written to the reader, or dropped (no reader, a slow one, or a full queue) (O8).",
         "vpcdns_reloads_total": "SIGHUP reloads, applied (ok) or rejected (old configuration kept).",
         "vpcdns_udp_queries_total": "UDP datagrams read by the listeners.",
         "vpcdns_tcp_queries_total": "DNS messages read over TCP.",
@@ -73,6 +74,7 @@ public final class MetricsExporter: Sendable {
         let cacheBytes = engine.cache.bytes
         let listeners = listenerStats.snapshot
         let log = engine.queryLog?.counts
+        let dnstap = engine.dnstap?.writer
         let reloads = metrics.reloads
         let upstream = metrics.upstreamCounts
         let bad = metrics.badPackets.totals()
@@ -111,6 +113,8 @@ public final class MetricsExporter: Sendable {
             counter(&s, "vpcdns_tcp_queries_total", [], UInt64(max(0, listeners.tcpQueries)))
             counter(&s, "vpcdns_querylog_records_total", [("result", "written")], log?.written ?? 0)
             counter(&s, "vpcdns_querylog_records_total", [("result", "dropped")], log?.dropped ?? 0)
+            counter(&s, "vpcdns_dnstap_messages_total", [("result", "sent")], dnstap?.sent ?? 0)
+            counter(&s, "vpcdns_dnstap_messages_total", [("result", "dropped")], dnstap?.dropped ?? 0)
             counter(&s, "vpcdns_reloads_total", [("result", "ok")], reloads.ok)
             counter(&s, "vpcdns_reloads_total", [("result", "rejected")], reloads.rejected)
             if let health {

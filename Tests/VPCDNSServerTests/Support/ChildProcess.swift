@@ -17,9 +17,9 @@ final class ChildProcess: @unchecked Sendable {
     let pid: pid_t
     private var exited = false
 
-    /// `stderr` names a file for the child's standard error (default: discarded).
-    init(_ path: String, _ arguments: [String], stderr: String = "/dev/null") throws {
-        pid = try Self.spawn(path, arguments, stderr: stderr)
+    /// `stdout` and `stderr` name files for the child's output (default: discarded).
+    init(_ path: String, _ arguments: [String], stdout: String = "/dev/null", stderr: String = "/dev/null") throws {
+        pid = try Self.spawn(path, arguments, stdout: stdout, stderr: stderr)
     }
 
     /// The one way the tests start a child (NSD, `vpcdns serve`): `posix_spawn` with an empty
