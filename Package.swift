@@ -9,6 +9,7 @@ import PackageDescription
 //   VPCDNSConfig   YAML + zone files -> validated Model; `check` summary and warnings
 //   VPCDNSImport   AWS CLI JSON (a snapshot of a real account) -> vpcdns.yaml + zone files (no NIO)
 //   VPCDNSServer   the I/O shell on SwiftNIO: listeners, upstreams, cache, query log
+//   VPCDNSConsole  the troubleshooting console on Hummingbird: page (embedded), JSON API, SSE
 //   VPCDNSLogs     reading query logs (plain or gzip, via CZlib): filter, summary, private DNS misses
 //   vpcdns         the command line
 let strict: [SwiftSetting] = [
@@ -29,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -63,6 +65,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The troubleshooting console (web page + JSON API) on Hummingbird; the server target
+        // only offers the record feed and never imports Hummingbird.
+        .target(
+            name: "VPCDNSConsole",
+            dependencies: [
+                "DNSWire", "LDNSKit", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "VPCDNSLogs",
             dependencies: ["CZlib", "DNSWire", "VPCDNSCore", "VPCDNSConfig"],
@@ -71,10 +85,11 @@ let package = Package(
         .executableTarget(
             name: "vpcdns",
             dependencies: [
-                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer", "VPCDNSLogs", "VPCDNSImport",
+                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer", "VPCDNSLogs", "VPCDNSImport", "VPCDNSConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

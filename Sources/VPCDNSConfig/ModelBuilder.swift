@@ -99,6 +99,18 @@ struct ModelBuilder {
         if let v = reader.string(m["metrics"], at: "metrics") {
             if let ep = SocketEndpoint(v) { s.metrics = ep } else { reader.error("metrics", badSocket(v)) }
         }
+        if let v = reader.string(m["console"], at: "console") {
+            if let ep = SocketEndpoint(v) { s.console = ep } else { reader.error("console", badSocket(v)) }
+        }
+        if let v = reader.string(m["console_token"], at: "console_token") {
+            // Sent in a header and a query string: printable ASCII without spaces, so it
+            // survives both unchanged.
+            if v.isEmpty || !v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "&") && $0 != UInt8(ascii: "#") }) {
+                reader.error("console_token", "expected a non-empty token of printable ASCII without spaces, & or #")
+            } else {
+                s.consoleToken = v
+            }
+        }
         parsed.settings = s
     }
 

@@ -54,6 +54,10 @@ public struct Settings: Sendable, Equatable {
     public var queryLog: String? = nil
     public var logCacheHits = true
     public var metrics: SocketEndpoint? = nil
+    /// The troubleshooting console (web page, JSON API, `/metrics`, `/healthz`); nil = off.
+    public var console: SocketEndpoint? = nil
+    /// When set, every console request carries it (bearer header, or `?token=` for the page).
+    public var consoleToken: String? = nil
 
     public init() {}
 }

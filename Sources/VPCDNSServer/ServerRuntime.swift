@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -39,6 +44,8 @@ public final class ServerRuntime: Sendable {
     let logger: Logger
     /// The upstream addresses in use and left out (O6), as the startup lines print them.
     let upstreamSummary = Mutex<[String]>([])
+    /// O2: when the configuration serving now was loaded (wall clock, seconds since 1970).
+    let loadedAtSeconds = Mutex<Int64>(Int64(time(nil)))
 
     public enum StartError: Error, CustomStringConvertible {
         case config(ConfigErrors)
@@ -88,6 +95,9 @@ public final class ServerRuntime: Sendable {
         var queryLog: QueryLogWriter? = nil
         if let path = loaded.model.settings.queryLog {
             do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
+        } else if loaded.model.settings.console != nil {
+            // The console's live list is fed by the log's records: built, written nowhere.
+            queryLog = QueryLogWriter(discardingWithCapacity: 65_536)
         }
         engine = QueryEngine(snapshot: snapshot, queryLog: queryLog, metrics: metrics)
         group = MultiThreadedEventLoopGroup(numberOfThreads: ServerRuntime.threads(loaded.model.settings))
@@ -190,6 +200,9 @@ public final class ServerRuntime: Sendable {
     /// those left out with why.
     public var upstreamLines: [String] { upstreamSummary.withLock { $0 } }
 
+    /// O2: when the configuration now serving was loaded (seconds since 1970, UTC).
+    public var loadedAt: Int64 { loadedAtSeconds.withLock { $0 } }
+
     /// The `listening on udp 127.0.0.1:1053` lines (cli.md).
     public var listening: [BoundListener] {
         get async { await listeners.listeners }
@@ -269,6 +282,9 @@ public final class ServerRuntime: Sendable {
         if loaded.model.settings.queryLog != old.settings.queryLog {
             logger.warning("query_log changed: the new path takes effect at the next restart")
         }
+        if loaded.model.settings.console != old.settings.console || loaded.model.settings.consoleToken != old.settings.consoleToken {
+            logger.warning("console or console_token changed: takes effect at the next restart")
+        }
         engine.queryLog?.requestReopen()
         // R18: checks whose definition changed or went away stop now that the new model serves.
         health.retainOnly(loaded.model.healthChecks)
@@ -279,14 +295,18 @@ public final class ServerRuntime: Sendable {
             return old != lines
         }
         if changed { for l in lines { logger.info("\(l)") } }
+        loadedAtSeconds.withLock { $0 = Int64(time(nil)) }
         logger.info("configuration reloaded", metadata: ["vpcs": "\(loaded.model.vpcs.count)", "zones": "\(loaded.model.hostedZones.count)"])
         return true
     }
 
     /// Runs until SIGTERM or SIGINT (O3); SIGHUP reloads (O2), SIGUSR1 reopens the log (L3).
-    public func run() async throws {
+    /// `extra` (the console) runs between the query log and the listeners: it stops after
+    /// the listeners drained and before the log's last write.
+    public func run(extra: [any Service] = []) async throws {
         var services: [any Service] = [EventLoopGroupService(group: group)]
         if let log = engine.queryLog { services.append(log) }
+        services += extra
         services.append(MetricsService(runtime: self))
         services.append(SignalService(runtime: self))
         services.append(DroppedPacketReporter(stats: listeners.stats, logger: logger))
