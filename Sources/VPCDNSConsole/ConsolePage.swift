@@ -2,15 +2,16 @@
 /// fetched from elsewhere). Plain HTML, CSS and JavaScript; the script draws the chart as
 /// SVG and puts every value from the network into the page with `textContent` only.
 enum ConsolePage {
-    static let html = #"""
+    private static let html = #"""
 <!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>vpcdns console</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="console.css">
-<script src="console.js" defer></script>
+<link rel="icon" href="favicon.svg@TOKEN@">
+<link rel="stylesheet" href="console.css@TOKEN@">
+<script src="console.js@TOKEN@" defer></script>
 </head>
 <body>
 <header>
@@ -90,6 +91,16 @@ enum ConsolePage {
 </html>
 """#
 
+    /// The page, its assets' addresses carrying the token when there is one (every request
+    /// needs it; the configured token is restricted to characters safe in HTML and URLs).
+    static func html(token: String?) -> String {
+        html.replacingOccurrences(of: "@TOKEN@", with: token.map { "?token=" + $0 } ?? "")
+    }
+
+    static let favicon = #"""
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1d2330"/><path d="M4 4h3l1 5 1-5h3l-3 8H7z" fill="#9fd39f"/></svg>
+"""#
+
     static let style = #"""
 body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
 header { display: flex; align-items: baseline; gap: 1em; padding: .6em 1em; background: #1d2330; color: #fff; }
@@ -114,11 +125,12 @@ tr.selected { background: #dbe7ff; }
 .explain dl, .lists dl { display: grid; grid-template-columns: max-content auto; gap: .2em 1em; }
 dt { color: #6b7380; } dd { margin: 0; font-family: ui-monospace, monospace; white-space: pre-wrap; }
 pre { background: #f6f7f9; padding: .5em; overflow: auto; max-height: 30em; }
-.chart svg { width: 100%; height: 180px; background: #fbfbfc; border: 1px solid #eef0f3; }
+.chart svg { width: 100%; height: 160px; background: #fbfbfc; border: 1px solid #eef0f3; display: block; }
+.axis { display: flex; justify-content: space-between; color: #6b7380; font-size: .85em; }
 .legend span { margin-right: 1em; }
 .legend i { display: inline-block; width: .8em; height: .8em; margin-right: .3em; }
-.lists { display: grid; grid-template-columns: repeat(4, 1fr); gap: 1em; }
-.lists ol { padding-left: 1.5em; font-family: ui-monospace, monospace; white-space: pre; }
+.lists { display: grid; grid-template-columns: repeat(auto-fit, minmax(16em, 1fr)); gap: 1em; }
+.lists ol { padding-left: 1.5em; font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }
 .ok { color: #1b7f3b; } .bad { color: #b3261e; }
 """#
 
@@ -279,7 +291,7 @@ pre { background: #f6f7f9; padding: .5em; overflow: auto; max-height: 30em; }
     const bucket = Number(s.bucket_seconds) || 1;
     let max = 0;
     for (let i = 0; i < n; i++) { let t = 0; for (const g of groups) t += s.series[g][i]; max = Math.max(max, t); }
-    const chart = svg("svg", { viewBox: "0 0 " + W + " " + (H + 20), preserveAspectRatio: "none", role: "img" });
+    const chart = svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img" });
     chart.setAttribute("aria-label", "queries per second by decision");
     const bw = W / Math.max(n, 1);
     for (let i = 0; i < n; i++) {
@@ -294,12 +306,13 @@ pre { background: #f6f7f9; padding: .5em; overflow: auto; max-height: 30em; }
         chart.appendChild(r);
       }
     }
-    const top = svg("text", { x: 2, y: 12, "font-size": 11, fill: "#6b7380" });
-    top.textContent = "max " + (max / bucket).toFixed(2) + " queries/s (" + bucket + " s buckets)";
-    chart.appendChild(top);
-    const l = svg("text", { x: 2, y: H + 15, "font-size": 11, fill: "#6b7380" }); l.textContent = s.start; chart.appendChild(l);
-    const r = svg("text", { x: W - 2, y: H + 15, "font-size": 11, fill: "#6b7380", "text-anchor": "end" }); r.textContent = s.end; chart.appendChild(r);
     box.appendChild(chart);
+    // Labels as HTML text under the chart: the SVG stretches to the page's width.
+    const axis = el("div", null, "axis");
+    axis.appendChild(el("span", s.start));
+    axis.appendChild(el("span", "peak " + (max / bucket).toFixed(2) + " queries/s, " + bucket + " s per bar"));
+    axis.appendChild(el("span", s.end));
+    box.appendChild(axis);
     const legend = $("legend"); clear(legend);
     for (const g of groups) { const sp = el("span"); const i = el("i"); i.style.background = COLORS[g]; sp.appendChild(i); sp.appendChild(document.createTextNode(g + " " + s.by_decision[g])); legend.appendChild(sp); }
   }

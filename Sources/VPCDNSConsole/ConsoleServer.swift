@@ -42,7 +42,9 @@ public final class Console: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ConsoleHeadersMiddleware())
         router.add(middleware: TokenMiddleware(token: token))
-        router.get("/") { _, _ in Console.respond(ConsolePage.html, type: "text/html; charset=utf-8") }
+        let page = ConsolePage.html(token: token)
+        router.get("/") { _, _ in Console.respond(page, type: "text/html; charset=utf-8") }
+        router.get("/favicon.svg") { _, _ in Console.respond(ConsolePage.favicon, type: "image/svg+xml") }
         router.get("/console.js") { _, _ in Console.respond(ConsolePage.script, type: "text/javascript; charset=utf-8") }
         router.get("/console.css") { _, _ in Console.respond(ConsolePage.style, type: "text/css; charset=utf-8") }
         router.get("/api/queries") { [self] request, _ in queries(request) }
