@@ -82,7 +82,7 @@ struct ConsoleAPITests {
     func stream() async throws {
         let h = try await ConsoleHarness(token: "tok", queryLog: false)
         let out = h.dir.appendingPathComponent("stream.txt")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         curl.arguments = ["-sS", "-N", "--max-time", "4", "\(h.console)/api/queries/stream?vpc=\(ConsoleHarness.legacyVPC)&token=tok"]
@@ -127,6 +127,8 @@ struct ConsoleAPITests {
         #expect(refused == 503)
         // DNS answering is unaffected while the streams are open.
         #expect(try DigRun.query("www.myservice.internal", server: h.listen).status == "NOERROR")
+        // A stop with 16 live streams open is still a clean, prompt one (O3): the streams end.
+        #expect(h.process.stop(grace: .seconds(8)) == 0, "serve:\n\(h.process.standardError)")
     }
 
     @Test("/api/explain is `vpcdns explain --json`; bad input gets 400")
