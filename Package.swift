@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "VPCDNSServerTests",
             dependencies: [
-                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport",
+                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport", "VPCDNSConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
