@@ -72,6 +72,8 @@ let package = Package(
             dependencies: [
                 "DNSWire", "LDNSKit", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -4,6 +4,7 @@ import Hummingbird
 import LDNSKit
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import VPCDNSConfig
 import VPCDNSCore
@@ -32,6 +33,26 @@ public final class Console: Sendable {
         let feed = ConsoleFeed()
         self.feed = feed
         runtime.engine.queryLog?.setTap { feed.take($0) }
+    }
+
+    public struct BindError: Error, CustomStringConvertible {
+        public let endpoint: SocketEndpoint
+        public let reason: String
+        public var description: String { "cannot listen on console \(endpoint): \(reason)" }
+    }
+
+    /// Binds the address once and lets it go, so that a taken or foreign address stops
+    /// `serve` at start with a clear error (as `metrics` does) instead of failing inside the
+    /// running service group. Port 0 always binds.
+    public static func checkBindable(_ address: SocketEndpoint) async throws {
+        do {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: address.ip.description, port: Int(address.port)).get()
+            try await channel.close().get()
+        } catch {
+            throw BindError(endpoint: address, reason: "\(error)")
+        }
     }
 
     /// The console as a service of the server's group: the HTTP server and the task that

@@ -58,6 +58,10 @@ struct ServeCommand: AsyncParsableCommand {
         var extra: [any Service] = []
         let settings = runtime.engine.current.settings
         if let address = settings.console {
+            do { try await Console.checkBindable(address) } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(1)
+            }
             // Printed once bound (port 0 gets its real port), like the listener lines.
             let console = Console(runtime: runtime, address: address, token: settings.consoleToken, logger: logger) { bound in
                 let host = bound.ip.isIPv4 ? bound.ip.description : "[\(bound.ip)]"

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 import VPCDNSCore
 
@@ -187,6 +189,30 @@ struct ConsoleAPITests {
         let m = try h.api("/metrics")
         #expect(m.status == 200 && m.body.contains("vpcdns_"))
         #expect(try h.api("/healthz").body == "ok\n")
+    }
+}
+
+extension ConsoleAPITests {
+    @Test("a console address that cannot be bound stops serve at start: exit 1, the address named")
+    func bindFailure() async throws {
+        let taken = try await ServerBootstrap(group: testGroup).bind(host: "127.0.0.1", port: 0).get()
+        let port = taken.localAddress!.port!
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vpcdns-console-bind-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("vpcdns.yaml").path
+        try """
+            listen: ["127.0.0.1:0"]
+            upstreams: ["127.0.0.1:9"]
+            console: "127.0.0.1:\(port)"
+            vpcs:
+              - {id: vpc-0a1, region: us-west-2, cidrs: [10.0.0.0/16], clients: [127.0.0.0/8]}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try Command.run(try VPCDNSBinary.require(), ["serve", "--config", config], timeout: .seconds(15))
+        #expect(!r.timedOut)
+        #expect(r.exitCode == 1)
+        #expect(r.error.contains("cannot listen on console 127.0.0.1:\(port): "), "\(r.error)")
+        try await taken.close().get()
     }
 }
 
