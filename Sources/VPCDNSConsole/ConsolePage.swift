@@ -142,7 +142,7 @@ pre { background: #f6f7f9; padding: .5em; overflow: auto; max-height: 30em; }
   const token = new URLSearchParams(location.search).get("token");
   const MAX_ROWS = 500;
   const COLORS = { private: "#2e9d53", forwarded: "#3b6fd1", refused: "#d19a2e", error: "#d1453b" };
-  let paused = false, skipped = 0, source = null, vpcs = new Set();
+  let paused = false, skipped = 0, source = null, vpcs = new Set(), generation = 0;
 
   function $(id) { return document.getElementById(id); }
   function el(tag, text, cls) {
@@ -219,11 +219,15 @@ pre { background: #f6f7f9; padding: .5em; overflow: auto; max-height: 30em; }
     $("shown").textContent = body.childNodes.length + " shown";
   }
   async function reload() {
+    // Filters can change again while this one waits: only the latest reload fills the list
+    // and opens a stream, so rows of an older filter never get in.
+    const mine = ++generation;
     if (source) { source.close(); source = null; }
     skipped = 0; $("skipped").textContent = "";
     const f = filters();
     try {
       const data = await getJSON("api/queries", Object.assign({ limit: "200" }, f));
+      if (mine !== generation) return;
       clear($("rows"));
       for (const rec of data.records) show(rec, false);
       $("shown").textContent = data.records.length + " shown";
@@ -231,15 +235,18 @@ pre { background: #f6f7f9; padding: .5em; overflow: auto; max-height: 30em; }
     if (!paused) connect(f);
   }
   function connect(f) {
-    source = new EventSource(url("api/queries/stream", f));
-    source.onopen = () => status(true, "live");
-    source.onerror = () => status(false, "stream interrupted, retrying…");
-    source.onmessage = (m) => {
+    if (source) source.close();
+    const es = new EventSource(url("api/queries/stream", f));
+    source = es;
+    es.onopen = () => { if (source === es) status(true, "live"); };
+    es.onerror = () => { if (source === es) status(false, "stream interrupted, retrying…"); };
+    es.onmessage = (m) => {
+      if (source !== es) return;
       let rec;
       try { rec = JSON.parse(m.data); } catch (e) { return; }
       show(rec, true);
     };
-    source.addEventListener("skipped", (m) => {
+    es.addEventListener("skipped", (m) => {
       skipped = Number(m.data) || 0;
       $("skipped").textContent = skipped + " skipped (this page fell behind)";
     });
