@@ -10,6 +10,7 @@ import PackageDescription
 //   VPCDNSImport   AWS CLI JSON (a snapshot of a real account) -> vpcdns.yaml + zone files (no NIO)
 //   VPCDNSDnstap   dnstap messages (protobuf via SwiftProtobuf) over Frame Streams to a unix socket (O8)
 //   VPCDNSServer   the I/O shell on SwiftNIO: listeners, upstreams, cache, query log
+//   VPCDNSConsole  the troubleshooting console on Hummingbird: page (embedded), JSON API, SSE
 //   VPCDNSLogs     reading query logs (plain or gzip, via CZlib): filter, summary, private DNS misses
 //   vpcdns         the command line
 let strict: [SwiftSetting] = [
@@ -31,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -72,6 +74,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The troubleshooting console (web page + JSON API) on Hummingbird; the server target
+        // only offers the record feed and never imports Hummingbird.
+        .target(
+            name: "VPCDNSConsole",
+            dependencies: [
+                "DNSWire", "LDNSKit", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "VPCDNSLogs",
             dependencies: ["CZlib", "DNSWire", "VPCDNSCore", "VPCDNSConfig"],
@@ -80,10 +96,11 @@ let package = Package(
         .executableTarget(
             name: "vpcdns",
             dependencies: [
-                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer", "VPCDNSLogs", "VPCDNSImport",
+                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer", "VPCDNSLogs", "VPCDNSImport", "VPCDNSConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -114,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "VPCDNSServerTests",
             dependencies: [
-                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport",
+                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport", "VPCDNSConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -55,6 +55,8 @@ try, in another terminal:
   .build/debug/vpcdns explain ec2.us-west-2.amazonaws.com --from 127.0.0.1 --to 127.0.30.2:1053
   dig @127.0.0.1 -p 1053 orders.myservice.internal +short  # failover: 10.0.5.30 while 127.0.0.1:18080 is up, else 10.0.6.30
   for i in $(seq 20); do dig @127.0.0.1 -p 1053 api.myservice.internal +short | head -1; done | sort | uniq -c   # weighted 90/10
+and open the troubleshooting console (live queries, explain, per-VPC chart) at the
+"console on http://..." address printed below (config: console: 127.0.0.1:8053).
 TXT
 "$bin" serve --config "$config" &
 vpcdns_pid=$!

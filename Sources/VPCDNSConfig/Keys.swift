@@ -4,7 +4,7 @@ enum Keys {
     static let top = ["account_id", "listen", "upstreams", "upstream_timeout_ms", "upstream_attempt_timeout_ms",
                       "endpoint_dns_ttl", "cache_size", "cache_max_bytes", "udp_payload_size", "tcp_idle_timeout_ms",
                       "max_tcp_connections", "threads", "upstream_sockets", "default_vpc", "query_log", "log_cache_hits", "metrics",
-                      "trusted_proxies", "dnstap",
+                      "trusted_proxies", "dnstap", "console", "console_token",
                       "vpcs", "endpoints", "endpoint_services", "hosted_zones", "instances",
                       "health_checks"]
     static let vpc = ["id", "name", "region", "cidrs", "clients", "resolver_addresses", "inbound_endpoints",

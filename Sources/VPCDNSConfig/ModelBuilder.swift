@@ -114,6 +114,19 @@ struct ModelBuilder {
             }
         }
         if let node = m["dnstap"], !node.isNullScalar { s.dnstap = dnstap(node) }
+        if let v = reader.string(m["console"], at: "console") {
+            if let ep = SocketEndpoint(v) { s.console = ep } else { reader.error("console", badSocket(v)) }
+        }
+        if let v = reader.string(m["console_token"], at: "console_token") {
+            // Sent in a header, a query string and the page's asset addresses: characters that
+            // need no escaping in any of them (enough for hex, base64 and UUIDs).
+            let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~/=".utf8)
+            if v.isEmpty || !v.utf8.allSatisfy(allowed.contains) {
+                reader.error("console_token", "expected a non-empty token of letters, digits and - _ . ~ / = only")
+            } else {
+                s.consoleToken = v
+            }
+        }
         parsed.settings = s
     }
 

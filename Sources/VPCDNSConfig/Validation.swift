@@ -146,6 +146,7 @@ struct Validation {
             items += zip(v.value.inboundEndpoints.flatMap(\.addresses), v.sub["inbound_addresses"] ?? []).map { ($0.description, $1) }
         }
         if let m = parsed.settings.metrics { items.append((m.description, "metrics")) }
+        if let c = parsed.settings.console { items.append((c.description, "console")) }
         var first: [String: String] = [:]
         for (addr, path) in items {
             if let f = first[addr] {

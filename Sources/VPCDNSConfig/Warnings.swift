@@ -96,6 +96,10 @@ extension Warnings {
         }.joined(separator: "; ")
         let everyone = parsed.settings.defaultVPC.map { "; every other source too, as \($0) (default_vpc): an open resolver" }
             ?? "; other sources get REFUSED"
+        if let c = parsed.settings.console, !Self.isLoopback(c.ip), parsed.settings.consoleToken == nil {
+            reader.warning("console", "console \(c) is not on loopback and has no console_token: anyone who reaches it reads every query "
+                           + "of every VPC and the whole configuration; set console_token, or keep the console on loopback")
+        }
         for (address, path) in zip(parsed.settings.listen, parsed.listenPaths) where !Self.isLoopback(address.ip) {
             reader.warning(path, "listen address \(address) is not on loopback, so it is reachable from other hosts: it answers sources in "
                            + (served.isEmpty ? "no VPC" : served) + everyone + " (V2, V3); make sure only those networks can reach it")

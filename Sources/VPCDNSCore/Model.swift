@@ -58,6 +58,10 @@ public struct Settings: Sendable, Equatable {
     public var trustedProxies: [IPPrefix] = []
     /// O8: dnstap to a Frame Streams reader on a unix socket; nil = off.
     public var dnstap: DnstapSettings? = nil
+    /// The troubleshooting console (web page, JSON API, `/metrics`, `/healthz`); nil = off.
+    public var console: SocketEndpoint? = nil
+    /// When set, every console request carries it (bearer header, or `?token=` for the page).
+    public var consoleToken: String? = nil
 
     public init() {}
 }

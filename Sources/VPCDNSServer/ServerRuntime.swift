@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -41,6 +46,8 @@ public final class ServerRuntime: Sendable {
     public let dnstap: DnstapTap?
     /// The upstream addresses in use and left out (O6), as the startup lines print them.
     let upstreamSummary = Mutex<[String]>([])
+    /// O2: when the configuration serving now was loaded (wall clock, seconds since 1970).
+    let loadedAtSeconds = Mutex<Int64>(Int64(time(nil)))
 
     public enum StartError: Error, CustomStringConvertible {
         case config(ConfigErrors)
@@ -93,6 +100,9 @@ public final class ServerRuntime: Sendable {
         var queryLog: QueryLogWriter? = nil
         if let path = loaded.model.settings.queryLog {
             do { queryLog = try QueryLogWriter(path: path) } catch { throw StartError.queryLog("\(error)") }
+        } else if loaded.model.settings.console != nil {
+            // The console's live list is fed by the log's records: built, written nowhere.
+            queryLog = QueryLogWriter(discardingWithCapacity: 65_536)
         }
         // Its thread starts with `run()`; messages of queries answered before then wait in its queue.
         engine = QueryEngine(snapshot: snapshot, queryLog: queryLog, metrics: metrics, dnstap: tap)
@@ -197,6 +207,9 @@ public final class ServerRuntime: Sendable {
     /// those left out with why.
     public var upstreamLines: [String] { upstreamSummary.withLock { $0 } }
 
+    /// O2: when the configuration now serving was loaded (seconds since 1970, UTC).
+    public var loadedAt: Int64 { loadedAtSeconds.withLock { $0 } }
+
     /// The `listening on udp 127.0.0.1:1053` lines (cli.md).
     public var listening: [BoundListener] {
         get async { await listeners.listeners }
@@ -279,6 +292,9 @@ public final class ServerRuntime: Sendable {
         if loaded.model.settings.dnstap != old.settings.dnstap {
             logger.warning("dnstap changed: the new settings take effect at the next restart")
         }
+        if loaded.model.settings.console != old.settings.console || loaded.model.settings.consoleToken != old.settings.consoleToken {
+            logger.warning("console or console_token changed: takes effect at the next restart")
+        }
         engine.queryLog?.requestReopen()
         // R18: checks whose definition changed or went away stop now that the new model serves.
         health.retainOnly(loaded.model.healthChecks)
@@ -289,15 +305,19 @@ public final class ServerRuntime: Sendable {
             return old != lines
         }
         if changed { for l in lines { logger.info("\(l)") } }
+        loadedAtSeconds.withLock { $0 = Int64(time(nil)) }
         logger.info("configuration reloaded", metadata: ["vpcs": "\(loaded.model.vpcs.count)", "zones": "\(loaded.model.hostedZones.count)"])
         return true
     }
 
     /// Runs until SIGTERM or SIGINT (O3); SIGHUP reloads (O2), SIGUSR1 reopens the log (L3).
-    public func run() async throws {
+    /// `extra` (the console) runs between the query log and the listeners: it stops after
+    /// the listeners drained and before the log's last write.
+    public func run(extra: [any Service] = []) async throws {
         var services: [any Service] = [EventLoopGroupService(group: group)]
         if let log = engine.queryLog { services.append(log) }
         if let dnstap { services.append(dnstap) }
+        services += extra
         services.append(MetricsService(runtime: self))
         services.append(SignalService(runtime: self))
         services.append(DroppedPacketReporter(stats: listeners.stats, logger: logger))

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import Metrics
+import ServiceLifecycle
 import VPCDNSConfig
+import VPCDNSConsole
 import VPCDNSCore
 import VPCDNSServer
 
@@ -53,6 +55,20 @@ struct ServeCommand: AsyncParsableCommand {
         // O6: the upstream addresses in use (`system` expanded) and those left out.
         for l in runtime.upstreamLines { lines += "\(l)\n" }
         FileHandle.standardError.write(Data(lines.utf8))
-        try await runtime.run()
+        var extra: [any Service] = []
+        let settings = runtime.engine.current.settings
+        if let address = settings.console {
+            do { try await Console.checkBindable(address) } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            // Printed once bound (port 0 gets its real port), like the listener lines.
+            let console = Console(runtime: runtime, address: address, token: settings.consoleToken, logger: logger) { bound in
+                let host = bound.ip.isIPv4 ? bound.ip.description : "[\(bound.ip)]"
+                FileHandle.standardError.write(Data("console on http://\(host):\(bound.port)/\n".utf8))
+            }
+            extra.append(console.service)
+        }
+        try await runtime.run(extra: extra)
     }
 }

@@ -1,0 +1,350 @@
+import DNSWire
+import Foundation
+import Hummingbird
+import LDNSKit
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import VPCDNSConfig
+import VPCDNSCore
+import VPCDNSServer
+
+/// The troubleshooting console (console.md): the page and its JSON API over HTTP, on
+/// Hummingbird, for one running server. Read-only: nothing here changes the model or the cache.
+public final class Console: Sendable {
+    public let address: SocketEndpoint
+    public let feed: ConsoleFeed
+    let runtime: ServerRuntime
+    let token: String?
+    let logger: Logger
+    /// Called with the bound address once the console listens.
+    let onListening: @Sendable (SocketEndpoint) -> Void
+
+    /// Builds the console for `runtime` and attaches the feed to its query-log writer (which
+    /// `ServerRuntime` creates, writing nowhere, when only the console wants records).
+    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, logger: Logger,
+                onListening: @escaping @Sendable (SocketEndpoint) -> Void = { _ in }) {
+        self.runtime = runtime
+        self.address = address
+        self.token = token
+        self.logger = logger
+        self.onListening = onListening
+        let feed = ConsoleFeed()
+        self.feed = feed
+        runtime.engine.queryLog?.setTap { feed.take($0) }
+    }
+
+    public struct BindError: Error, CustomStringConvertible {
+        public let endpoint: SocketEndpoint
+        public let reason: String
+        public var description: String { "cannot listen on console \(endpoint): \(reason)" }
+    }
+
+    /// Binds the address once and lets it go, so that a taken or foreign address stops
+    /// `serve` at start with a clear error (as `metrics` does) instead of failing inside the
+    /// running service group. Port 0 always binds.
+    public static func checkBindable(_ address: SocketEndpoint) async throws {
+        do {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: address.ip.description, port: Int(address.port)).get()
+            try await channel.close().get()
+        } catch {
+            throw BindError(endpoint: address, reason: "\(error)")
+        }
+    }
+
+    /// The console as a service of the server's group: the HTTP server and the task that
+    /// moves records from the tap to the ring and the live streams.
+    public var service: any Service { ConsoleService(console: self) }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ConsoleHeadersMiddleware())
+        router.add(middleware: TokenMiddleware(token: token))
+        let page = ConsolePage.html(token: token)
+        router.get("/") { _, _ in Console.respond(page, type: "text/html; charset=utf-8") }
+        router.get("/favicon.svg") { _, _ in Console.respond(ConsolePage.favicon, type: "image/svg+xml") }
+        router.get("/console.js") { _, _ in Console.respond(ConsolePage.script, type: "text/javascript; charset=utf-8") }
+        router.get("/console.css") { _, _ in Console.respond(ConsolePage.style, type: "text/css; charset=utf-8") }
+        router.get("/api/queries") { [self] request, _ in queries(request) }
+        router.get("/api/queries/stream") { [self] request, _ in stream(request) }
+        router.get("/api/explain") { [self] request, _ in explain(request) }
+        router.get("/api/summary") { [self] request, _ in summary(request) }
+        router.get("/api/config") { [self] _, _ in configuration() }
+        router.get("/metrics") { [self] _, _ in
+            Console.respond(runtime.exporter.render(), type: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/healthz") { [self] _, _ in
+            await runtime.isHealthy() ? Console.respond("ok\n", type: "text/plain")
+                : Console.respond("unavailable\n", type: "text/plain", status: .serviceUnavailable)
+        }
+        return router
+    }
+
+    static func parameters(_ request: Request) -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in request.uri.queryParameters { out[String(k)] = String(v) }
+        return out
+    }
+
+    static func respond(_ body: String, type: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: type], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        respond(value.rendered() + "\n", type: "application/json", status: status)
+    }
+
+    static func problem(_ message: String, status: HTTPResponse.Status = .badRequest) -> Response {
+        json(.object([("error", .string(message))]), status: status)
+    }
+
+    // MARK: - /api/queries
+
+    func queries(_ request: Request) -> Response {
+        let p = Console.parameters(request)
+        var limit = 200
+        if let l = p["limit"], !l.isEmpty {
+            guard let n = Int(l), n >= 1 else { return Console.problem("limit: expected a whole number from 1 to \(ConsoleFeed.ringCapacity)") }
+            limit = min(n, ConsoleFeed.ringCapacity)
+        }
+        let records = feed.recent(RecordFilter(p), limit: limit)
+        let c = feed.counts
+        // The records are the log's own lines, already JSON: put in as they are.
+        var out = "{\"records\":["
+        for (i, r) in records.enumerated() {
+            if i > 0 { out += "," }
+            out += r.line
+        }
+        out += "],\"count\":\(records.count),\"in_memory\":\(c.inMemory),\"seen\":\(c.total),\"dropped_bytes\":\(c.droppedBytes)}\n"
+        return Console.respond(out, type: "application/json")
+    }
+
+    // MARK: - /api/queries/stream
+
+    func stream(_ request: Request) -> Response {
+        guard let (subscriber, events) = feed.subscribe(RecordFilter(Console.parameters(request))) else {
+            return Console.problem("too many live streams open (at most \(ConsoleFeed.maxSubscribers)); close a console tab", status: .serviceUnavailable)
+        }
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            // Holding the subscriber keeps its queue registered until the stream ends.
+            try await writer.write(ByteBuffer(string: ": vpcdns live queries\n\n"))
+            var reported = 0
+            for await event in events {
+                var text = ""
+                let skipped = subscriber.skipped.load(ordering: .relaxed)
+                if skipped != reported {
+                    text += "event: skipped\ndata: \(skipped)\n\n"
+                    reported = skipped
+                }
+                switch event {
+                case .record(let line): text += "data: \(line)\n\n"
+                case .ping: text += ": ping\n\n"
+                }
+                try await writer.write(ByteBuffer(string: text))
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    // MARK: - /api/explain
+
+    func explain(_ request: Request) -> Response {
+        let p = Console.parameters(request)
+        guard let nameText = p["name"], !nameText.isEmpty else { return Console.problem("name: required") }
+        let name: DNSName
+        do { name = try DNSName(nameText) } catch { return Console.problem("name: \(error)") }
+        guard let type = RRType(mnemonic: (p["type"].flatMap { $0.isEmpty ? nil : $0 } ?? "A").uppercased()) else {
+            return Console.problem("type: unknown record type \(p["type"] ?? "")")
+        }
+        guard let fromText = p["from"], let client = IPAddress(fromText) else {
+            return Console.problem("from: the client's address is required (an IP address)")
+        }
+        let snap = runtime.engine.current
+        var listener = snap.settings.listen.first ?? SocketEndpoint("127.0.0.1:1053")!
+        if let to = p["to"], !to.isEmpty {
+            guard let l = SocketEndpoint(to) else { return Console.problem("to: expected IP:PORT ([::1]:1053 for IPv6)") }
+            listener = l
+        }
+        // The same path as `vpcdns explain`, on the model and health states serving now.
+        let decision = snap.resolver.resolve(Question(name: name, type: type), client: client, listener: listener, explain: true,
+                                             routing: RoutingInput(health: snap.health, seed: UInt64.random(in: 0...UInt64.max)))
+        let e = Explanation(decision: decision, model: snap.resolver.model, client: client, listener: listener, upstreams: snap.upstreamPlan)
+        return Console.json(e.json(format: RecordText.presentation, rdata: RecordText.rdataPresentation))
+    }
+
+    // MARK: - /api/summary
+
+    func summary(_ request: Request) -> Response {
+        let p = Console.parameters(request)
+        let windowText = p["window"].flatMap { $0.isEmpty ? nil : $0 } ?? "15m"
+        guard let window = Console.duration(windowText), window >= 10, window <= 86_400 else {
+            return Console.problem("window: expected a duration from 10s to 24h (e.g. 90s, 15m, 1h)")
+        }
+        let vpc = p["vpc"].flatMap { $0.isEmpty ? nil : $0 }
+        let now = Date().timeIntervalSince1970
+        let start = now - Double(window)
+        let records = feed.since(start) { vpc == nil || $0.vpc == vpc }
+        let buckets = 60
+        let width = Double(window) / Double(buckets)
+        let groups = ["private", "forwarded", "refused", "error"]
+        var counts = Dictionary(uniqueKeysWithValues: groups.map { ($0, [Int](repeating: 0, count: buckets)) })
+        var names: [String: Int] = [:], nx: [String: Int] = [:], servfail: [String: Int] = [:]
+        var byGroup: [String: Int] = [:]
+        var latencies: [Int] = []
+        for r in records {
+            let b = min(buckets - 1, max(0, Int((r.receivedAt - start) / width)))
+            counts[r.category]![b] += 1
+            byGroup[r.category, default: 0] += 1
+            names[r.name, default: 0] += 1
+            if r.rcode == "NXDOMAIN" { nx[r.name, default: 0] += 1 }
+            if r.rcode == "SERVFAIL" { servfail[r.name, default: 0] += 1 }
+            latencies.append(r.latencyMicros)
+        }
+        latencies.sort()
+        func top(_ d: [String: Int]) -> JSONValue {
+            .array(d.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(10).map {
+                .object([("name", .string($0.key)), ("count", .int($0.value))])
+            })
+        }
+        func percentile(_ q: Double) -> JSONValue {
+            latencies.isEmpty ? .null : .int(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))])
+        }
+        let c = feed.counts
+        return Console.json(.object([
+            ("vpc", .str(vpc)),
+            ("window_seconds", .int(window)),
+            ("start", .string(Console.iso(start))),
+            ("end", .string(Console.iso(now))),
+            ("bucket_seconds", .string(String(format: "%g", width))),
+            ("queries", .int(records.count)),
+            ("by_decision", .object(groups.map { ($0, .int(byGroup[$0] ?? 0)) })),
+            ("series", .object(groups.map { g in (g, .array(counts[g]!.map { .int($0) })) })),
+            ("top_names", top(names)),
+            ("nxdomain_names", top(nx)),
+            ("servfail_names", top(servfail)),
+            ("latency_us", .object([("p50", percentile(0.5)), ("p90", percentile(0.9)), ("p99", percentile(0.99))])),
+            // The figures come from the records kept in memory: a busier server keeps a shorter past.
+            ("in_memory", .int(c.inMemory)),
+            ("oldest_in_memory", feed.since(0) { _ in true }.first.map { .string(Console.iso($0.receivedAt)) } ?? .null),
+        ]))
+    }
+
+    static func duration(_ text: String) -> Int? {
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600]
+        if let u = text.last, let mult = units[u], let n = Int(text.dropLast()), n > 0 { return n * mult }
+        return Int(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    static func iso(_ seconds: Double) -> String {
+        var t = time_t(seconds)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+    }
+
+    // MARK: - /api/config
+
+    func configuration() -> Response {
+        // What `vpcdns check --json` prints for the file, then what this server runs with.
+        let path = runtime.configPath
+        let summary = HeapPolicy.loading {
+            CheckSummary(path: path, result: ConfigLoader.load(path: path)) { loaded in
+                UpstreamReview(loaded: loaded, listeners: UpstreamReview.listeners(of: loaded.model, override: nil),
+                               localAddresses: LocalAddresses.current())
+            }
+        }
+        var fields: [(String, JSONValue)] = []
+        if case .object(let o) = summary.json { fields = o } else { fields = [("check", summary.json)] }
+        fields.append(("upstreams_in_use", .strings(runtime.upstreamLines)))
+        fields.append(("health_checks", .array(runtime.health.status.map { s in
+            .object([("id", .string(s.id)), ("status", .string(!s.checked ? "not checked yet" : s.healthy ? "healthy" : "unhealthy"))])
+        })))
+        fields.append(("loaded_at", .string(Console.iso(Double(runtime.loadedAt)))))
+        return Console.json(.object(fields))
+    }
+}
+
+/// 401 for any request without the token (console.md): `Authorization: Bearer TOKEN`, or
+/// `?token=TOKEN` (the page's address, and its live stream: EventSource sends no headers).
+struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token else { return try await next(request, context) }
+        var offered: [String] = []
+        if let h = request.headers[.authorization], h.hasPrefix("Bearer ") { offered.append(String(h.dropFirst(7))) }
+        if let q = request.uri.queryParameters["token"] { offered.append(String(q)) }
+        if offered.contains(where: { TokenMiddleware.same($0, token) }) { return try await next(request, context) }
+        var headers: HTTPFields = [.contentType: "text/plain", .wwwAuthenticate: "Bearer realm=\"vpcdns console\""]
+        headers[.cacheControl] = "no-store"
+        return Response(status: .unauthorized, headers: headers,
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: "401: this console needs its token (Authorization: Bearer TOKEN, or ?token=TOKEN)\n")))
+    }
+
+    /// Compares without stopping at the first difference.
+    static func same(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = x.count ^ y.count
+        for i in 0..<min(x.count, y.count) { diff |= Int(x[i] ^ y[i]) }
+        return diff == 0
+    }
+}
+
+/// Headers on every answer: nothing from elsewhere may load or run, not even if a record's
+/// text ever became markup; no framing, no sniffing, no caching of query data.
+struct ConsoleHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.init("Content-Security-Policy")!] =
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        response.headers[.init("X-Content-Type-Options")!] = "nosniff"
+        response.headers[.init("Referrer-Policy")!] = "no-referrer"
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+        return response
+    }
+}
+
+/// The HTTP server and the feed's drain loop, for the life of the server's service group.
+struct ConsoleService: Service {
+    let console: Console
+
+    func run() async throws {
+        let c = console
+        let host = c.address.ip.description
+        let app = Application(
+            router: c.makeRouter(),
+            configuration: .init(address: .hostname(host, port: Int(c.address.port)), serverName: "vpcdns",
+                                 availableConnectionsDelegate: .maximum(64, logger: c.logger)),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? Int(c.address.port)
+                c.onListening(SocketEndpoint(ip: c.address.ip, port: UInt16(port)))
+            },
+            logger: c.logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                var ticks = 0
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    c.feed.drain()
+                    ticks += 1
+                    if ticks % 100 == 0 { c.feed.ping() }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            tasks.addTask {
+                try await withGracefulShutdownHandler {
+                    try await app.runService()
+                } onGracefulShutdown: {
+                    // Live streams never end by themselves: end them so the server can stop.
+                    c.feed.closeAll()
+                }
+            }
+            try await tasks.next()
+            c.feed.closeAll()
+            try await tasks.next()
+        }
+    }
+}
