@@ -65,3 +65,35 @@ public enum LogReader {
         return result
     }
 }
+
+extension LogReader {
+    /// Reads files and passes on the records `keep` accepts ordered by time
+    /// (`LogRecord.orderMicros`); records with the same time keep the order of the files as given
+    /// and, within a file, of their lines. One file is streamed as `read` does it.
+    ///
+    /// Why collect and sort rather than a k-way merge: a file is ordered only per client, not
+    /// globally (a replica writes a record when the answer is sent, so a query held up by a slow
+    /// upstream is written after faster queries that arrived later, up to the upstream timeout
+    /// apart). A merge with a reorder window is right only if the window covers the worst such
+    /// delay, which no reader can know; a wrong guess prints records out of order without any
+    /// sign. Sorting is right for every input, and what it holds is only the records `keep`
+    /// accepts (the ones that will be printed anyway), so a filtered read of big files stays
+    /// small; an unfiltered merge holds all records, as `jq -s 'sort_by(...)'` did.
+    public static func readMerged(paths: [String], bad: BadLineReporter, keep: (LogRecord) -> Bool,
+                                  _ body: (LogRecord) -> Void) -> LogReadResult {
+        if paths.count <= 1 {
+            return read(paths: paths, bad: bad) { r in if keep(r) { body(r) } }
+        }
+        var kept: [(time: Int64, record: LogRecord)] = []
+        let result = read(paths: paths, bad: bad) { r in
+            if keep(r) { kept.append((r.orderMicros, r)) }
+        }
+        // The sort is not stable; the index breaks ties in reading order.
+        var order = Array(kept.indices)
+        order.sort { a, b in
+            kept[a].time != kept[b].time ? kept[a].time < kept[b].time : a < b
+        }
+        for i in order { body(kept[i].record) }
+        return result
+    }
+}

@@ -14,6 +14,8 @@ public struct VPCDNSInfo: Sendable, Equatable {
     public var cache: String?
     public var via: String?
     public var latencyMicros: Int64?
+    /// `vpcdns.received_at` as written (microsecond UTC time), when present.
+    public var receivedAt: String?
 }
 
 /// One query-log record as read: the fields the tools use, and the line exactly as it was.
@@ -40,6 +42,12 @@ public struct LogRecord: Sendable {
     /// nil for a record AWS wrote (or anything else without the `vpcdns` object).
     public var vpcdns: VPCDNSInfo?
 
+    /// The time several files are merged by: `vpcdns.received_at` (when the query arrived, to
+    /// the microsecond), else `query_timestamp` (AWS exports carry only that).
+    public var orderMicros: Int64 {
+        vpcdns?.receivedAt.flatMap(LogTime.parseTimestamp) ?? timeMicros
+    }
+
     /// True when the record carries no vpcdns decision (an AWS record).
     public var isAWS: Bool { vpcdns == nil }
 
@@ -62,7 +70,7 @@ public struct LogRecord: Sendable {
         var info: VPCDNSInfo? = nil
         if s.hasVPCDNS, let d = s.decision {
             info = VPCDNSInfo(decision: d, zone: s.zone, zoneID: s.zoneID, reason: s.reason, cache: s.cache, via: s.via,
-                              latencyMicros: s.latency)
+                              latencyMicros: s.latency, receivedAt: s.receivedAt)
         }
         return .success(LogRecord(
             line: String(decoding: bytes, as: UTF8.self), vpcID: vpc, region: s.region, queryTimestamp: ts,

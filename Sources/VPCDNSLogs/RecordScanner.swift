@@ -29,6 +29,7 @@ struct RecordScanner {
     var hasVPCDNS = false
     var decision: String?, zone: String?, zoneID: String?, reason: String?, cache: String?, via: String?
     var latency: Int64?
+    var receivedAt: String?
 
     static let q = UInt8(ascii: "\""), bs = UInt8(ascii: "\\")
 
@@ -310,6 +311,7 @@ struct RecordScanner {
             else if eq(k, "reason") { s.reason = try s.scalar() }
             else if eq(k, "cache") { s.cache = try s.scalar() }
             else if eq(k, "via") { s.via = try s.scalar() }
+            else if eq(k, "received_at") { s.receivedAt = try s.scalar() }
             else if eq(k, "latency_us") { s.latency = try s.scalar().flatMap { Int64($0) ?? Double($0).flatMap { $0.isFinite && abs($0) < 9e18 ? Int64($0) : nil } } }
             else { try s.skip() }
         }

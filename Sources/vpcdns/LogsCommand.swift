@@ -95,7 +95,7 @@ struct LogsSummaryCommand: ParsableCommand {
 struct LogsFilterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "filter",
-        abstract: "Print the matching records as JSON Lines, exactly as read (or an aligned table)."
+        abstract: "Print the matching records as JSON Lines, exactly as read (or an aligned table); several files merged by time."
     )
 
     @OptionGroup var common: LogsCommonOptions
@@ -126,8 +126,8 @@ struct LogsFilterCommand: ParsableCommand {
         var rows: [LogRecord] = []
         var out = ""
         out.reserveCapacity(1 << 16)
-        let result = LogReader.read(paths: common.files, bad: bad) { r in
-            guard filter.matches(r) else { return }
+        // Several files (one per replica) come out as one timeline; see `readMerged`.
+        let result = LogReader.readMerged(paths: common.files, bad: bad, keep: filter.matches) { r in
             if table {
                 rows.append(r)
             } else {
