@@ -9,8 +9,8 @@ extension ModelBuilder {
         if let id, !IDFormat.isInstanceID(id) { reader.error("\(path).id", badID(id, "an EC2 instance id", "i-")) }
         let vpcID = reader.require(reader.string(m["vpc"], at: "\(path).vpc"), m["vpc"], at: "\(path).vpc")
         if let vpcID, !IDFormat.isVPCID(vpcID) { reader.error("\(path).vpc", badID(vpcID, "a VPC id", "vpc-")) }
-        let v4 = reader.require(instanceAddress(m["ipv4"], at: "\(path).ipv4", v4: true), m["ipv4"], at: "\(path).ipv4")
-        let v6 = instanceAddress(m["ipv6"], at: "\(path).ipv6", v4: false)
+        let v4 = reader.require(address(m["ipv4"], at: "\(path).ipv4", v4: true), m["ipv4"], at: "\(path).ipv4")
+        let v6 = address(m["ipv6"], at: "\(path).ipv6", v4: false)
         let a = reader.bool(m["resource_name_a"], at: "\(path).resource_name_a") ?? false
         let aaaa = reader.bool(m["resource_name_aaaa"], at: "\(path).resource_name_aaaa") ?? false
         if aaaa, m["ipv6"] == nil {
@@ -18,15 +18,6 @@ extension ModelBuilder {
         }
         guard let id, let vpcID, let v4, IDFormat.isInstanceID(id) else { return nil }
         return Located(value: Instance(id: id, vpcID: vpcID, ipv4: v4, ipv6: v6, resourceNameA: a, resourceNameAAAA: aaaa), path: path)
-    }
-
-    private func instanceAddress(_ node: Node?, at path: String, v4: Bool) -> IPAddress? {
-        guard let text = reader.string(node, at: path) else { return nil }
-        guard let ip = IPAddress(text), ip.isIPv4 == v4 else {
-            reader.error(path, "'\(text)' is not an \(v4 ? "IPv4" : "IPv6") address")
-            return nil
-        }
-        return ip
     }
 }
 

@@ -403,7 +403,7 @@ struct ModelBuilder {
         }
     }
 
-    private func address(_ node: Node?, at path: String, v4: Bool) -> IPAddress? {
+    func address(_ node: Node?, at path: String, v4: Bool) -> IPAddress? {
         guard let text = reader.string(node, at: path) else { return nil }
         guard let ip = IPAddress(text), ip.isIPv4 == v4 else {
             reader.error(path, "'\(text)' is not an \(v4 ? "IPv4" : "IPv6") address")
