@@ -93,6 +93,20 @@ struct DnstapServeTests {
         return -1
     }
 
+    /// Writes `config` (after `edit`) with fresh loopback ports for the listener and metrics into
+    /// `dir`, starts `vpcdns serve` there and waits until it listens (UDP and TCP).
+    static func serve(in dir: URL, upstreamPort: Int, socket: String, edit: (String) -> String = { $0 })
+        async throws -> (server: ServeProcess, port: Int, metricsPort: Int) {
+        let port = try await freePort(host: "127.0.0.1")
+        let metricsPort = try await freePort(host: "127.0.0.1")
+        let config = dir.appendingPathComponent("vpcdns.yaml")
+        try edit(Self.config(listen: port, upstreamPort: upstreamPort, metrics: metricsPort, socket: socket))
+            .write(to: config, atomically: true, encoding: .utf8)
+        let server = try ServeProcess(arguments: ["serve", "--config", config.path], directory: dir)
+        _ = try await server.waitListening(count: 2)
+        return (server, port, metricsPort)
+    }
+
     static func field(_ message: String, _ key: String) -> String? {
         for line in message.split(separator: "\n") where line.hasPrefix("  \(key): ") {
             return String(line.dropFirst("  \(key): ".count))
@@ -110,14 +124,8 @@ struct DnstapServeTests {
         defer { nsd.stop() }
         let reader = try await Reader(socket: socket, directory: dir)
         defer { reader.process.stop() }
-        let port = try await freePort(host: "127.0.0.1")
-        let metricsPort = try await freePort(host: "127.0.0.1")
-        let config = dir.appendingPathComponent("vpcdns.yaml")
-        try Self.config(listen: port, upstreamPort: Int(nsd.endpoint.port), metrics: metricsPort, socket: socket)
-            .write(to: config, atomically: true, encoding: .utf8)
-        let server = try ServeProcess(arguments: ["serve", "--config", config.path], directory: dir)
+        let (server, port, metricsPort) = try await Self.serve(in: dir, upstreamPort: Int(nsd.endpoint.port), socket: socket)
         defer { server.stop() }
-        _ = try await server.waitListening(count: 2)
         let at = SocketEndpoint("127.0.0.1:\(port)")!
 
         let forwarded = try DigRun.query("www.example.org", server: at)
@@ -183,15 +191,10 @@ struct DnstapServeTests {
         defer { nsd.stop() }
         let reader = try await Reader(socket: socket, directory: dir)
         defer { reader.process.stop() }
-        let port = try await freePort(host: "127.0.0.1")
-        let metricsPort = try await freePort(host: "127.0.0.1")
-        let config = dir.appendingPathComponent("vpcdns.yaml")
-        try Self.config(listen: port, upstreamPort: Int(nsd.endpoint.port), metrics: metricsPort, socket: socket)
-            .replacingOccurrences(of: "  identity: dnstap-test-host\n", with: "  identity: dnstap-test-host\n  messages: [forwarder_response]\n")
-            .write(to: config, atomically: true, encoding: .utf8)
-        let server = try ServeProcess(arguments: ["serve", "--config", config.path], directory: dir)
+        let (server, port, _) = try await Self.serve(in: dir, upstreamPort: Int(nsd.endpoint.port), socket: socket) {
+            $0.replacingOccurrences(of: "  identity: dnstap-test-host\n", with: "  identity: dnstap-test-host\n  messages: [forwarder_response]\n")
+        }
         defer { server.stop() }
-        _ = try await server.waitListening(count: 2)
         let at = SocketEndpoint("127.0.0.1:\(port)")!
         _ = try DigRun.query("www.example.org", server: at)
         _ = try DigRun.query("www.myservice.internal", server: at)
@@ -208,15 +211,9 @@ struct DnstapServeTests {
         let dir = try ServeHarness.makeDirectory("vpcdns-dnstap")
         defer { try? FileManager.default.removeItem(at: dir) }
         let socket = dir.appendingPathComponent("dnstap.sock").path
-        let port = try await freePort(host: "127.0.0.1")
-        let metricsPort = try await freePort(host: "127.0.0.1")
         let dead = try await freePort(host: "127.0.0.1")
-        let config = dir.appendingPathComponent("vpcdns.yaml")
-        try Self.config(listen: port, upstreamPort: dead, metrics: metricsPort, socket: socket)
-            .write(to: config, atomically: true, encoding: .utf8)
-        let server = try ServeProcess(arguments: ["serve", "--config", config.path], directory: dir)
+        let (server, port, metricsPort) = try await Self.serve(in: dir, upstreamPort: dead, socket: socket)
         defer { server.stop() }
-        _ = try await server.waitListening(count: 2)
         let at = SocketEndpoint("127.0.0.1:\(port)")!
         let client = try await TestUDPClient.make()
 

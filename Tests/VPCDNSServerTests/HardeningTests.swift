@@ -198,14 +198,7 @@ struct HardeningTests {
         /// The reply: the question, then 230 TXT records of 255 bytes at the question's name.
         static func reply(to query: ByteBuffer) -> ByteBuffer? {
             guard let h = TestDNS.header(query), let end = TestDNS.questionEnd(query) else { return nil }
-            var b = ByteBufferAllocator().buffer(capacity: 64_000)
-            b.writeInteger(h.id)
-            b.writeInteger(UInt16(0x8180))
-            b.writeInteger(UInt16(1))
-            b.writeInteger(UInt16(230))
-            b.writeInteger(UInt16(0))
-            b.writeInteger(UInt16(0))
-            b.writeBytes(query.getBytes(at: query.readerIndex + 12, length: end - 12)!)
+            var b = TestDNS.replyStart(to: query, id: h.id, questionEnd: end, answers: 230, capacity: 64_000)
             for i in 0..<230 {
                 b.writeInteger(UInt16(0xC00C))
                 b.writeInteger(TestDNS.typeTXT)
@@ -293,14 +286,7 @@ struct HardeningTests {
             let q = e.data
             guard let h = TestDNS.header(q), let end = TestDNS.questionEnd(q), let label = TestDNS.firstLabel(q),
                   label.hasPrefix("ttl"), let ttl = UInt32(label.dropFirst(3)) else { return }
-            var b = ByteBufferAllocator().buffer(capacity: 128)
-            b.writeInteger(h.id)
-            b.writeInteger(UInt16(0x8180))
-            b.writeInteger(UInt16(1))
-            b.writeInteger(UInt16(1))
-            b.writeInteger(UInt16(0))
-            b.writeInteger(UInt16(0))
-            b.writeBytes(q.getBytes(at: q.readerIndex + 12, length: end - 12)!)
+            var b = TestDNS.replyStart(to: q, id: h.id, questionEnd: end, answers: 1, capacity: 128)
             b.writeInteger(UInt16(0xC00C))
             b.writeInteger(TestDNS.typeA)
             b.writeInteger(UInt16(1))
@@ -413,6 +399,20 @@ final class TestRawTCP: Sendable {
 }
 
 extension TestDNS {
+    /// A NOERROR reply's header (QR, RD, RA; one question, `answers` answers) and the query's
+    /// question, which ends at `end`; the answers come next.
+    static func replyStart(to query: ByteBuffer, id: UInt16, questionEnd end: Int, answers: UInt16, capacity: Int) -> ByteBuffer {
+        var b = ByteBufferAllocator().buffer(capacity: capacity)
+        b.writeInteger(id)
+        b.writeInteger(UInt16(0x8180))
+        b.writeInteger(UInt16(1))
+        b.writeInteger(answers)
+        b.writeInteger(UInt16(0))
+        b.writeInteger(UInt16(0))
+        b.writeBytes(query.getBytes(at: query.readerIndex + 12, length: end - 12)!)
+        return b
+    }
+
     /// The offset just past the first question (name, type, class), nil when it runs off the end.
     static func questionEnd(_ m: ByteBuffer) -> Int? {
         var i = 12

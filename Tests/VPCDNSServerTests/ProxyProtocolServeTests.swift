@@ -54,6 +54,16 @@ struct ProxyProtocolServeTests {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// dnsdist in the foreground with `dnsdistConfig(listen:backends:)` written into `dir`; its
+    /// output goes to dnsdist.out and dnsdist.err there.
+    static func startDnsdist(_ dnsdist: String, in dir: URL, listen: Int, backends: [Int]) throws -> ChildProcess {
+        let conf = dir.appendingPathComponent("dnsdist.conf")
+        try dnsdistConfig(listen: listen, backends: backends).write(to: conf, atomically: true, encoding: .utf8)
+        return try ChildProcess(dnsdist, ["--supervised", "--disable-syslog", "-C", conf.path],
+                                stdout: dir.appendingPathComponent("dnsdist.out").path,
+                                stderr: dir.appendingPathComponent("dnsdist.err").path)
+    }
+
     struct Replica {
         let port: Int
         let log: String
@@ -85,17 +95,8 @@ struct ProxyProtocolServeTests {
         defer { for r in replicas { r.process.stop() } }
 
         let front = try await freePort(host: "127.0.0.1")
-        let conf = dir.appendingPathComponent("dnsdist.conf")
-        try Self.dnsdistConfig(listen: front, backends: replicas.map(\.port)).write(to: conf, atomically: true, encoding: .utf8)
-        let dnsdistPid = try ChildProcess.spawn(dnsdist, ["--supervised", "--disable-syslog", "-C", conf.path],
-                                                stdout: dir.appendingPathComponent("dnsdist.out").path,
-                                                stderr: dir.appendingPathComponent("dnsdist.err").path)
-        defer {
-            kill(dnsdistPid, SIGTERM)
-            var st: Int32 = 0
-            for _ in 0..<100 where waitpid(dnsdistPid, &st, WNOHANG) == 0 { usleep(20_000) }
-            if waitpid(dnsdistPid, &st, WNOHANG) == 0 { kill(dnsdistPid, SIGKILL); waitpid(dnsdistPid, &st, 0) }
-        }
+        let dnsdistProcess = try ProxyProtocolServeTests.startDnsdist(dnsdist, in: dir, listen: front, backends: replicas.map(\.port))
+        defer { dnsdistProcess.stop() }
         let at = SocketEndpoint(ip: IPAddress("127.0.0.1")!, port: UInt16(front))
 
         // dnsdist starts its backends as up after the first health check (LOCAL header: each

@@ -70,17 +70,8 @@ struct ProxyReloadServeTests {
         defer { for r in replicas { r.stop() } }
 
         let front = try await freePort(host: "127.0.0.1")
-        let conf = dir.appendingPathComponent("dnsdist.conf")
-        try ProxyProtocolServeTests.dnsdistConfig(listen: front, backends: ports).write(to: conf, atomically: true, encoding: .utf8)
-        let dnsdistPid = try ChildProcess.spawn(dnsdist, ["--supervised", "--disable-syslog", "-C", conf.path],
-                                                stdout: dir.appendingPathComponent("dnsdist.out").path,
-                                                stderr: dir.appendingPathComponent("dnsdist.err").path)
-        defer {
-            kill(dnsdistPid, SIGTERM)
-            var st: Int32 = 0
-            for _ in 0..<100 where waitpid(dnsdistPid, &st, WNOHANG) == 0 { usleep(20_000) }
-            if waitpid(dnsdistPid, &st, WNOHANG) == 0 { kill(dnsdistPid, SIGKILL); waitpid(dnsdistPid, &st, 0) }
-        }
+        let dnsdistProcess = try ProxyProtocolServeTests.startDnsdist(dnsdist, in: dir, listen: front, backends: ports)
+        defer { dnsdistProcess.stop() }
         let at = SocketEndpoint(ip: IPAddress("127.0.0.1")!, port: UInt16(front))
         // Both backends up (the first health check passed) before the load starts: a query
         // dnsdist cannot place would count as lost for a reason that is not the reload.
