@@ -14,14 +14,9 @@ public enum ProxyRejectReason: String, Sendable, Hashable, CaseIterable {
     case family
     case untrusted
 
+    /// Every `ProxyHeader.Failure` has a case here with the same raw value.
     init(_ failure: ProxyHeader.Failure) {
-        switch failure {
-        case .noHeader: self = .noHeader
-        case .truncated: self = .truncated
-        case .version: self = .version
-        case .command: self = .command
-        case .family: self = .family
-        }
+        self.init(rawValue: failure.rawValue)!
     }
 
     var index: Int { Self.allCases.firstIndex(of: self)! }
