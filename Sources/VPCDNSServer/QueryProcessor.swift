@@ -148,4 +148,48 @@ struct DeferredReply: Sendable {
 /// keep beyond the call (holding it pins the receive buffer).
 public protocol QueryProcessor: Sendable {
     func process(_ query: ByteBuffer, context: QueryContext, responder: QueryResponder) -> QueryProcessingResult
+
+    /// The UDP datapath's entry: the query is in the datapath's receive slot, and a reply
+    /// answered now is written into `reply` (the datapath's send slot, at least
+    /// `DatagramSlots.replyCapacity` bytes) with its length returned. Unlike `process`, nothing
+    /// here needs a `ByteBuffer`, so local answers and cache hits can be answered with no heap
+    /// allocation per datagram (issue 15). Same rules otherwise: never block; `.pending`
+    /// means `responder.respond(_:)` will be called exactly once later.
+    func processDatagram(_ query: UnsafeRawBufferPointer, context: QueryContext, reply: UnsafeMutableRawBufferPointer,
+                         responder: QueryResponder) -> DatagramProcessingResult
+}
+
+/// What `QueryProcessor.processDatagram` decided, synchronously.
+public enum DatagramProcessingResult: Sendable, Equatable {
+    /// The reply is `reply[0..<length]`: send it now.
+    case reply(length: Int)
+    /// Send nothing (counted as dropped).
+    case drop
+    /// The answer comes later through the responder.
+    case pending
+}
+
+/// Sizes of the datapath's slots, shared by the processor and the datapath.
+public enum DatagramSlots {
+    /// Room for any reply: a UDP reply is at most 65,535 bytes (P2 truncates to the client's
+    /// size before that).
+    public static let replyCapacity = 65_535
+}
+
+extension QueryProcessor {
+    /// The generic bridge: through `process` and a `ByteBuffer` (allocates; processors that
+    /// care, like `QueryEngine`, implement `processDatagram` themselves).
+    public func processDatagram(_ query: UnsafeRawBufferPointer, context: QueryContext, reply: UnsafeMutableRawBufferPointer,
+                                responder: QueryResponder) -> DatagramProcessingResult {
+        switch process(ByteBuffer(bytes: query), context: context, responder: responder) {
+        case .reply(let bytes):
+            guard bytes.readableBytes <= reply.count else { return .drop }
+            bytes.withUnsafeReadableBytes { reply.copyMemory(from: $0) }
+            return .reply(length: bytes.readableBytes)
+        case .drop:
+            return .drop
+        case .pending:
+            return .pending
+        }
+    }
 }
