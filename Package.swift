@@ -4,6 +4,9 @@ import PackageDescription
 // Dependency direction (each target only imports the ones above it):
 //   CLDNS (libldns, system library); CZlib, CMalloc (glibc heap tuning) likewise
 //   DNSWire        pure-Swift DNS values and the per-query wire codec (no libldns)
+//   CUDPDatapath   recvmmsg/sendmmsg, cmsg and pktinfo helpers (C) for UDPDatapath
+//   UDPDatapath    the UDP datapath: SO_REUSEPORT sockets, a thread each, recvmmsg/sendmmsg
+//                  batches over preallocated slots, replies from the address asked (no NIO)
 //   LDNSKit        the only module that calls libldns: zone files, rdata text <-> wire (load time)
 //   VPCDNSCore     the pure decision engine: model, views, zones, AWS rules (no I/O, no clock)
 //   VPCDNSConfig   YAML + zone files -> validated Model; `check` summary and warnings
@@ -44,6 +47,8 @@ let package = Package(
         // glibc's <malloc.h> (mallopt, malloc_trim) for HeapPolicy; part of libc, nothing to link.
         .systemLibrary(name: "CMalloc"),
         .target(name: "DNSWire", swiftSettings: strict),
+        .target(name: "CUDPDatapath"),
+        .target(name: "UDPDatapath", dependencies: ["CUDPDatapath"], swiftSettings: strict),
         .target(name: "LDNSKit", dependencies: ["CLDNS", "DNSWire"], swiftSettings: strict),
         .target(name: "VPCDNSCore", dependencies: ["DNSWire"], swiftSettings: strict),
         .target(
@@ -62,7 +67,7 @@ let package = Package(
         .target(
             name: "VPCDNSServer",
             dependencies: [
-                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSDnstap",
+                "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSDnstap", "UDPDatapath",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -109,7 +114,7 @@ let package = Package(
         // Micro-benchmark of the decision engine (not a test; see Makefile `bench-core`).
         .executableTarget(
             name: "vpcdns-bench",
-            dependencies: ["DNSWire", "VPCDNSCore", "VPCDNSConfig"],
+            dependencies: ["DNSWire", "VPCDNSCore", "VPCDNSConfig", "UDPDatapath"],
             swiftSettings: strict
         ),
         // Fuzzing (docs/fuzzing.md, scripts/fuzz.sh): the harness logic, shared by the two
@@ -124,6 +129,7 @@ let package = Package(
         .executableTarget(name: "fuzz-packet", dependencies: ["FuzzHarness", "CFuzzerDriver"], path: "Sources/Fuzz/fuzz-packet", swiftSettings: strict),
         .executableTarget(name: "fuzz-config", dependencies: ["FuzzHarness", "CFuzzerDriver"], path: "Sources/Fuzz/fuzz-config", swiftSettings: strict),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "UDPDatapathTests", dependencies: ["UDPDatapath"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness", "VPCDNSConfig"]),
         .testTarget(name: "LDNSKitTests", dependencies: ["LDNSKit", "DNSWire"]),
         .testTarget(name: "VPCDNSCoreTests", dependencies: ["VPCDNSCore", "VPCDNSConfig", "DNSWire"]),

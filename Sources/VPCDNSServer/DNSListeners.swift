@@ -13,7 +13,8 @@ public struct ListenerConfiguration: Sendable, Hashable {
     public var maxTCPConnections: Int = 1_000
     /// Queries of one TCP connection in flight before the listener stops reading from it.
     public var tcpMaxPendingPerConnection: Int = 100
-    /// UDP sockets per address (`SO_REUSEPORT`); one per event loop is the right number.
+    /// UDP sockets per address (`SO_REUSEPORT`), each read by a datapath thread of its own;
+    /// one per core is the right number.
     public var udpSocketsPerAddress: Int = System.coreCount
     /// Datagrams per `recvmmsg` call.
     public var udpReadBatch: Int = 32
@@ -121,7 +122,7 @@ public actor DNSListeners {
     /// first `update(to:)` and after `shutdown`.
     public var isServing: Bool {
         !open.isEmpty && open.values.allSatisfy { pair in
-            pair.udp.channels.allSatisfy(\.isActive) && pair.tcp.serverChannel.isActive
+            pair.udp.isServing && pair.tcp.serverChannel.isActive
         }
     }
 
@@ -189,7 +190,7 @@ public actor DNSListeners {
     public var allOpen: Bool {
         !stopped && !order.isEmpty && order.allSatisfy { key in
             guard let pair = open[key] else { return false }
-            return pair.udp.channels.allSatisfy(\.isActive) && pair.tcp.serverChannel.isActive
+            return pair.udp.isServing && pair.tcp.serverChannel.isActive
         }
     }
 
@@ -222,7 +223,7 @@ public actor DNSListeners {
         let attempts = endpoint.port == 0 ? 5 : 1
         var lastError: (any Error)?
         for _ in 0..<attempts {
-            let udp = try await UDPListener.bind(
+            let udp = try UDPListener.bind(
                 endpoint, group: group, configuration: configuration, processor: processor, stats: stats, proxies: proxies, logger: logger)
             do {
                 let tcp = try await TCPListener.bind(

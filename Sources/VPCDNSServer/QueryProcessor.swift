@@ -1,5 +1,6 @@
 import DNSWire
 import NIOCore
+import UDPDatapath
 import VPCDNSCore
 
 #if canImport(Glibc)
@@ -82,57 +83,74 @@ public enum QueryProcessingResult: Sendable {
 /// The way back to the client for a query answered later (`.pending`), e.g. after an
 /// upstream round trip.
 ///
-/// It is a small value (the channel, the client address for UDP, and the listener's
-/// in-flight counter), so building one per query allocates nothing; only a processor that
-/// keeps it (in a closure or a future callback) pays for that, on the slow path.
+/// It is a small value (the way back, the listener's in-flight counter), so building one per
+/// query allocates nothing; only a processor that keeps it (in a closure or a future
+/// callback) pays for that, on the slow path.
 ///
-/// `respond(_:)` may be called from any thread: off the channel's event loop it hops there.
-/// Call it **exactly once** per `.pending` result, and never after returning `.reply` or
-/// `.drop`. `nil` means "no answer" (counted as dropped; on TCP it still releases the
-/// connection's in-flight slot). Answering after the listener closed is harmless: the bytes
-/// are discarded.
+/// `respond(_:)` may be called from any thread. Call it **exactly once** per `.pending`
+/// result, and never after returning `.reply` or `.drop`. `nil` means "no answer" (counted
+/// as dropped; on TCP it still releases the connection's in-flight slot). Answering after
+/// the listener closed is harmless: the bytes are discarded.
 public struct QueryResponder: Sendable {
-    let channel: any Channel
-    /// UDP: where the reply goes. TCP: nil (the connection is the destination).
-    let peer: SocketAddress?
+    enum Route: Sendable {
+        /// TCP: the connection; a late answer goes through its pipeline (on its loop).
+        case connection(any Channel)
+        /// UDP: sent straight from the calling thread with `sendmsg` through the socket the
+        /// query came in on, to `client`, from `local` (the address the client asked).
+        case datagram(DatagramSocket, client: DatagramEndpoint, local: DatagramEndpoint, loop: any EventLoop)
+    }
+
+    let route: Route
     let inFlight: InFlightCounter
 
-    init(channel: any Channel, peer: SocketAddress?, inFlight: InFlightCounter) {
-        self.channel = channel
-        self.peer = peer
+    /// A TCP connection's responder.
+    init(connection: any Channel, inFlight: InFlightCounter) {
+        self.route = .connection(connection)
         self.inFlight = inFlight
     }
 
-    /// The event loop of the channel the query came in on. Upstream work for this query
-    /// should run here, so that the answer needs no thread hop.
-    public var eventLoop: any EventLoop { channel.eventLoop }
+    /// A UDP datagram's responder; `loop` is the event loop tied to the datapath thread
+    /// that read the query.
+    init(socket: DatagramSocket, client: DatagramEndpoint, local: DatagramEndpoint, loop: any EventLoop, inFlight: InFlightCounter) {
+        self.route = .datagram(socket, client: client, local: local, loop: loop)
+        self.inFlight = inFlight
+    }
+
+    /// The event loop upstream work for this query should run on: the connection's (no
+    /// thread hop for the answer), or for UDP the loop tied to the datapath thread that
+    /// read the query (the same one for every query of that socket).
+    public var eventLoop: any EventLoop {
+        switch route {
+        case .connection(let channel): channel.eventLoop
+        case .datagram(_, _, _, let loop): loop
+        }
+    }
 
     /// Sends `reply` (a complete DNS message) to the client, or nothing for `nil`.
     public func respond(_ reply: ByteBuffer?) {
-        guard peer != nil else {
+        switch route {
+        case .connection(let channel):
             inFlight.end()
-            channel.writeAndFlush(DeferredReply(peer: peer, reply: reply), promise: nil)
-            return
-        }
-        guard reply != nil else {
-            // UDP has no per-connection state to release: nothing to send, nothing to do.
+            channel.writeAndFlush(DeferredReply(reply: reply), promise: nil)
+        case .datagram(let socket, let client, let local, _):
+            guard let reply else {
+                // UDP has no per-connection state to release: nothing to send, nothing to do.
+                inFlight.end()
+                inFlight.stats.dropped.add(1, ordering: .relaxed)
+                return
+            }
+            // Sent before the query stops counting as in flight, so that a shutdown waiting
+            // for none closes the socket only after this answer left.
+            let failure = reply.withUnsafeReadableBytes { socket.send($0, to: client, from: local) }
+            if failure != 0, failure != EBADF { inFlight.stats.socketErrors.add(1, ordering: .relaxed) }
             inFlight.end()
-            inFlight.stats.dropped.add(1, ordering: .relaxed)
-            return
         }
-        // UDP: the listener flushes once for all the late answers of this loop iteration (the
-        // upstream replies of one read burst leave in one `sendmmsg`), and before it closes.
-        // Written before the query stops counting as in flight, so that a shutdown waiting for
-        // none closes the listener after this answer is queued.
-        channel.write(DeferredReply(peer: peer, reply: reply), promise: nil)
-        inFlight.end()
     }
 }
 
-/// A late answer travelling from `QueryResponder` through the pipeline to the listener's
-/// handler, which is the only place that may touch per-channel state.
+/// A late TCP answer travelling from `QueryResponder` through the pipeline to the
+/// connection's handler, which is the only place that may touch per-connection state.
 struct DeferredReply: Sendable {
-    var peer: SocketAddress?
     var reply: ByteBuffer?
 }
 

@@ -136,9 +136,6 @@ public final class ServerRuntime: Sendable {
             }
         }
         upstreamSummary.withLock { $0 = finalReview.summaryLines }
-        for e in endpoints where ServerRuntime.isWildcard(e) {
-            logger.warning("wildcard address \(e): UDP answers to a query sent to another of this host's addresses leave from the address the kernel picks, and clients drop them; list the addresses to serve instead of a wildcard")
-        }
         if let m = loaded.model.settings.metrics {
             do {
                 let server = try await bindMetrics(m)
@@ -151,8 +148,8 @@ public final class ServerRuntime: Sendable {
         }
     }
 
-    /// `0.0.0.0` or `::`: the UDP socket cannot choose the source address of its replies
-    /// (NIO offers no IP_PKTINFO on send).
+    /// `0.0.0.0` or `::`: each query's listener is the address it was sent to (pktinfo), and
+    /// its UDP reply leaves from that address (O7).
     static func isWildcard(_ e: SocketEndpoint) -> Bool {
         e.ip == .v4(0) || e.ip == .v6(0)
     }

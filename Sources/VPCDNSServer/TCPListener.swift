@@ -97,7 +97,7 @@ final class TCPQueryHandler: ChannelDuplexHandler {
         lastActivity = receivedAt.monotonic
         tracked.lastActivity.store(lastActivity.uptimeNanoseconds, ordering: .relaxed)
         let queryContext = QueryContext(client: client, listener: listener, transport: .tcp, receivedAt: receivedAt, proxy: proxy)
-        let responder = QueryResponder(channel: context.channel, peer: nil, inFlight: inFlight)
+        let responder = QueryResponder(connection: context.channel, inFlight: inFlight)
         switch processor.process(query, context: queryContext, responder: responder) {
         case .reply(let reply):
             writeFramed(context, reply, promise: nil)
@@ -403,4 +403,11 @@ final class TCPListener: Sendable {
 /// Open TCP connections of one listener, so that a stop can reach them.
 final class ConnectionRegistry: Sendable {
     let map = Mutex<[ObjectIdentifier: any Channel]>([:])
+}
+
+extension ChannelOption where Self == ChannelOptions.Types.SocketOption {
+    /// `IPV6_V6ONLY`. NIO makes every IPv6 socket dual-stack; the listeners set this on theirs
+    /// so that `[::]:53` and `0.0.0.0:53` can both be listened on (as with BIND and Unbound)
+    /// and an IPv4 client never arrives as `::ffff:a.b.c.d`, which V2 would not match.
+    static var ipv6Only: Self { .init(level: .ipv6, name: .ipv6_v6only) }
 }

@@ -2,10 +2,17 @@
 // prints decisions per second on one core for a private name and for a forwarded name.
 //
 //   swift build -c release --product vpcdns-bench && .build/release/vpcdns-bench [--config PATH] [--seconds N]
+//
+// `vpcdns-bench udp-echo --listen 127.0.0.1:PORT [--threads N]` instead serves a DNS echo on
+// the UDP datapath until SIGINT/SIGTERM (UDPEcho.swift): the per-packet floor for `make bench`.
 import DNSWire
 import Foundation
 import VPCDNSConfig
 import VPCDNSCore
+
+if CommandLine.arguments.dropFirst().first == "udp-echo" {
+    exit(runUDPEcho(Array(CommandLine.arguments.dropFirst(2))))
+}
 
 var configPath = "config/vpcdns.yaml"
 var seconds = 2.0
