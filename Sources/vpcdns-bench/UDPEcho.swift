@@ -29,7 +29,7 @@ func runUDPEcho(_ arguments: [String]) -> Int32 {
     var args = arguments[...]
     while let a = args.popFirst() {
         switch a {
-        case "--listen": listen = args.popFirst().flatMap(SocketEndpoint.init)
+        case "--listen": listen = args.popFirst().flatMap { SocketEndpoint($0) }
             if listen == nil { FileHandle.standardError.write(Data("--listen: expected ADDRESS:PORT, e.g. 127.0.0.1:5300\n".utf8)); return 64 }
         case "--threads": guard let n = args.popFirst().flatMap(Int.init), n > 0 else { FileHandle.standardError.write(Data(usage.utf8)); return 64 }
             configuration.threads = n
@@ -56,8 +56,7 @@ func runUDPEcho(_ arguments: [String]) -> Int32 {
         FileHandle.standardError.write(Data("cannot listen on udp \(listen): \(error.reason)\n".utf8))
         return 1
     }
-    print("listening on udp \(datapath.bound) (\(configuration.threads) threads, batch \(configuration.batch))")
-    fflush(stdout)
+    FileHandle.standardOutput.write(Data("listening on udp \(datapath.bound) (\(configuration.threads) threads, batch \(configuration.batch))\n".utf8))
     var signal: Int32 = 0
     sigwait(&stopSignals, &signal)
     datapath.close()

@@ -674,12 +674,13 @@ struct ServeIntegrationTests {
         // 127.0.0.5 is one of this host's addresses (all of 127/8 is local); a reply from
         // 127.0.0.1 instead is dropped by dig ("reply from unexpected source").
         let server = SocketEndpoint(ip: .v4(0x7F00_0005), port: UInt16(port))
-        withKnownIssue("NIO cannot set the source address of a UDP send (IP_PKTINFO); bind specific addresses") {
-            let r = try h.dig("www.myservice.internal", at: server)
-            #expect(r.rdata("A") == ["10.0.5.10"], "\(r.output)")
-        }
-        #expect(h.process.standardError.contains("warning") && h.process.standardError.contains("wildcard address 0.0.0.0:\(port): UDP answers"),
-                "serve warns about the wildcard: \(h.process.standardError)")
+        let r = try h.dig("www.myservice.internal", at: server)
+        #expect(r.rdata("A") == ["10.0.5.10"], "\(r.output)")
+        #expect(r.output.contains("SERVER: 127.0.0.5#\(port)"), "the answer came from 127.0.0.5: \(r.output)")
+        // The query log names the address asked as the listener (O7).
+        let log = await h.logRecords("www.myservice.internal.")
+        #expect(log.first?.vpcdns("listener") == "127.0.0.5:\(port)", "\(log)")
+        #expect(!h.process.standardError.contains("wildcard address"), "no warning about wildcards any more: \(h.process.standardError)")
         // Over TCP the connection's own address is used: fine.
         #expect(try h.dig("www.myservice.internal", at: server, "+tcp").rdata("A") == ["10.0.5.10"])
     }
