@@ -11,6 +11,17 @@ struct LeanEchoProcessor: QueryProcessor {
         guard let reply = TestDNS.echoReply(to: query) else { return .drop }
         return .reply(reply)
     }
+
+    /// UDP: straight into the datapath's send slot, no `ByteBuffer` (the path a real
+    /// processor's local answers take).
+    func processDatagram(_ query: UnsafeRawBufferPointer, context: QueryContext, reply: UnsafeMutableRawBufferPointer,
+                         responder: QueryResponder) -> DatagramProcessingResult {
+        guard query.count >= 12, query[2] & 0x80 == 0, query.count <= reply.count else { return .drop }
+        reply.copyMemory(from: query)
+        reply[2] |= 0x80
+        reply[3] &= 0xF0
+        return .reply(length: query.count)
+    }
 }
 
 /// Not a regular test: `VPCDNS_PERF=1 swift test -c release --filter EchoThroughput` runs
