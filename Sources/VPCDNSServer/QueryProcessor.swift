@@ -68,9 +68,8 @@ public struct QueryContext: Sendable {
 
 /// What `QueryProcessor.process` decided, synchronously.
 public enum QueryProcessingResult: Sendable {
-    /// Send these bytes back now. On UDP the listener batches the write and flushes once per
-    /// read burst (so replies to one `recvmmsg` batch leave in one `sendmmsg`); on TCP it adds
-    /// the 2-byte length. The buffer must be a complete DNS message; the listener does not look
+    /// Send these bytes back now. On TCP the listener adds the 2-byte length and flushes once
+    /// per read burst (UDP goes through `processDatagram`). The buffer must be a complete DNS message; the listener does not look
     /// inside (truncation to the client's UDP size is the processor's job, P2).
     case reply(ByteBuffer)
     /// Send nothing (P4: too short, QR set). The listener counts it as dropped.
@@ -156,8 +155,9 @@ struct DeferredReply: Sendable {
 
 /// The single contract between the listeners (bytes in, bytes out) and the resolver.
 ///
-/// The listeners call `process` for every UDP datagram and every framed TCP message, on the
-/// channel's event loop, in arrival order. The call must not block: local answers (private
+/// The TCP listener calls `process` for every framed message, on the connection's event
+/// loop, in arrival order; the UDP datapath calls `processDatagram` for every datagram, on
+/// the datapath thread that read it (replies to one `recvmmsg` batch leave in one `sendmmsg`). The call must not block: local answers (private
 /// zones, cache hits, errors) should be encoded and returned as `.reply` straight away, which
 /// costs no future, no promise and no thread hop. Work that has to wait (upstream) returns
 /// `.pending` and later calls `responder.respond(_:)` exactly once.

@@ -94,6 +94,25 @@ struct ListenerTests {
         }
     }
 
+    @Test("Wildcard 0.0.0.0: answers now, late from the loop and late from another thread all leave from the address asked")
+    func wildcardReplySource() async throws {
+        let processor = EchoProcessor(delay: .milliseconds(30))
+        let listeners = DNSListeners(group: testGroup, processor: processor)
+        try await listeners.update(to: [SocketEndpoint(ip: .v4(0), port: 0)])
+        let port = await listeners.listeners[0].bound.port
+        // 127.0.0.3 is this host's (all of 127/8 is on lo) but not the address the kernel
+        // would pick for a reply to 127.0.0.1: dig drops a reply from any other source.
+        let server = SocketEndpoint(ip: .v4(0x7F00_0003), port: port)
+        var statuses: [String] = []
+        for name in ["now.example.org", "slow.example.org", "away.example.org"] {
+            let r = try Dig.query(name, server: server)
+            statuses.append(r.status.isEmpty ? r.output : r.status)
+        }
+        await listeners.shutdown(gracePeriod: .zero)
+        #expect(statuses == ["NOERROR", "NOERROR", "NOERROR"])
+        #expect(processor.contexts.withLock { $0.map(\.listener) } == [server, server, server], "the listener is the address asked")
+    }
+
     @Test("Garbage and responses are dropped, counted, and the listener keeps serving")
     func garbage() async throws {
         try await withListeners { listeners, server in
