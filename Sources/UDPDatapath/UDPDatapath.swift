@@ -174,6 +174,7 @@ private final class Worker: Sendable {
         if rc != 0 {
             Unmanaged<Worker>.fromOpaque(box).release()
             stopping.store(true, ordering: .relaxed)
+            Glibc.close(wake)
             return
         }
         thread.withLock { $0 = tid }
@@ -202,13 +203,14 @@ private final class Worker: Sendable {
         let bound = socket.bound
         var polled = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
         var drained: UInt64 = 0
+        buffers.prepareReceive(upTo: batch, readsDestination: readsDestination)
 
         while !stopping.load(ordering: .acquiring) {
             // Read until a short batch (the queue is then empty or nearly: poll tells).
             var received = batch
             while received == batch, !stopping.load(ordering: .relaxed) {
-                buffers.prepareReceive(readsDestination: readsDestination)
                 received = Int(cudp_recvmmsg(fd, buffers.receive, UInt32(batch), Int32(MSG_DONTWAIT)))
+                defer { buffers.prepareReceive(upTo: received, readsDestination: readsDestination) }
                 if received < 0 {
                     let code = errno
                     if code == EINTR { received = batch; continue }
@@ -318,9 +320,10 @@ private struct Buffers {
     /// The received message `i` (its `msghdr` is the first field of the `mmsghdr`).
     func header(_ i: Int) -> UnsafePointer<msghdr> { UnsafeRawPointer(receive + i).assumingMemoryBound(to: msghdr.self) }
 
-    /// The kernel overwrites the lengths and flags of every message it fills: reset them.
-    func prepareReceive(readsDestination: Bool) {
-        for i in 0..<batch {
+    /// The kernel overwrites the lengths and flags of every message it fills: reset the first
+    /// `count` (those the last `recvmmsg` filled; after a failed one, the first, to be safe).
+    func prepareReceive(upTo count: Int, readsDestination: Bool) {
+        for i in 0..<(count < 0 ? 1 : min(count, batch)) {
             var h = msghdr()
             h.msg_name = name(i)
             h.msg_namelen = socklen_t(nameSlot)
