@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config/vpcdns.yaml
 
-.PHONY: deps build run test check explain e2e-aws bench bench-scale bench-core leak-check fuzz-packet fuzz-config clean
+.PHONY: deps build run test check explain e2e-aws scale-demo bench bench-scale bench-core leak-check fuzz-packet fuzz-config clean
 
 deps:
 	@scripts/install-deps.sh
@@ -25,6 +25,12 @@ test: deps
 ## the unchanged awscli; network namespaces play the hosts (root; scripts/e2e-aws.sh).
 e2e-aws: build
 	scripts/e2e-aws.sh
+
+## Two replicas behind dnsdist, each machine (and a test host of each of two VPCs) in its own
+## network namespace: dig transcripts, reload and failover under dnsperf load, merged logs
+## (root; scripts/scale-demo.sh; everything is torn down on exit).
+scale-demo: build
+	scripts/scale-demo.sh
 
 check: build
 	$(SWIFT) run vpcdns check --config $(CONFIG)
