@@ -67,8 +67,8 @@ ip netns add "$NS_SW" 2>"$WORK/netns.err" || skip "ip netns add failed: $(cat "$
 in_ns() { local ns="$1"; shift; ip netns exec "$ns" "$@"; }
 
 # --- The network: a bridge in its own namespace, one veth pair per machine. --------------
+ip -n "$NS_SW" link add br0 type bridge 2>"$WORK/bridge.err" || skip "cannot make a bridge in a namespace: $(cat "$WORK/bridge.err")"
 set -e
-ip -n "$NS_SW" link add br0 type bridge
 ip -n "$NS_SW" link set br0 up
 attach() {  # NAMESPACE ADDRESS PORT
   ip netns add "$1"
