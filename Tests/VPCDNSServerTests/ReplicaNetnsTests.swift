@@ -172,20 +172,16 @@ struct ReplicaNetnsTests {
                                                   dir: dir, name: "dnsperf-reload")
         defer { kill(perfPid, SIGKILL); var st: Int32 = 0; waitpid(perfPid, &st, WNOHANG) }
         let start = ContinuousClock.now
-        var signalled = false, bothReloaded = false
+        let processes = replicas.map(\.process)
+        let reload = DnsdistReplicas.changeZoneAndReload(after: .seconds(1), zoneFile: zoneFile, api: Self.alphaReloaded, replicas: processes)
+        defer { reload.cancel() }
+        var bothReloaded = false
         var digs = 0, unanswered = 0, oldAfterReload = 0, newAfterReload = 0, other = 0
         // Through the load, and on (at most 15 s in all) until a few answers came after both
         // reloads, since a dig from a namespace can be slow on a loaded machine.
         while digs < 200 && (ContinuousClock.now - start < .milliseconds(4500)
                              || (newAfterReload + oldAfterReload < 5 && ContinuousClock.now - start < .seconds(15))) {
-            if !signalled && ContinuousClock.now - start > .seconds(1) {
-                try DnsdistReplicas.zone(api: Self.alphaReloaded).write(to: zoneFile, atomically: true, encoding: .utf8)
-                for r in replicas { r.process.signal(SIGHUP) }
-                signalled = true
-            }
-            if signalled && !bothReloaded {
-                bothReloaded = replicas.allSatisfy { $0.process.standardError.contains("configuration reloaded") }
-            }
+            if !bothReloaded { bothReloaded = DnsdistReplicas.allReloaded(processes) }
             let reloadedBeforeQuery = bothReloaded
             let r = try alpha.dig(Self.name, server: lb)
             digs += 1
@@ -195,12 +191,13 @@ struct ReplicaNetnsTests {
             else if a == [Self.alphaAnswer] { if reloadedBeforeQuery { oldAfterReload += 1 } }
             else { other += 1 }
         }
+        try await reload.value
         let perf = DnsperfSummary.wait(pid: perfPid, output: perfOut)
         print("[replicas-netns] reload: dnsperf from \(alpha.address) sent \(perf.sent ?? -1), completed \(perf.completed ?? -1), "
               + "lost \(perf.lost ?? -1); dig loop \(digs) queries, \(unanswered) unanswered, "
               + "after both reloads \(newAfterReload) new and \(oldAfterReload) old, \(other) other")
 
-        #expect(signalled && bothReloaded, "reload not confirmed: \(replicas.map(\.process.standardError))")
+        #expect(bothReloaded, "reload not confirmed: \(replicas.map(\.process.standardError))")
         for r in replicas { #expect(r.process.isRunning && !r.process.standardError.contains("reload rejected"), "\(r.process.standardError)") }
         let sent = try #require(perf.sent, "dnsperf said: \(perf.text)")
         #expect(sent >= 2000 && perf.lost == 0 && perf.completed == sent, "\(perf.text)")

@@ -61,6 +61,22 @@ enum DnsdistReplicas {
         "$ORIGIN svc.internal.\n$TTL 60\napi IN A \(address)\n"
     }
 
+    /// After `delay`, replaces alpha's zone file with one answering `api` (a rename, so no
+    /// replica reads half a file) and sends SIGHUP to every replica. A task of its own, so the
+    /// reload comes on time however slowly the test's own dig loop runs on a loaded machine.
+    static func changeZoneAndReload(after delay: Duration, zoneFile: URL, api: String, replicas: [ServeProcess]) -> Task<Void, any Error> {
+        Task {
+            try await Task.sleep(for: delay)
+            try zone(api: api).write(to: zoneFile, atomically: true, encoding: .utf8)
+            for r in replicas { r.signal(SIGHUP) }
+        }
+    }
+
+    /// True once every replica said it applied a reload.
+    static func allReloaded(_ replicas: [ServeProcess]) -> Bool {
+        replicas.allSatisfy { $0.standardError.contains("configuration reloaded") }
+    }
+
     /// dnsdist on `listen` (IP:PORT) for the sources in `acl`, round robin over `backends`
     /// (IP:PORT) with PROXY v2 and a health check every second (a backend is down after one
     /// failed check, up again after one good one).
