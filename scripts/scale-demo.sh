@@ -234,8 +234,8 @@ echo "\$ vpcdns logs filter r1/queries.jsonl r2/queries.jsonl --vpc $VPC_B | jq 
 "$VPCDNS" logs filter "$WORK/r1/queries.jsonl" "$WORK/r2/queries.jsonl" --vpc "$VPC_B" \
   | jq -c '[.vpcdns.received_at, .srcaddr, .vpcdns.proxy, .transport, .query_name, .rcode]' | head -6
 for f in r1 r2; do
-  jq -r '.srcaddr' "$WORK/$f/queries.jsonl" | sort -u | tr '\n' ' ' > "$WORK/$f.sources"
-  echo "  sources in $f's log: $(cat "$WORK/$f.sources")($LB: dnsdist's health checks, REFUSED)"
+  echo "  $f's log by srcaddr and rcode ($LB: dnsdist's own health checks, PROXY v2 LOCAL):"
+  jq -r '"\(.srcaddr) \(.vpc_id) \(.rcode)"' "$WORK/$f/queries.jsonl" | sort | uniq -c | sed 's/^/  /'
 done
 
 echo
