@@ -124,9 +124,6 @@ enum Netns {
             for m in members { _ = try? Netns.run(["netns", "del", m.namespace], check: false) }
             _ = try? Netns.run(["netns", "del", bridgeNamespace], check: false)
         }
-
-        /// True when the namespace is a member: the only addresses a test may send to besides loopback.
-        func isMember(_ address: String) -> Bool { members.contains { $0.address == address } }
     }
 
     /// A namespace on a `Segment`.
