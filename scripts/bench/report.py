@@ -36,7 +36,7 @@ def load(path):
     return rows
 
 
-ORDER = ["vpcdns", "vpcdns-1t", "vpcdns+qlog", "vpcdns+console", "unbound-1t", "unbound-2t", "nsd-1", "nsd-2",
+ORDER = ["vpcdns", "vpcdns-1t", "vpcdns+qlog", "vpcdns+console", "vpcdns+console-idle", "unbound-1t", "unbound-2t", "nsd-1", "nsd-2",
          "echo-c-1t", "echo-c-2t", "echo-vpcdns-1t", "echo-vpcdns-2t", "vpcdns-1M"]
 
 # What each row is, printed under the table for the servers it shows.
@@ -46,6 +46,7 @@ LEGEND = {
     "vpcdns+qlog": "vpcdns as `vpcdns`, query log on (a file in the temp folder), console off",
     "vpcdns+console": "vpcdns as `vpcdns`, `console` on with one live stream (/api/queries/stream) read for the "
                       "whole run, query log off (the records are built for the console alone); compared with `vpcdns`",
+    "vpcdns+console-idle": "as `vpcdns+console` with no page open: building the records alone (no target)",
     "unbound-1t": "Unbound, 1 thread", "unbound-2t": "Unbound, 2 threads",
     "nsd-1": "NSD serving the private names itself, 1 server process", "nsd-2": "NSD, 2 server processes",
     "echo-c-1t": "physical limit: scripts/bench/udp-echo.c (recvmmsg/sendmmsg, no DNS work), 1 thread",
@@ -100,7 +101,7 @@ def table(rows):
             lines.append("  ".join("-" * w for w in widths))
     shown = [s for s in ORDER if any(r["server"] == s for r in rows)]
     if shown:
-        lines += ["", "servers:"] + [f"  {s:<15} {LEGEND[s]}" for s in shown]
+        lines += ["", "servers:"] + [f"  {s:<19} {LEGEND[s]}" for s in shown]
     return lines
 
 
@@ -169,7 +170,7 @@ class Targets:
 
 
 # The vpcdns rows that must lose no query (issue 15: "0 lost queries in every row").
-VPCDNS_ROWS = ("vpcdns", "vpcdns-1t", "vpcdns+qlog", "vpcdns+console", "vpcdns-1M")
+VPCDNS_ROWS = ("vpcdns", "vpcdns-1t", "vpcdns+qlog", "vpcdns+console", "vpcdns+console-idle", "vpcdns-1M")
 
 
 def ratios_and_targets(rows, scale):
@@ -220,6 +221,12 @@ def ratios_and_targets(rows, scale):
     if base and cons:
         T.ratio("console on + one live stream (query log off): CPU/query (a) vs console off (query log off)",
                 cons["cpu_us"] / base["cpu_us"], "<=1.05")
+    idle = one(rows, "a", "vpcdns+console-idle")
+    if base and idle:
+        lines += ["", "Console (CPU/query (a) over console off, both with the query log off):"]
+        lines.append(f"  no page open (records built, nothing streamed): "
+                     f"{idle['cpu_us'] / base['cpu_us']:.2f}x; one live stream open: "
+                     + (f"{cons['cpu_us'] / base['cpu_us']:.2f}x" if cons else "-"))
     measured = [r for r in rows if r["server"] in VPCDNS_ROWS]
     if measured:
         lossy = [f"{r['server']} {r['workload']}: {r['lost']}" for r in measured if r["lost"]]

@@ -11,7 +11,8 @@
 # Two more kinds of rows under (a), same query file, same dnsperf settings:
 #   vpcdns+console: `console` set and one live stream open (curl reading
 #     /api/queries/stream for the whole run, as an open page does), query log off; its
-#     figures are compared with plain `vpcdns` (console off, query log off)
+#     figures are compared with plain `vpcdns` (console off, query log off); and
+#     vpcdns+console-idle, the same with no page open (what building the records costs alone)
 #   the physical limit: a UDP echo that does no DNS work (scripts/bench/udp-echo.c, built here
 #     with `cc -O2`: recvmmsg/sendmmsg, SO_REUSEPORT threads; and `vpcdns-bench udp-echo`,
 #     vpcdns's own datapath with a trivial handler, when that binary has the command)
@@ -84,14 +85,14 @@ remember_pid "$UPSTREAM_PID"
 wait_ready "$UPSTREAM_PID" "$up_port" host1.example.com A "$WORK/upstream/nsd.log"
 bench_log "upstream NSD on 127.0.0.1:$up_port (pid $UPSTREAM_PID)"
 
-# start SERVER: vpcdns | vpcdns-1t | vpcdns+qlog | vpcdns+console | unbound-1t | unbound-2t |
+# start SERVER: vpcdns | vpcdns-1t | vpcdns+qlog | vpcdns+console[-idle] | unbound-1t | unbound-2t |
 # nsd-1 | nsd-2 | echo-c-1t | echo-c-2t | echo-vpcdns-1t | echo-vpcdns-2t
 start() {
   case "$1" in
     vpcdns) start_vpcdns "$WORK/vpcdns.yaml" "$1" ;;
     vpcdns-1t) start_vpcdns "$WORK/vpcdns-1t.yaml" "$1" ;;
     vpcdns+qlog) rm -f "$WORK/queries.jsonl"; start_vpcdns "$WORK/vpcdns-qlog.yaml" vpcdns-qlog ;;
-    vpcdns+console)
+    vpcdns+console|vpcdns+console-idle)
       CONSOLE_PORT=$(free_port)
       sed "s|@CONSOLE_PORT@|$CONSOLE_PORT|g" "$WORK/vpcdns-console.yaml" > "$WORK/vpcdns-console-$CONSOLE_PORT.yaml"
       start_vpcdns "$WORK/vpcdns-console-$CONSOLE_PORT.yaml" vpcdns-console ;;
@@ -189,7 +190,7 @@ for repeat in $(seq 1 "$BENCH_REPEAT"); do
   for round in $(seq 1 "$BENCH_ROUNDS"); do
     bench_log "repeat $repeat of $BENCH_REPEAT, round $round of $BENCH_ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     if wanted a; then
-      for s in vpcdns vpcdns-1t vpcdns+qlog vpcdns+console unbound-1t unbound-2t nsd-1 nsd-2 $echo_servers; do run "$s" a; done
+      for s in vpcdns vpcdns-1t vpcdns+qlog vpcdns+console vpcdns+console-idle unbound-1t unbound-2t nsd-1 nsd-2 $echo_servers; do run "$s" a; done
     fi
     if wanted a-tcp; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done; fi
     if wanted b; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" b; done; fi
