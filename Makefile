@@ -35,8 +35,10 @@ scale-demo: build
 check: build
 	$(SWIFT) run vpcdns check --config $(CONFIG)
 
-## vpcdns vs Unbound (1 and 2 threads) vs NSD on loopback, then the 1M-record zone scale test;
-## prints the table with ratios and targets, also in bench-results/latest.txt (scripts/bench/run.sh).
+## vpcdns vs Unbound (1 and 2 threads) vs NSD on loopback, plus the console-streaming row and the
+## UDP-echo "physical limit" rows; the whole table BENCH_REPEAT (2) times, then the 1M-record zone
+## scale test; prints the tables with ratios, targets and each ratio's range over the repeats,
+## also in bench-results/latest.txt (scripts/bench/run.sh).
 bench: deps
 	$(SWIFT) build -c release --product vpcdns
 	$(SWIFT) build -c release --product vpcdns-bench
