@@ -73,13 +73,8 @@ public final class Console: Sendable {
         router.get("/api/explain") { [self] request, _ in explain(request) }
         router.get("/api/summary") { [self] request, _ in summary(request) }
         router.get("/api/config") { [self] _, _ in configuration() }
-        router.get("/metrics") { [self] _, _ in
-            Console.respond(runtime.exporter.render(), type: "text/plain; version=0.0.4; charset=utf-8")
-        }
-        router.get("/healthz") { [self] _, _ in
-            await runtime.isHealthy() ? Console.respond("ok\n", type: "text/plain")
-                : Console.respond("unavailable\n", type: "text/plain", status: .serviceUnavailable)
-        }
+        let runtime = self.runtime
+        OpsRoutes.add(to: router, metrics: { runtime.exporter.render() }, health: { await runtime.isHealthy() })
         return router
     }
 

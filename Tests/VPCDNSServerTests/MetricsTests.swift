@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import Testing
+import VPCDNSConsole
 import VPCDNSCore
 @testable import VPCDNSServer
 
@@ -84,7 +85,8 @@ struct MetricsTests {
                 cidrs: [10.0.0.0/16]
                 clients: [127.0.0.0/8]
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let runtime = try await ServerRuntime(configPath: config, listenOverride: nil, logger: Logger(label: "test"))
+        let runtime = try await ServerRuntime(configPath: config, listenOverride: nil, logger: Logger(label: "test"),
+                                              metricsHTTP: MetricsHTTPServer.binder)
         let m = try #require(runtime.metricsAddress)
         #expect(m.port != 0)
         #expect(await runtime.isHealthy())
