@@ -181,11 +181,23 @@ struct MetricsHTTPServerTests {
         } catch let e as MetricsHTTPServer.BindError {
             #expect(e.description.hasPrefix("cannot listen on metrics \(server.bound): "), "\(e)")
         }
-        #expect(try Shell.http("http://\(server.bound)/healthz").status == 200)
+        #expect(try await Shell.httpOffPool("http://\(server.bound)/healthz").status == 200)
         flag.withLock { $0 = false }
-        let h = try Shell.http("http://\(server.bound)/healthz")
+        let h = try await Shell.httpOffPool("http://\(server.bound)/healthz")
         #expect(h.status == 503 && h.body == "unavailable\n")
         await server.close()
-        #expect(try Shell.http("http://\(server.bound)/healthz").status == 0)  // connection refused
+        #expect(try await Shell.httpOffPool("http://\(server.bound)/healthz").status == 0)  // connection refused
+    }
+}
+
+extension Shell {
+    /// `http` from a thread of its own. A server in this process (Hummingbird) answers on the
+    /// Swift concurrency pool, which has a thread per core; curl waited for on a pool thread
+    /// blocks it, and two such waits at once (parallel tests, two cores) starve the server
+    /// until curl gives up.
+    static func httpOffPool(_ url: String) async throws -> (status: Int, body: String) {
+        try await withCheckedThrowingContinuation { c in
+            Thread.detachNewThread { c.resume(with: Result { try Shell.http(url) }) }
+        }
     }
 }
