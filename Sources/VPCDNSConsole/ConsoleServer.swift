@@ -55,6 +55,16 @@ public final class Console: Sendable {
         }
     }
 
+    /// The console's HTTP bounds: those of the `metrics` server (its own share of descriptors,
+    /// the same request deadline and size) except that an answer may take as long as it
+    /// streams, since the live list is one answer that lasts while the page is open.
+    static func limits(_ descriptors: DescriptorBudget) -> HTTPLimits {
+        var limits = HTTPLimits()
+        limits.connectionLimit = descriptors.httpConnections
+        limits.responseTimeout = nil
+        return limits
+    }
+
     /// The console as a service of the server's group: the HTTP server and the task that
     /// moves records from the tap to the ring and the live streams.
     public var service: any Service { ConsoleService(console: self) }
@@ -310,10 +320,11 @@ struct ConsoleService: Service {
     func run() async throws {
         let c = console
         let host = c.address.ip.description
+        let limits = Console.limits(c.runtime.descriptors)
         let app = Application(
             router: c.makeRouter(),
-            configuration: .init(address: .hostname(host, port: Int(c.address.port)), serverName: "vpcdns",
-                                 availableConnectionsDelegate: .maximum(64, logger: c.logger)),
+            server: BoundedHTTP1Channel.builder(limits: limits, gate: HTTPConnectionGate(limit: limits.connectionLimit)),
+            configuration: .init(address: .hostname(host, port: Int(c.address.port)), serverName: "vpcdns", backlog: limits.backlog),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? Int(c.address.port)
                 c.onListening(SocketEndpoint(ip: c.address.ip, port: UInt16(port)))

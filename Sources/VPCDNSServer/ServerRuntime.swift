@@ -184,7 +184,7 @@ public final class ServerRuntime: Sendable {
 
     func warnIfLowered(_ s: Settings) {
         if s.maxTCPConnections > descriptors.dnsTCPConnections {
-            logger.warning("max_tcp_connections \(s.maxTCPConnections) lowered to \(descriptors.dnsTCPConnections): the open-files limit is \(descriptors.limit), of which \(descriptors.reserved) are kept for upstream sockets and files and \(descriptors.httpConnections) for metrics (raise the limit, e.g. LimitNOFILE= in systemd, to allow more)")
+            logger.warning("max_tcp_connections \(s.maxTCPConnections) lowered to \(descriptors.dnsTCPConnections): the open-files limit is \(descriptors.limit), of which \(descriptors.reserved) are kept for upstream sockets and files and \(descriptors.httpConnections) each for metrics and the console (raise the limit, e.g. LimitNOFILE= in systemd, to allow more)")
         }
     }
 
