@@ -6,8 +6,8 @@ import NIOHTTPTypes
 import Synchronization
 import VPCDNSServer
 
-/// The bounds of an HTTP server of vpcdns (the `metrics` server), so that no HTTP client can
-/// starve the DNS path of descriptors or time.
+/// The bounds of vpcdns's HTTP servers (`metrics`, the console), so that no HTTP client can
+/// starve the DNS path of descriptors or time, or lock other HTTP clients out.
 public struct HTTPLimits: Sendable {
     /// Open connections at most (`DescriptorBudget.httpConnections`); one more is accepted and
     /// closed at once, which keeps the listen queue short and holds no descriptor.
