@@ -55,6 +55,16 @@ public final class Console: Sendable {
         }
     }
 
+    /// The console's HTTP bounds: those of the `metrics` server (its own share of descriptors,
+    /// the same request deadline and size) except that an answer may take as long as it
+    /// streams, since the live list is one answer that lasts while the page is open.
+    static func limits(_ descriptors: DescriptorBudget) -> HTTPLimits {
+        var limits = HTTPLimits()
+        limits.connectionLimit = descriptors.httpConnections
+        limits.responseTimeout = nil
+        return limits
+    }
+
     /// The console as a service of the server's group: the HTTP server and the task that
     /// moves records from the tap to the ring and the live streams.
     public var service: any Service { ConsoleService(console: self) }
@@ -73,13 +83,8 @@ public final class Console: Sendable {
         router.get("/api/explain") { [self] request, _ in explain(request) }
         router.get("/api/summary") { [self] request, _ in summary(request) }
         router.get("/api/config") { [self] _, _ in configuration() }
-        router.get("/metrics") { [self] _, _ in
-            Console.respond(runtime.exporter.render(), type: "text/plain; version=0.0.4; charset=utf-8")
-        }
-        router.get("/healthz") { [self] _, _ in
-            await runtime.isHealthy() ? Console.respond("ok\n", type: "text/plain")
-                : Console.respond("unavailable\n", type: "text/plain", status: .serviceUnavailable)
-        }
+        let runtime = self.runtime
+        OpsRoutes.add(to: router, metrics: { runtime.exporter.render() }, health: { await runtime.isHealthy() })
         return router
     }
 
@@ -315,10 +320,11 @@ struct ConsoleService: Service {
     func run() async throws {
         let c = console
         let host = c.address.ip.description
+        let limits = Console.limits(c.runtime.descriptors)
         let app = Application(
             router: c.makeRouter(),
-            configuration: .init(address: .hostname(host, port: Int(c.address.port)), serverName: "vpcdns",
-                                 availableConnectionsDelegate: .maximum(64, logger: c.logger)),
+            server: BoundedHTTP1Channel.builder(limits: limits, gate: HTTPConnectionGate(limit: limits.connectionLimit)),
+            configuration: .init(address: .hostname(host, port: Int(c.address.port)), serverName: "vpcdns", backlog: limits.backlog),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? Int(c.address.port)
                 c.onListening(SocketEndpoint(ip: c.address.ip, port: UInt16(port)))

@@ -29,7 +29,9 @@ public final class ServerRuntime: Sendable {
     public let exporter: MetricsExporter
     /// R18: the `health_checks`, run for the life of the server; reloads keep unchanged ones.
     public let health: HealthMonitor
-    let metricsServer = Mutex<MetricsHTTPServer?>(nil)
+    let metricsServer = Mutex<(any MetricsHTTPServing)?>(nil)
+    /// Binds the `metrics` address (at start and when a reload moves it).
+    let metricsHTTP: MetricsHTTPBinder?
     /// How many descriptors client connections may hold (HTTP, DNS over TCP), from the soft
     /// limit after raising it to the hard limit.
     public let descriptors: DescriptorBudget
@@ -41,7 +43,7 @@ public final class ServerRuntime: Sendable {
     /// listeners are already answering but the services are not running yet is kept, not lost
     /// to the default action (which would kill the process without flushing the log).
     let stopSignals: UnixSignalsSequence
-    let logger: Logger
+    public let logger: Logger
     /// O8: dnstap, when configured at start (a changed `dnstap` takes effect at restart).
     public let dnstap: DnstapTap?
     /// The upstream addresses in use and left out (O6), as the startup lines print them.
@@ -64,9 +66,12 @@ public final class ServerRuntime: Sendable {
     }
 
     /// Loads the configuration, opens the query log and every listener. Nothing serves yet
-    /// when this throws; a bind failure names the address (O1).
-    public init(configPath: String, listenOverride: [SocketEndpoint]?, logger: Logger) async throws {
+    /// when this throws; a bind failure names the address (O1). `metricsHTTP` serves the
+    /// `metrics` address; without it a configuration that sets `metrics` does not start.
+    public init(configPath: String, listenOverride: [SocketEndpoint]?, logger: Logger,
+                metricsHTTP: MetricsHTTPBinder? = nil) async throws {
         self.configPath = configPath
+        self.metricsHTTP = metricsHTTP
         self.listenOverride = listenOverride
         self.logger = logger
         let (softBefore, softAfter) = DescriptorBudget.raiseSoftLimit()
@@ -179,7 +184,7 @@ public final class ServerRuntime: Sendable {
 
     func warnIfLowered(_ s: Settings) {
         if s.maxTCPConnections > descriptors.dnsTCPConnections {
-            logger.warning("max_tcp_connections \(s.maxTCPConnections) lowered to \(descriptors.dnsTCPConnections): the open-files limit is \(descriptors.limit), of which \(descriptors.reserved) are kept for upstream sockets and files and \(descriptors.httpConnections) for metrics (raise the limit, e.g. LimitNOFILE= in systemd, to allow more)")
+            logger.warning("max_tcp_connections \(s.maxTCPConnections) lowered to \(descriptors.dnsTCPConnections): the open-files limit is \(descriptors.limit), of which \(descriptors.reserved) are kept for upstream sockets and files and \(descriptors.httpConnections) each for metrics and the console (raise the limit, e.g. LimitNOFILE= in systemd, to allow more)")
         }
     }
 
@@ -247,7 +252,7 @@ public final class ServerRuntime: Sendable {
         // A changed `metrics` address: the new server is bound first, so a bind failure
         // rejects the reload with nothing changed; the old one is closed once all went well.
         let metricsChanged = loaded.model.settings.metrics != old.settings.metrics
-        var newMetrics: MetricsHTTPServer? = nil
+        var newMetrics: (any MetricsHTTPServing)? = nil
         if metricsChanged, let m = loaded.model.settings.metrics {
             do { newMetrics = try await bindMetrics(m) } catch {
                 logger.error("reload rejected: \(error)")

@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime: ServerRuntime
         do {
             runtime = try await ServerRuntime(configPath: config, listenOverride: listen.isEmpty ? nil : listen.compactMap { SocketEndpoint($0) },
-                                              logger: logger)
+                                              logger: logger, metricsHTTP: MetricsHTTPServer.binder)
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
