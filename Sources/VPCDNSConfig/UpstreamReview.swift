@@ -67,14 +67,10 @@ public struct UpstreamReview: Sendable {
     }
 
     /// Every address served: `listen` (or `--listen`), each VPC's resolver addresses and
-    /// inbound endpoint addresses, without duplicates, in configuration order.
+    /// inbound endpoint addresses, without duplicates, in configuration order. Addresses
+    /// covered by a wildcard socket are listed too: they are still vpcdns (O7, `ListenPlan`).
     public static func listeners(of model: Model, override: [SocketEndpoint]?) -> [SocketEndpoint] {
-        var out: [SocketEndpoint] = []
-        for e in (override ?? model.settings.listen) + model.vpcs.flatMap({ $0.resolverAddresses + $0.inboundEndpoints.flatMap(\.addresses) })
-        where !out.contains(e) {
-            out.append(e)
-        }
-        return out
+        ListenPlan(model: model, override: override).addresses
     }
 
     /// The lines `serve` prints at start (and `check` in its summary): the addresses in use,
