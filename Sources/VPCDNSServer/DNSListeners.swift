@@ -166,14 +166,19 @@ public actor DNSListeners {
 
         var closedListeners: [BoundListener] = []
         var closing: [(UDPListener, TCPListener)] = []
+        var handedOver: [(UDPListener, TCPListener)] = []
         for key in removed {
             guard let pair = open.removeValue(forKey: key) else { continue }
             closedListeners.append(BoundListener(transport: .udp, requested: key, bound: pair.udp.bound))
             closedListeners.append(BoundListener(transport: .tcp, requested: key, bound: pair.tcp.bound))
-            closing.append(pair)
+            // O7: an address now covered by a wildcard stays served. The kernel gives its
+            // datagrams to the more specific socket for as long as that one is open, so it
+            // keeps reading until it closes: stopping first would strand what arrives meanwhile.
+            if wanted.contains(where: { ListenPlan.covers($0, key) }) { handedOver.append(pair) } else { closing.append(pair) }
         }
         for (e, u, t) in opened { open[e] = (u, t) }
         order = wanted
+        await Self.drainAndClose(handedOver, gracePeriod: gracePeriod, udpReadsUntilClosed: true)
         await Self.drainAndClose(closing, gracePeriod: gracePeriod)
 
         let openedListeners = opened.flatMap { (e, u, t) in
@@ -212,10 +217,10 @@ public actor DNSListeners {
         open.values.reduce(0) { $0 + max(0, $1.udp.inFlight.current) + max(0, $1.tcp.inFlight.current) }
     }
 
-    private static func drainAndClose(_ pairs: [(UDPListener, TCPListener)], gracePeriod: Duration) async {
+    private static func drainAndClose(_ pairs: [(UDPListener, TCPListener)], gracePeriod: Duration, udpReadsUntilClosed: Bool = false) async {
         guard !pairs.isEmpty else { return }
         for (u, t) in pairs {
-            await u.stopReading()
+            if !udpReadsUntilClosed { await u.stopReading() }
             await t.stopReading()
         }
         let clock = ContinuousClock()

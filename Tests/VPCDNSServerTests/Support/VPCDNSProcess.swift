@@ -42,12 +42,18 @@ final class ServeProcess: Sendable {
     /// The raw `waitpid` status once the process was reaped.
     private let status = Mutex<Int32?>(nil)
 
-    init(arguments: [String], directory: URL) throws {
+    /// `launcher`: a command that runs vpcdns in its place, e.g. `ip netns exec NAME` (it must
+    /// exec vpcdns, so that `pid` and the signals reach vpcdns itself).
+    init(arguments: [String], directory: URL, launcher: [String] = []) throws {
         let binary = try VPCDNSBinary.require()
         stdoutPath = directory.appendingPathComponent("serve.stdout").path
         stderrPath = directory.appendingPathComponent("serve.stderr").path
 
-        pid = try ChildProcess.spawn(binary, arguments, stdout: stdoutPath, stderr: stderrPath)
+        if let program = launcher.first {
+            pid = try ChildProcess.spawn(program, Array(launcher.dropFirst()) + [binary] + arguments, stdout: stdoutPath, stderr: stderrPath)
+        } else {
+            pid = try ChildProcess.spawn(binary, arguments, stdout: stdoutPath, stderr: stderrPath)
+        }
     }
 
     /// Reaps the process if it ended; true while it runs.
