@@ -140,9 +140,6 @@ public final class ServerRuntime: Sendable {
         }
         upstreamSummary.withLock { $0 = finalReview.summaryLines }
         listenPlan.withLock { $0 = plan }
-        for e in endpoints where ServerRuntime.isWildcard(e) {
-            logger.warning("wildcard address \(e): UDP answers to a query sent to another of this host's addresses leave from the address the kernel picks, and clients drop them; list the addresses to serve instead of a wildcard")
-        }
         if let m = loaded.model.settings.metrics {
             do {
                 let server = try await bindMetrics(m)
