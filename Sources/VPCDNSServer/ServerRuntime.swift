@@ -48,6 +48,8 @@ public final class ServerRuntime: Sendable {
     public let dnstap: DnstapTap?
     /// The upstream addresses in use and left out (O6), as the startup lines print them.
     let upstreamSummary = Mutex<[String]>([])
+    /// O7: the sockets open and the addresses each one serves, as configured now.
+    let listenPlan = Mutex<ListenPlan>(ListenPlan(addresses: []))
     /// O2: when the configuration serving now was loaded (wall clock, seconds since 1970).
     let loadedAtSeconds = Mutex<Int64>(Int64(time(nil)))
 
@@ -116,7 +118,8 @@ public final class ServerRuntime: Sendable {
                                  configuration: ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors), logger: logger)
         exporter = MetricsExporter(metrics: metrics, engine: engine, listenerStats: listeners.stats, health: health)
         warnIfLowered(loaded.model.settings)
-        let endpoints = ServerRuntime.endpoints(loaded.model, override: listenOverride)
+        let plan = ListenPlan(model: loaded.model, override: listenOverride)
+        let endpoints = plan.sockets
         do {
             _ = try await listeners.update(to: endpoints)
         } catch {
@@ -141,9 +144,7 @@ public final class ServerRuntime: Sendable {
             }
         }
         upstreamSummary.withLock { $0 = finalReview.summaryLines }
-        for e in endpoints where ServerRuntime.isWildcard(e) {
-            logger.warning("wildcard address \(e): UDP answers to a query sent to another of this host's addresses leave from the address the kernel picks, and clients drop them; list the addresses to serve instead of a wildcard")
-        }
+        listenPlan.withLock { $0 = plan }
         if let m = loaded.model.settings.metrics {
             do {
                 let server = try await bindMetrics(m)
@@ -162,10 +163,11 @@ public final class ServerRuntime: Sendable {
         e.ip == .v4(0) || e.ip == .v6(0)
     }
 
-    /// Every address served (see `UpstreamReview.listeners`: the same list is what O6 compares
-    /// upstream targets with).
+    /// The sockets to open (O7): every address served, except those covered by a wildcard
+    /// socket of the same family and port (`ListenPlan`). O6 still compares upstream targets
+    /// with every address served (`UpstreamReview.listeners`).
     static func endpoints(_ model: Model, override: [SocketEndpoint]?) -> [SocketEndpoint] {
-        UpstreamReview.listeners(of: model, override: override)
+        ListenPlan(model: model, override: override).sockets
     }
 
     /// Event loops: `threads`, or one per core.
@@ -211,6 +213,12 @@ public final class ServerRuntime: Sendable {
     /// The upstream lines printed at start (O6): addresses in use, `system` expanded, and
     /// those left out with why.
     public var upstreamLines: [String] { upstreamSummary.withLock { $0 } }
+
+    /// O7: one line per address served by a wildcard socket instead of one of its own, e.g.
+    /// `serving 10.0.0.2:53 (vpcs[1].resolver_addresses[0]) on the wildcard 0.0.0.0:53`.
+    public var coveredLines: [String] {
+        listenPlan.withLock { $0.coveredLines }
+    }
 
     /// O2: when the configuration now serving was loaded (seconds since 1970, UTC).
     public var loadedAt: Int64 { loadedAtSeconds.withLock { $0 } }
@@ -265,9 +273,15 @@ public final class ServerRuntime: Sendable {
         await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors))
         if loaded.model.settings.maxTCPConnections != old.settings.maxTCPConnections { warnIfLowered(loaded.model.settings) }
         do {
-            let changes = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
+            let plan = ListenPlan(model: loaded.model, override: listenOverride)
+            let changes = try await listeners.update(to: plan.sockets)
             for l in changes.opened { logger.info("\(l)") }
             for l in changes.closed { logger.info("closed \(l.transport) \(l.bound)") }
+            let before = listenPlan.withLock { p in
+                defer { p = plan }
+                return p.coveredLines
+            }
+            for l in plan.coveredLines where !before.contains(l) { logger.info("\(l)") }
         } catch {
             engine.install(old)
             metrics.adopt(old.requests)

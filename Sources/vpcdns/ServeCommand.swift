@@ -52,6 +52,8 @@ struct ServeCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(runtime.exporter.metricsFactory)
         var lines = ""
         for l in await runtime.listening { lines += "\(l)\n" }
+        // O7: addresses served by a wildcard socket rather than one of their own.
+        for l in runtime.coveredLines { lines += "\(l)\n" }
         // O6: the upstream addresses in use (`system` expanded) and those left out.
         for l in runtime.upstreamLines { lines += "\(l)\n" }
         FileHandle.standardError.write(Data(lines.utf8))
