@@ -149,6 +149,9 @@ struct Validation {
         if let c = parsed.settings.console { items.append((c.description, "console")) }
         var first: [String: String] = [:]
         for (addr, path) in items {
+            // `metrics` naming the console's address is one HTTP server serving both (the
+            // console has `/metrics` and `/healthz` already).
+            if path == "console", first[addr] == "metrics" { continue }
             if let f = first[addr] {
                 reader.error(path, "listener address \(addr) is already used by \(f) (line \(line(f))); each address serves one purpose")
             } else {

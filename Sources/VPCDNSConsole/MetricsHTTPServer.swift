@@ -47,6 +47,30 @@ public final class MetricsHTTPServer: MetricsHTTPServing {
                               metrics: { runtime.exporter.render() }, health: { await runtime.isHealthy() })
     }
 
+    /// `binder`, except for the console's own address: when `metrics` names the address of
+    /// `console`, the console's server is the metrics server too (it serves `/metrics` and
+    /// `/healthz`, with no token there), so nothing more is bound. The console's address is
+    /// the one of the model loaded at start (the first bind happens then): a changed `console`
+    /// takes effect at the next restart, so a reload must not consult the new one.
+    /// One per runtime: it remembers that runtime's console.
+    public static func binderSharingConsole() -> MetricsHTTPBinder {
+        let consoleAtStart = Mutex<SocketEndpoint??>(nil)
+        return { endpoint, runtime in
+            let console = consoleAtStart.withLock { c in
+                if c == nil { c = .some(runtime.engine.current.settings.console) }
+                return c!
+            }
+            if endpoint == console { return ServedByConsole(bound: endpoint) }
+            return try await binder(endpoint, runtime)
+        }
+    }
+
+    /// `metrics` on the console's address: the console serves it; nothing to bind or close.
+    struct ServedByConsole: MetricsHTTPServing {
+        let bound: SocketEndpoint
+        func close() async {}
+    }
+
     /// Open connections now, and those closed at once because `connectionLimit` were open.
     public var connections: (open: Int, refused: Int) {
         (gate.open.load(ordering: .relaxed), gate.refused.load(ordering: .relaxed))
@@ -135,6 +159,9 @@ final class BindOutcome: Sendable {
 
 /// `/metrics` and `/healthz` (O5), the same on the `metrics` server and the console.
 enum OpsRoutes {
+    /// The paths `add` serves.
+    static let paths: Set<String> = ["/metrics", "/healthz"]
+
     static func add(to router: Router<BasicRequestContext>, metrics: @escaping @Sendable () -> String,
                     health: @escaping @Sendable () async -> Bool) {
         router.get("/metrics") { _, _ in

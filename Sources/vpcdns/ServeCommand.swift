@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime: ServerRuntime
         do {
             runtime = try await ServerRuntime(configPath: config, listenOverride: listen.isEmpty ? nil : listen.compactMap { SocketEndpoint($0) },
-                                              logger: logger, metricsHTTP: MetricsHTTPServer.binder)
+                                              logger: logger, metricsHTTP: MetricsHTTPServer.binderSharingConsole())
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
@@ -65,7 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             // Printed once bound (port 0 gets its real port), like the listener lines.
-            let console = Console(runtime: runtime, address: address, token: settings.consoleToken, logger: logger) { bound in
+            let console = Console(runtime: runtime, address: address, token: settings.consoleToken,
+                                  servesMetrics: settings.metrics == address, logger: logger) { bound in
                 let host = bound.ip.isIPv4 ? bound.ip.description : "[\(bound.ip)]"
                 FileHandle.standardError.write(Data("console on http://\(host):\(bound.port)/\n".utf8))
             }
