@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config/vpcdns.yaml
 
-.PHONY: deps build run test check explain e2e-aws bench bench-scale bench-core leak-check fuzz-packet fuzz-config clean
+.PHONY: deps build run test check explain e2e-aws scale-demo bench bench-scale bench-core leak-check fuzz-packet fuzz-config clean
 
 deps:
 	@scripts/install-deps.sh
@@ -26,11 +26,19 @@ test: deps
 e2e-aws: build
 	scripts/e2e-aws.sh
 
+## Two replicas behind dnsdist, each machine (and a test host of each of two VPCs) in its own
+## network namespace: dig transcripts, reload and failover under dnsperf load, merged logs
+## (root; scripts/scale-demo.sh; everything is torn down on exit).
+scale-demo: build
+	scripts/scale-demo.sh
+
 check: build
 	$(SWIFT) run vpcdns check --config $(CONFIG)
 
-## vpcdns vs Unbound (1 and 2 threads) vs NSD on loopback, then the 1M-record zone scale test;
-## prints the table with ratios and targets, also in bench-results/latest.txt (scripts/bench/run.sh).
+## vpcdns vs Unbound (1 and 2 threads) vs NSD on loopback, plus the console-streaming row and the
+## UDP-echo "physical limit" rows; the whole table BENCH_REPEAT (2) times, then the 1M-record zone
+## scale test; prints the tables with ratios, targets and each ratio's range over the repeats,
+## also in bench-results/latest.txt (scripts/bench/run.sh).
 bench: deps
 	$(SWIFT) build -c release --product vpcdns
 	$(SWIFT) build -c release --product vpcdns-bench

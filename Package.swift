@@ -13,7 +13,8 @@ import PackageDescription
 //   VPCDNSImport   AWS CLI JSON (a snapshot of a real account) -> vpcdns.yaml + zone files (no NIO)
 //   VPCDNSDnstap   dnstap messages (protobuf via SwiftProtobuf) over Frame Streams to a unix socket (O8)
 //   VPCDNSServer   the I/O shell on SwiftNIO: listeners, upstreams, cache, query log
-//   VPCDNSConsole  the troubleshooting console on Hummingbird: page (embedded), JSON API, SSE
+//   VPCDNSConsole  HTTP on Hummingbird: the troubleshooting console (page, JSON API, SSE) and
+//                  the `metrics` server (/metrics, /healthz), both bounded (HTTPLimits)
 //   VPCDNSLogs     reading query logs (plain or gzip, via CZlib): filter, summary, private DNS misses
 //   vpcdns         the command line
 let strict: [SwiftSetting] = [
@@ -36,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        // NIOHTTPTypes: the HTTP parts a handler in a Hummingbird connection's pipeline sees.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .systemLibrary(
@@ -70,7 +73,6 @@ let package = Package(
                 "DNSWire", "VPCDNSCore", "VPCDNSConfig", "VPCDNSDnstap", "UDPDatapath",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -86,6 +88,8 @@ let package = Package(
             dependencies: [
                 "DNSWire", "LDNSKit", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,7 +5,8 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in jq libldns-dev zlib1g-dev ldnsutils pkg-config nsd unbound dnsutils bind9-dnsutils knot-dnsutils dnsperf dnsdist golang-github-dnstap-golang-dnstap-cli iproute2 curl openssl python3 time bc chromium chromium-driver ${EXTRA_PACKAGES:-}; do
+# gcc and libc6-dev: `make bench` compiles its UDP echo (scripts/bench/udp-echo.c) with cc.
+for p in jq libldns-dev zlib1g-dev ldnsutils pkg-config nsd unbound dnsutils bind9-dnsutils knot-dnsutils dnsperf dnsdist golang-github-dnstap-golang-dnstap-cli iproute2 curl openssl python3 time bc chromium chromium-driver gcc libc6-dev ${EXTRA_PACKAGES:-}; do
   have_pkg "$p" || need+=("$p")
 done
 # The end-to-end AWS test (make e2e-aws): moto's server plays the EC2/STS APIs, awscli is

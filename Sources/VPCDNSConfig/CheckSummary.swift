@@ -34,6 +34,8 @@ public struct CheckSummary: Sendable {
     public let trustedProxies: [IPPrefix]
     /// O8: where dnstap messages go, when configured.
     public let dnstap: DnstapSettings?
+    /// O7: the sockets `serve` opens and the addresses each serves.
+    public let listenPlan: ListenPlan?
 
     /// `review` (O6) runs on a configuration that loaded: its warnings join the others and
     /// its errors (no usable upstream) fail the check.
@@ -45,6 +47,7 @@ public struct CheckSummary: Sendable {
             upstreams = r
             trustedProxies = loaded.model.settings.trustedProxies
             dnstap = loaded.model.settings.dnstap
+            listenPlan = ListenPlan(model: loaded.model)
             ok = r?.errors.isEmpty ?? true
             vpcs = ok ? loaded.model.vpcs.map { VPCEntry(vpc: $0, names: Self.names(for: $0, in: loaded.model)) } : []
             warnings = ConfigLoader.sorted(loaded.warnings + (r?.warnings ?? []))
@@ -57,6 +60,7 @@ public struct CheckSummary: Sendable {
             upstreams = nil
             trustedProxies = []
             dnstap = nil
+            listenPlan = nil
         }
     }
 
@@ -131,6 +135,10 @@ public struct CheckSummary: Sendable {
     public var text: String {
         guard ok else { return "" }
         var lines = ["\(config): OK, \(vpcs.count) VPC\(vpcs.count == 1 ? "" : "s"), \(warnings.count) warning\(warnings.count == 1 ? "" : "s")"]
+        if let p = listenPlan {
+            lines.append("")
+            lines += p.summaryLines
+        }
         if let u = upstreams {
             lines.append("")
             lines += u.summaryLines
@@ -180,6 +188,7 @@ public struct CheckSummary: Sendable {
             ("warnings", .array(warnings.map(\.json))),
             ("errors", .array(errors.map(\.json))),
             ("trusted_proxies", .strings(trustedProxies.map(\.description))),
+            ("listeners", listenPlan?.json ?? .null),
             ("upstreams", upstreams.map { u in
                 .object([
                     ("defaults", UpstreamPlan.json(u.plan.defaults)),

@@ -61,20 +61,29 @@ public struct UpstreamReview: Sendable {
                 rules.append(RuleUpstreams(vpcID: vpc.id, ruleID: rule.id, domain: rule.domain, targets: set))
             }
         }
+        // O7: an address covered by a wildcard binds nothing, so no bind error says when it is
+        // not this host's: queries to it never arrive here. Only when the host's addresses are
+        // known (an empty list means getifaddrs failed).
+        if !localAddresses.isEmpty {
+            var keys: [SocketEndpoint: String] = [:]
+            for (e, key) in ListenPlan.addresses(of: model, override: nil) where keys[e] == nil { keys[e] = key }
+            for e in ListenPlan(addresses: listeners.map { ($0, keys[$0] ?? "--listen") }).entries
+            where !e.opensSocket && !guardian.isLocal(e.address.ip) {
+                warnings.append(Diagnostic(file: loaded.path, line: loaded.line(of: e.key), key: e.key,
+                                           message: "\(e.address) is covered by the wildcard \(e.socket) but is not an address of this host: no query sent to it reaches vpcdns here (O7)",
+                                           isWarning: true))
+            }
+        }
         plan = UpstreamPlan(defaults: defaultSet, rules: rules)
         self.warnings = warnings
         self.errors = errors
     }
 
     /// Every address served: `listen` (or `--listen`), each VPC's resolver addresses and
-    /// inbound endpoint addresses, without duplicates, in configuration order.
+    /// inbound endpoint addresses, without duplicates, in configuration order. Addresses
+    /// covered by a wildcard socket are listed too: they are still vpcdns (O7, `ListenPlan`).
     public static func listeners(of model: Model, override: [SocketEndpoint]?) -> [SocketEndpoint] {
-        var out: [SocketEndpoint] = []
-        for e in (override ?? model.settings.listen) + model.vpcs.flatMap({ $0.resolverAddresses + $0.inboundEndpoints.flatMap(\.addresses) })
-        where !out.contains(e) {
-            out.append(e)
-        }
-        return out
+        ListenPlan(model: model, override: override).addresses
     }
 
     /// The lines `serve` prints at start (and `check` in its summary): the addresses in use,

@@ -149,12 +149,54 @@ struct Validation {
         if let c = parsed.settings.console { items.append((c.description, "console")) }
         var first: [String: String] = [:]
         for (addr, path) in items {
+            // `metrics` naming the console's address is one HTTP server serving both (the
+            // console has `/metrics` and `/healthz` already).
+            if path == "console", first[addr] == "metrics" { continue }
             if let f = first[addr] {
                 reader.error(path, "listener address \(addr) is already used by \(f) (line \(line(f))); each address serves one purpose")
             } else {
                 first[addr] = path
             }
         }
+        wildcardOverlaps()
+    }
+
+    /// O7: DNS addresses covered by a wildcard `listen` entry of the same family and port open
+    /// no socket of their own, so they never clash. What still fails to bind on Linux (tried
+    /// with the options the listeners set) is a TCP listening socket of `metrics` or `console`
+    /// beside a DNS socket or each other, one a wildcard over the other's family and port:
+    /// the kernel refuses it even with `SO_REUSEADDR`. Identical addresses are reported above.
+    private func wildcardOverlaps() {
+        var dns: [(SocketEndpoint, String)] = zip(parsed.settings.listen, parsed.listenPaths).map { ($0, $1) }
+        for v in parsed.vpcs {
+            dns += zip(v.value.resolverAddresses, v.sub["resolver_addresses"] ?? []).map { ($0, $1) }
+            dns += zip(v.value.inboundEndpoints.flatMap(\.addresses), v.sub["inbound_addresses"] ?? []).map { ($0, $1) }
+        }
+        for (address, path) in dns where Self.isIPv4Mapped(address.ip) {
+            reader.error(path, "\(address) is an IPv4-mapped IPv6 address, which an IPv6 listening socket (IPV6_V6ONLY) cannot bind; write the IPv4 address")
+        }
+        for (address, path) in dns.dropFirst(parsed.settings.listen.count) where ListenPlan.isWildcard(address) {
+            reader.warning(path, "\(address) is a wildcard: V1 keys on the address a query was sent to, which is never a wildcard, so no query "
+                           + "is answered as this VPC here; list the VPC's own address (a wildcard in listen covers it, O7)")
+        }
+        let sockets = ListenPlan(addresses: dns).entries.filter(\.opensSocket)
+        var taken: [(SocketEndpoint, String)] = sockets.map { ($0.address, $0.key) }
+        var http: [(SocketEndpoint, String)] = []
+        if let m = parsed.settings.metrics { http.append((m, "metrics")) }
+        if let c = parsed.settings.console { http.append((c, "console")) }
+        for (address, path) in http {
+            if let (other, otherPath) = taken.first(where: { $0.0 != address && ListenPlan.tcpClash($0.0, address) }) {
+                reader.error(path, "\(path) \(address) cannot listen beside \(otherPath) \(other) (line \(line(otherPath))): on one port, "
+                             + "TCP refuses a wildcard together with an address of its family; use another port for \(path)")
+            }
+            taken.append((address, path))
+        }
+    }
+
+    /// `::ffff:a.b.c.d`.
+    static func isIPv4Mapped(_ ip: IPAddress) -> Bool {
+        if case .v6(let v) = ip { return v >> 32 == 0xFFFF }
+        return false
     }
 
     /// R1: AWS allows one rule per domain per VPC.

@@ -23,11 +23,16 @@ public final class Console: Sendable {
 
     /// Builds the console for `runtime` and attaches the feed to its query-log writer (which
     /// `ServerRuntime` creates, writing nowhere, when only the console wants records).
-    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, logger: Logger,
+    /// `metrics` names this address too: `/metrics` and `/healthz` here are the metrics
+    /// server's, open to a scraper without the token (as on a `metrics` address of its own).
+    let servesMetrics: Bool
+
+    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, servesMetrics: Bool = false, logger: Logger,
                 onListening: @escaping @Sendable (SocketEndpoint) -> Void = { _ in }) {
         self.runtime = runtime
         self.address = address
         self.token = token
+        self.servesMetrics = servesMetrics
         self.logger = logger
         self.onListening = onListening
         let feed = ConsoleFeed()
@@ -55,6 +60,16 @@ public final class Console: Sendable {
         }
     }
 
+    /// The console's HTTP bounds: those of the `metrics` server (its own share of descriptors,
+    /// the same request deadline and size) except that an answer may take as long as it
+    /// streams, since the live list is one answer that lasts while the page is open.
+    static func limits(_ descriptors: DescriptorBudget) -> HTTPLimits {
+        var limits = HTTPLimits()
+        limits.connectionLimit = descriptors.httpConnections
+        limits.responseTimeout = nil
+        return limits
+    }
+
     /// The console as a service of the server's group: the HTTP server and the task that
     /// moves records from the tap to the ring and the live streams.
     public var service: any Service { ConsoleService(console: self) }
@@ -62,7 +77,7 @@ public final class Console: Sendable {
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ConsoleHeadersMiddleware())
-        router.add(middleware: TokenMiddleware(token: token))
+        router.add(middleware: TokenMiddleware(token: token, open: servesMetrics ? OpsRoutes.paths : []))
         let page = ConsolePage.html(token: token)
         router.get("/") { _, _ in Console.respond(page, type: "text/html; charset=utf-8") }
         router.get("/favicon.svg") { _, _ in Console.respond(ConsolePage.favicon, type: "image/svg+xml") }
@@ -73,13 +88,8 @@ public final class Console: Sendable {
         router.get("/api/explain") { [self] request, _ in explain(request) }
         router.get("/api/summary") { [self] request, _ in summary(request) }
         router.get("/api/config") { [self] _, _ in configuration() }
-        router.get("/metrics") { [self] _, _ in
-            Console.respond(runtime.exporter.render(), type: "text/plain; version=0.0.4; charset=utf-8")
-        }
-        router.get("/healthz") { [self] _, _ in
-            await runtime.isHealthy() ? Console.respond("ok\n", type: "text/plain")
-                : Console.respond("unavailable\n", type: "text/plain", status: .serviceUnavailable)
-        }
+        let runtime = self.runtime
+        OpsRoutes.add(to: router, metrics: { runtime.exporter.render() }, health: { await runtime.isHealthy() })
         return router
     }
 
@@ -272,9 +282,12 @@ public final class Console: Sendable {
 /// `?token=TOKEN` (the page's address, and its live stream: EventSource sends no headers).
 struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String?
+    /// Paths served without the token (`/metrics` and `/healthz` when `metrics` names the
+    /// console's address).
+    var open: Set<String> = []
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let token else { return try await next(request, context) }
+        guard let token, !open.contains(request.uri.path) else { return try await next(request, context) }
         var offered: [String] = []
         if let h = request.headers[.authorization], h.hasPrefix("Bearer ") { offered.append(String(h.dropFirst(7))) }
         if let q = request.uri.queryParameters["token"] { offered.append(String(q)) }
@@ -315,10 +328,11 @@ struct ConsoleService: Service {
     func run() async throws {
         let c = console
         let host = c.address.ip.description
+        let limits = Console.limits(c.runtime.descriptors)
         let app = Application(
             router: c.makeRouter(),
-            configuration: .init(address: .hostname(host, port: Int(c.address.port)), serverName: "vpcdns",
-                                 availableConnectionsDelegate: .maximum(64, logger: c.logger)),
+            server: BoundedHTTP1Channel.builder(limits: limits, gate: HTTPConnectionGate(limit: limits.connectionLimit)),
+            configuration: .init(address: .hostname(host, port: Int(c.address.port)), serverName: "vpcdns", backlog: limits.backlog),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? Int(c.address.port)
                 c.onListening(SocketEndpoint(ip: c.address.ip, port: UInt16(port)))

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import VPCDNSConfig
 import VPCDNSCore
 
 /// Settings of the listeners (config.md names in brackets).
@@ -78,6 +79,8 @@ public actor DNSListeners {
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var stopped = false
+    /// TCP listeners replaced by `reopenTCP`, whose connections may still be open.
+    private var retired: [TCPListener] = []
 
     /// - Parameters:
     ///   - group: the loops that serve queries; use a `MultiThreadedEventLoopGroup` with one
@@ -138,6 +141,15 @@ public actor DNSListeners {
         var wanted: [SocketEndpoint] = []
         for e in endpoints where !wanted.contains(e) { wanted.append(e) }
 
+        let removed = order.filter { !wanted.contains($0) }
+        // O7: a TCP listening socket that goes away and would refuse a new one's bind (a
+        // wildcard over an address of its family and port, or the reverse, e.g. a reload from
+        // resolver addresses with sockets of their own to a wildcard that covers them) stops
+        // accepting first. Its connections and its UDP sockets keep answering until the new
+        // sockets are open, and UDP sockets never refuse each other, so no datagram is lost.
+        let yielding = removed.filter { r in wanted.contains { open[$0] == nil && ListenPlan.tcpClash($0, r) } }
+        for key in yielding { await open[key]?.tcp.stopAccepting() }
+
         var opened: [(SocketEndpoint, UDPListener, TCPListener)] = []
         do {
             for e in wanted where open[e] == nil {
@@ -149,20 +161,25 @@ public actor DNSListeners {
                 await u.close()
                 await t.close()
             }
+            await reopenTCP(yielding)
             throw error
         }
 
-        let removed = order.filter { !wanted.contains($0) }
         var closedListeners: [BoundListener] = []
         var closing: [(UDPListener, TCPListener)] = []
+        var handedOver: [(UDPListener, TCPListener)] = []
         for key in removed {
             guard let pair = open.removeValue(forKey: key) else { continue }
             closedListeners.append(BoundListener(transport: .udp, requested: key, bound: pair.udp.bound))
             closedListeners.append(BoundListener(transport: .tcp, requested: key, bound: pair.tcp.bound))
-            closing.append(pair)
+            // O7: an address now covered by a wildcard stays served. The kernel gives its
+            // datagrams to the more specific socket for as long as that one is open, so it
+            // keeps reading until it closes: stopping first would strand what arrives meanwhile.
+            if wanted.contains(where: { ListenPlan.covers($0, key) }) { handedOver.append(pair) } else { closing.append(pair) }
         }
         for (e, u, t) in opened { open[e] = (u, t) }
         order = wanted
+        await Self.drainAndClose(handedOver, gracePeriod: gracePeriod, udpReadsUntilClosed: true)
         await Self.drainAndClose(closing, gracePeriod: gracePeriod)
 
         let openedListeners = opened.flatMap { (e, u, t) in
@@ -183,6 +200,8 @@ public actor DNSListeners {
         open = [:]
         order = []
         await Self.drainAndClose(all, gracePeriod: gracePeriod)
+        for t in retired { await t.close() }
+        retired = []
     }
 
     /// True while every configured address has its UDP sockets and TCP listening socket open
@@ -199,10 +218,10 @@ public actor DNSListeners {
         open.values.reduce(0) { $0 + max(0, $1.udp.inFlight.current) + max(0, $1.tcp.inFlight.current) }
     }
 
-    private static func drainAndClose(_ pairs: [(UDPListener, TCPListener)], gracePeriod: Duration) async {
+    private static func drainAndClose(_ pairs: [(UDPListener, TCPListener)], gracePeriod: Duration, udpReadsUntilClosed: Bool = false) async {
         guard !pairs.isEmpty else { return }
         for (u, t) in pairs {
-            await u.stopReading()
+            if !udpReadsUntilClosed { await u.stopReading() }
             await t.stopReading()
         }
         let clock = ContinuousClock()
@@ -214,6 +233,24 @@ public actor DNSListeners {
         for (u, t) in pairs {
             await u.close()
             await t.close()
+        }
+    }
+
+    /// After a failed `update`: the TCP listening sockets that stopped accepting for it are
+    /// bound again (all-or-nothing). The replaced listener's open connections are kept until
+    /// they end, and closed at shutdown at the latest.
+    private func reopenTCP(_ keys: [SocketEndpoint]) async {
+        for key in keys {
+            guard let pair = open[key] else { continue }
+            do {
+                let tcp = try await TCPListener.bind(
+                    pair.tcp.bound, requested: key, group: group,
+                    processor: processor, limiter: limiter, proxies: proxies, logger: logger)
+                retired.append(pair.tcp)
+                open[key] = (pair.udp, tcp)
+            } catch {
+                logger.error("could not listen again on tcp \(pair.tcp.bound) after a failed change: \(error)")
+            }
         }
     }
 

@@ -10,16 +10,16 @@ import Darwin
 ///
 /// Once out of descriptors every forwarded query fails (SERVFAIL), accepts fail, a reload
 /// cannot open its files, and the runtime's own threads (libdispatch) may fail to start. So:
-/// a `reserved` share is never handed to client connections; of the rest, the metrics HTTP
-/// server gets at most `httpConnections` (64) and DNS over TCP at most `dnsTCPConnections`
-/// (`max_tcp_connections` is lowered to it, with a warning).
+/// a `reserved` share is never handed to client connections; of the rest, each HTTP server
+/// (`metrics`, the console) gets at most `httpConnections` (64) and DNS over TCP at most
+/// `dnsTCPConnections` (`max_tcp_connections` is lowered to it, with a warning).
 public struct DescriptorBudget: Sendable, Equatable {
     /// The soft limit the budget was computed from.
     public let limit: Int
     /// Kept for listeners, upstream sockets, the query log, files read on reload, and the
     /// runtime (epoll, eventfd and timer descriptors of each event loop and thread pool).
     public let reserved: Int
-    /// Open connections the metrics HTTP server may hold at once.
+    /// Open connections each HTTP server (`metrics`, the console) may hold at once.
     public let httpConnections: Int
     /// Open DNS-over-TCP connections at most, whatever `max_tcp_connections` says.
     public let dnsTCPConnections: Int
@@ -33,7 +33,7 @@ public struct DescriptorBudget: Sendable, Equatable {
         reserved = self.limit < 512 ? self.limit / 2 : max(256, self.limit / 4)
         let clients = self.limit - reserved
         httpConnections = max(1, min(Self.maxHTTPConnections, clients / 8))
-        dnsTCPConnections = max(1, clients - httpConnections)
+        dnsTCPConnections = max(1, clients - 2 * httpConnections)
     }
 
     /// The budget of this process's current soft limit.

@@ -14,15 +14,20 @@ extension ServerRuntime {
         await listeners.allOpen
     }
 
-    func bindMetrics(_ endpoint: SocketEndpoint) async throws -> MetricsHTTPServer {
-        var limits = HTTPLimits()
-        limits.connectionLimit = descriptors.httpConnections
-        let server = try await MetricsHTTPServer.bind(endpoint, group: group, exporter: exporter, limits: limits) { [weak self] in
-            await self?.isHealthy() ?? false
-        }
+    /// Binds `metrics` through the binder the runtime was given (the HTTP stack lives in
+    /// another target); its errors name the address.
+    func bindMetrics(_ endpoint: SocketEndpoint) async throws -> any MetricsHTTPServing {
+        guard let metricsHTTP else { throw MetricsUnavailable(endpoint: endpoint) }
+        let server = try await metricsHTTP(endpoint, self)
         logger.info("metrics on http://\(server.bound)/metrics")
         return server
     }
+}
+
+/// `metrics` is set but the runtime was built without an HTTP server for it.
+struct MetricsUnavailable: Error, CustomStringConvertible {
+    let endpoint: SocketEndpoint
+    var description: String { "cannot listen on metrics \(endpoint): no HTTP server was given to this runtime" }
 }
 
 /// Keeps the metrics server for the life of the service group: closes it after graceful

@@ -29,7 +29,9 @@ public final class ServerRuntime: Sendable {
     public let exporter: MetricsExporter
     /// R18: the `health_checks`, run for the life of the server; reloads keep unchanged ones.
     public let health: HealthMonitor
-    let metricsServer = Mutex<MetricsHTTPServer?>(nil)
+    let metricsServer = Mutex<(any MetricsHTTPServing)?>(nil)
+    /// Binds the `metrics` address (at start and when a reload moves it).
+    let metricsHTTP: MetricsHTTPBinder?
     /// How many descriptors client connections may hold (HTTP, DNS over TCP), from the soft
     /// limit after raising it to the hard limit.
     public let descriptors: DescriptorBudget
@@ -41,11 +43,13 @@ public final class ServerRuntime: Sendable {
     /// listeners are already answering but the services are not running yet is kept, not lost
     /// to the default action (which would kill the process without flushing the log).
     let stopSignals: UnixSignalsSequence
-    let logger: Logger
+    public let logger: Logger
     /// O8: dnstap, when configured at start (a changed `dnstap` takes effect at restart).
     public let dnstap: DnstapTap?
     /// The upstream addresses in use and left out (O6), as the startup lines print them.
     let upstreamSummary = Mutex<[String]>([])
+    /// O7: the sockets open and the addresses each one serves, as configured now.
+    let listenPlan = Mutex<ListenPlan>(ListenPlan(addresses: []))
     /// O2: when the configuration serving now was loaded (wall clock, seconds since 1970).
     let loadedAtSeconds = Mutex<Int64>(Int64(time(nil)))
 
@@ -64,9 +68,12 @@ public final class ServerRuntime: Sendable {
     }
 
     /// Loads the configuration, opens the query log and every listener. Nothing serves yet
-    /// when this throws; a bind failure names the address (O1).
-    public init(configPath: String, listenOverride: [SocketEndpoint]?, logger: Logger) async throws {
+    /// when this throws; a bind failure names the address (O1). `metricsHTTP` serves the
+    /// `metrics` address; without it a configuration that sets `metrics` does not start.
+    public init(configPath: String, listenOverride: [SocketEndpoint]?, logger: Logger,
+                metricsHTTP: MetricsHTTPBinder? = nil) async throws {
         self.configPath = configPath
+        self.metricsHTTP = metricsHTTP
         self.listenOverride = listenOverride
         self.logger = logger
         let (softBefore, softAfter) = DescriptorBudget.raiseSoftLimit()
@@ -111,7 +118,8 @@ public final class ServerRuntime: Sendable {
                                  configuration: ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors), logger: logger)
         exporter = MetricsExporter(metrics: metrics, engine: engine, listenerStats: listeners.stats, health: health)
         warnIfLowered(loaded.model.settings)
-        let endpoints = ServerRuntime.endpoints(loaded.model, override: listenOverride)
+        let plan = ListenPlan(model: loaded.model, override: listenOverride)
+        let endpoints = plan.sockets
         do {
             _ = try await listeners.update(to: endpoints)
         } catch {
@@ -136,6 +144,7 @@ public final class ServerRuntime: Sendable {
             }
         }
         upstreamSummary.withLock { $0 = finalReview.summaryLines }
+        listenPlan.withLock { $0 = plan }
         if let m = loaded.model.settings.metrics {
             do {
                 let server = try await bindMetrics(m)
@@ -154,10 +163,11 @@ public final class ServerRuntime: Sendable {
         e.ip == .v4(0) || e.ip == .v6(0)
     }
 
-    /// Every address served (see `UpstreamReview.listeners`: the same list is what O6 compares
-    /// upstream targets with).
+    /// The sockets to open (O7): every address served, except those covered by a wildcard
+    /// socket of the same family and port (`ListenPlan`). O6 still compares upstream targets
+    /// with every address served (`UpstreamReview.listeners`).
     static func endpoints(_ model: Model, override: [SocketEndpoint]?) -> [SocketEndpoint] {
-        UpstreamReview.listeners(of: model, override: override)
+        ListenPlan(model: model, override: override).sockets
     }
 
     /// Event loops: `threads`, or one per core.
@@ -176,7 +186,7 @@ public final class ServerRuntime: Sendable {
 
     func warnIfLowered(_ s: Settings) {
         if s.maxTCPConnections > descriptors.dnsTCPConnections {
-            logger.warning("max_tcp_connections \(s.maxTCPConnections) lowered to \(descriptors.dnsTCPConnections): the open-files limit is \(descriptors.limit), of which \(descriptors.reserved) are kept for upstream sockets and files and \(descriptors.httpConnections) for metrics (raise the limit, e.g. LimitNOFILE= in systemd, to allow more)")
+            logger.warning("max_tcp_connections \(s.maxTCPConnections) lowered to \(descriptors.dnsTCPConnections): the open-files limit is \(descriptors.limit), of which \(descriptors.reserved) are kept for upstream sockets and files and \(descriptors.httpConnections) each for metrics and the console (raise the limit, e.g. LimitNOFILE= in systemd, to allow more)")
         }
     }
 
@@ -203,6 +213,12 @@ public final class ServerRuntime: Sendable {
     /// The upstream lines printed at start (O6): addresses in use, `system` expanded, and
     /// those left out with why.
     public var upstreamLines: [String] { upstreamSummary.withLock { $0 } }
+
+    /// O7: one line per address served by a wildcard socket instead of one of its own, e.g.
+    /// `serving 10.0.0.2:53 (vpcs[1].resolver_addresses[0]) on the wildcard 0.0.0.0:53`.
+    public var coveredLines: [String] {
+        listenPlan.withLock { $0.coveredLines }
+    }
 
     /// O2: when the configuration now serving was loaded (seconds since 1970, UTC).
     public var loadedAt: Int64 { loadedAtSeconds.withLock { $0 } }
@@ -244,7 +260,7 @@ public final class ServerRuntime: Sendable {
         // A changed `metrics` address: the new server is bound first, so a bind failure
         // rejects the reload with nothing changed; the old one is closed once all went well.
         let metricsChanged = loaded.model.settings.metrics != old.settings.metrics
-        var newMetrics: MetricsHTTPServer? = nil
+        var newMetrics: (any MetricsHTTPServing)? = nil
         if metricsChanged, let m = loaded.model.settings.metrics {
             do { newMetrics = try await bindMetrics(m) } catch {
                 logger.error("reload rejected: \(error)")
@@ -257,9 +273,15 @@ public final class ServerRuntime: Sendable {
         await listeners.reconfigure(ServerRuntime.listenerConfiguration(loaded.model.settings, descriptors: descriptors))
         if loaded.model.settings.maxTCPConnections != old.settings.maxTCPConnections { warnIfLowered(loaded.model.settings) }
         do {
-            let changes = try await listeners.update(to: ServerRuntime.endpoints(loaded.model, override: listenOverride))
+            let plan = ListenPlan(model: loaded.model, override: listenOverride)
+            let changes = try await listeners.update(to: plan.sockets)
             for l in changes.opened { logger.info("\(l)") }
             for l in changes.closed { logger.info("closed \(l.transport) \(l.bound)") }
+            let before = listenPlan.withLock { p in
+                defer { p = plan }
+                return p.coveredLines
+            }
+            for l in plan.coveredLines where !before.contains(l) { logger.info("\(l)") }
         } catch {
             engine.install(old)
             metrics.adopt(old.requests)

@@ -383,6 +383,11 @@ final class TCPListener: Sendable {
         connections.map.withLock { Array($0.values) }
     }
 
+    /// Stops accepting (closes the listening socket); open connections go on as before.
+    func stopAccepting() async {
+        try? await serverChannel.close().get()
+    }
+
     /// Stops accepting (closes the listening socket) and stops reading on open connections;
     /// answers still pending can be written.
     func stopReading() async {

@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime: ServerRuntime
         do {
             runtime = try await ServerRuntime(configPath: config, listenOverride: listen.isEmpty ? nil : listen.compactMap { SocketEndpoint($0) },
-                                              logger: logger)
+                                              logger: logger, metricsHTTP: MetricsHTTPServer.binderSharingConsole())
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
@@ -52,6 +52,8 @@ struct ServeCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(runtime.exporter.metricsFactory)
         var lines = ""
         for l in await runtime.listening { lines += "\(l)\n" }
+        // O7: addresses served by a wildcard socket rather than one of their own.
+        for l in runtime.coveredLines { lines += "\(l)\n" }
         // O6: the upstream addresses in use (`system` expanded) and those left out.
         for l in runtime.upstreamLines { lines += "\(l)\n" }
         FileHandle.standardError.write(Data(lines.utf8))
@@ -63,7 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             // Printed once bound (port 0 gets its real port), like the listener lines.
-            let console = Console(runtime: runtime, address: address, token: settings.consoleToken, logger: logger) { bound in
+            let console = Console(runtime: runtime, address: address, token: settings.consoleToken,
+                                  servesMetrics: settings.metrics == address, logger: logger) { bound in
                 let host = bound.ip.isIPv4 ? bound.ip.description : "[\(bound.ip)]"
                 FileHandle.standardError.write(Data("console on http://\(host):\(bound.port)/\n".utf8))
             }

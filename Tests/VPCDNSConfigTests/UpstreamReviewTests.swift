@@ -111,6 +111,18 @@ struct UpstreamReviewTests {
         #expect(r.summaryLines.contains("  left out: 127.0.0.1:53 (system, from /etc/resolv.conf): it is an address of this host and vpcdns listens on 0.0.0.0:53: forwarding there would loop"))
     }
 
+    @Test("O7: an address covered by a wildcard that is not this host's is a warning; local and loopback ones are not")
+    func coveredNotLocal() throws {
+        let yaml = "listen: [\"0.0.0.0:53\", \"127.0.0.1:2053\"]\nupstreams: [\"192.0.2.9:53\"]\n" + Self.vpc
+            + "    inbound_endpoints: [{id: rslvr-in-0123456789abcdef0, addresses: [\"127.0.10.53:53\"]}]\n"
+        let far = try Self.review(yaml, local: ["10.9.8.7"], resolv: "")
+        #expect(far.warnings.map(\.description).filter { $0.contains("O7") } == [
+            "v.yaml:7: vpcs[0].resolver_addresses[0]: warning: 10.0.0.2:53 is covered by the wildcard 0.0.0.0:53 but is not an address of this host: no query sent to it reaches vpcdns here (O7)",
+        ])
+        let here = try Self.review(yaml, local: ["10.0.0.2"], resolv: "")
+        #expect(!here.warnings.contains { $0.message.contains("O7") }, "\(here.warnings)")
+    }
+
     @Test("--listen replaces listen for the guard too; a rule with no target left is an error")
     func overrideAndRule() throws {
         let yaml = "listen: [\"127.0.0.1:5353\"]\nupstreams: [\"127.0.0.1:5353\"]\n" + Self.vpc.replacingOccurrences(of: ", \"192.0.2.77:53\"", with: "")

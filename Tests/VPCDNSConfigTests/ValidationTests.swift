@@ -153,6 +153,19 @@ import VPCDNSCore
         ])
     }
 
+    @Test("metrics may name the console's address (one server serves both); any other shared address is an error")
+    func metricsOnTheConsoleAddress() {
+        #expect(errorLines("""
+        listen: ["127.0.0.1:1053"]
+        metrics: "127.0.0.1:9153"
+        console: "127.0.0.1:9153"
+        """) == [])
+        #expect(errorLines("""
+        listen: ["127.0.0.1:1053"]
+        metrics: "127.0.0.1:1053"
+        """) == ["t.yaml:2: metrics: listener address 127.0.0.1:1053 is already used by listen[0] (line 1); each address serves one purpose"])
+    }
+
     @Test func hostnamesNeedSupport() {
         let errs = errorLines("""
         vpcs:

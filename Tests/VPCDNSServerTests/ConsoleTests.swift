@@ -32,6 +32,20 @@ struct ConsoleAPITests {
         #expect(try h.get("/console.js?token=s3cret-token").status == 200)
     }
 
+    @Test("metrics on the console's address: one server; /metrics and /healthz open to a scraper, the console still needs its token")
+    func metricsOnConsoleAddress() async throws {
+        let h = try await ConsoleHarness(token: "s3cret-token", queryLog: false, metricsOnConsole: true)
+        #expect(!h.process.standardError.contains("cannot listen"), "\(h.process.standardError)")
+        let metrics = try h.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains("vpcdns_"))
+        #expect(try h.get("/healthz").body == "ok\n")
+        for path in ["/", "/api/queries", "/api/config"] {
+            #expect(try h.get(path).status == 401, "\(path) without the token")
+            #expect(try h.get(path, bearer: "s3cret-token").status == 200, "\(path) with the token")
+        }
+    }
+
     @Test("/api/queries: the log's own records, newest first, every filter and the limit")
     func queries() async throws {
         let h = try await ConsoleHarness(token: nil, queryLog: true)

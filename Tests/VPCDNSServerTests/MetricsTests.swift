@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import Testing
+import VPCDNSConsole
 import VPCDNSCore
 @testable import VPCDNSServer
 
@@ -84,16 +85,17 @@ struct MetricsTests {
                 cidrs: [10.0.0.0/16]
                 clients: [127.0.0.0/8]
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let runtime = try await ServerRuntime(configPath: config, listenOverride: nil, logger: Logger(label: "test"))
+        let runtime = try await ServerRuntime(configPath: config, listenOverride: nil, logger: Logger(label: "test"),
+                                              metricsHTTP: MetricsHTTPServer.binder)
         let m = try #require(runtime.metricsAddress)
         #expect(m.port != 0)
         #expect(await runtime.isHealthy())
-        #expect(try Shell.http("http://\(m)/healthz").status == 200)
+        #expect(try await Shell.httpOffPool("http://\(m)/healthz").status == 200)
         await runtime.listeners.shutdown(gracePeriod: .zero)
         #expect(!(await runtime.isHealthy()))
-        let h = try Shell.http("http://\(m)/healthz")
+        let h = try await Shell.httpOffPool("http://\(m)/healthz")
         #expect(h.status == 503)
-        let metrics = try Shell.http("http://\(m)/metrics")
+        let metrics = try await Shell.httpOffPool("http://\(m)/metrics")
         #expect(metrics.status == 200 && metrics.body.contains("vpcdns_reloads_total"))
         #expect(await runtime.reload() == false)  // the listeners are gone: rejected, counted
         #expect(runtime.metrics.reloads.rejected == 1)

@@ -73,6 +73,81 @@ enum Netns {
         }
     }
 
+    /// `path arguments` run inside `namespace`: `ip netns exec` switches namespace and then
+    /// execs the command itself (no fork), so the pid a caller spawns is the command's own and
+    /// its signals (SIGTERM, SIGHUP) reach it directly.
+    static func inNamespace(_ namespace: String, _ path: String, _ arguments: [String]) -> (String, [String]) {
+        (ip, ["netns", "exec", namespace, path] + arguments)
+    }
+
+    /// One layer-2 network of namespaces: a namespace holding only a bridge, and member
+    /// namespaces joined to it by veth pairs that are created inside the namespaces, so the
+    /// root namespace gains no link or address and deleting the namespaces removes it all.
+    /// Members have their address on the bridge's prefix and no other route: a packet can only
+    /// reach another member (or the member's own loopback).
+    final class Segment {
+        let tag: String
+        let prefixLength: Int
+        var bridgeNamespace: String { "\(Netns.prefix)sw-\(tag)" }
+        private(set) var members: [Member] = []
+
+        /// `tag`: 4 hex digits shared by this run's namespace names (`vpcdns-t-ROLE-TAG`).
+        init(tag: String, prefixLength: Int) {
+            self.tag = tag
+            self.prefixLength = prefixLength
+        }
+
+        func create() throws {
+            try Netns.run(["netns", "add", bridgeNamespace])
+            try Netns.run(["-n", bridgeNamespace, "link", "add", "br0", "type", "bridge"])
+            try Netns.run(["-n", bridgeNamespace, "link", "set", "br0", "up"])
+        }
+
+        /// A new namespace `vpcdns-t-ROLE-TAG` on the bridge with `address`, its link `eth0`.
+        func attach(_ role: String, address: String) throws -> Member {
+            let member = Member(namespace: "\(Netns.prefix)\(role)-\(tag)", address: address)
+            let port = "p\(members.count)"
+            try Netns.run(["netns", "add", member.namespace])
+            members.append(member)
+            try Netns.run(["-n", bridgeNamespace, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", member.namespace])
+            try Netns.run(["-n", bridgeNamespace, "link", "set", port, "master", "br0"])
+            try Netns.run(["-n", bridgeNamespace, "link", "set", port, "up"])
+            try Netns.run(["-n", member.namespace, "addr", "add", "\(address)/\(prefixLength)", "dev", "eth0"])
+            try Netns.run(["-n", member.namespace, "link", "set", "eth0", "up"])
+            try Netns.run(["-n", member.namespace, "link", "set", "lo", "up"])
+            return member
+        }
+
+        /// Deletes every namespace of the segment (their links go with them). Processes the
+        /// test started inside must be stopped first.
+        func destroy() {
+            for m in members { _ = try? Netns.run(["netns", "del", m.namespace], check: false) }
+            _ = try? Netns.run(["netns", "del", bridgeNamespace], check: false)
+        }
+    }
+
+    /// A namespace on a `Segment`.
+    struct Member {
+        let namespace: String
+        let address: String
+
+        func exec(_ command: [String], timeout: Duration = .seconds(10)) throws -> Command.Result {
+            let (path, args) = Netns.inNamespace(namespace, command[0], Array(command.dropFirst()))
+            return try Command.run(path, args, timeout: timeout)
+        }
+
+        /// `dig @server -p port NAME TYPE` from this namespace (`+time=1 +tries=1` unless
+        /// `options` say otherwise). `server` is a member too: a test only ever asks addresses in
+        /// namespaces it made.
+        func dig(_ name: String, _ type: String = "A", server: Member, port: Int = 53, options: [String] = []) throws -> DigRun.Result {
+            var args = ["/usr/bin/dig", "@\(server.address)", "-p", "\(port)", name, type]
+            if !options.contains(where: { $0.hasPrefix("+time") }) { args.append("+time=1") }
+            if !options.contains(where: { $0.hasPrefix("+tries") || $0.hasPrefix("+retry") }) { args.append("+tries=1") }
+            let r = try exec(args + options)
+            return DigRun.parse(r.output + r.error)
+        }
+    }
+
     /// One test host: a namespace, a veth pair, addresses, resolv.conf.
     struct Host {
         var namespace: String

@@ -12,56 +12,21 @@ import VPCDNSCore
 /// tell them apart. Each VPC has its own private zone with a different answer.
 @Suite("PROXY protocol v2 behind dnsdist (P9)", .serialized)
 struct ProxyProtocolServeTests {
-    static let alpha = "vpc-0a1fa00000000000a"
-    static let beta = "vpc-0be7a00000000000b"
+    static let alpha = DnsdistReplicas.alpha
+    static let beta = DnsdistReplicas.beta
 
-    static func config(port: Int, queryLog: String, upstream: Int, metrics: Int? = nil) -> String {
-        """
-        \(metrics.map { "metrics: 127.0.0.1:\($0)" } ?? "")
-        listen: ["127.0.0.1:\(port)"]
-        upstreams: ["127.0.0.1:\(upstream)"]
-        upstream_timeout_ms: 500
-        query_log: \(queryLog)
-        threads: 1
-        trusted_proxies: ["127.0.0.1/32"]
-        vpcs:
-          - {id: \(alpha), region: us-east-1, cidrs: [10.1.0.0/16], clients: [127.0.0.11/32], enable_dns_hostnames: true}
-          - {id: \(beta), region: us-east-1, cidrs: [10.2.0.0/16], clients: [127.0.0.12/32], enable_dns_hostnames: true}
-        hosted_zones:
-          - id: Z0A1FA000000000000001
-            name: svc.internal
-            vpcs: [\(alpha)]
-            records: [{name: api.svc.internal, type: A, ttl: 60, values: [10.1.0.10]}]
-          - id: Z0BE7A000000000000002
-            name: svc.internal
-            vpcs: [\(beta)]
-            records: [{name: api.svc.internal, type: A, ttl: 60, values: [10.2.0.20]}]
-
-        """
+    /// A replica on 127.0.0.1:`port` that trusts 127.0.0.1 (dnsdist) and takes the clients
+    /// 127.0.0.11 for alpha and 127.0.0.12 for beta (alpha's zone from `alphaZoneFile` when given).
+    static func config(port: Int, queryLog: String, upstream: Int, metrics: Int? = nil, alphaZoneFile: String? = nil) -> String {
+        DnsdistReplicas.config(listen: "127.0.0.1:\(port)", upstream: "127.0.0.1:\(upstream)", queryLog: queryLog,
+                               trustedProxies: ["127.0.0.1/32"], alphaClients: ["127.0.0.11/32"], betaClients: ["127.0.0.12/32"],
+                               alphaZoneFile: alphaZoneFile, metrics: metrics.map { "127.0.0.1:\($0)" })
     }
 
-    static func dnsdistConfig(listen: Int, backends: [Int]) -> String {
-        var lines = [
-            // Mandatory: otherwise dnsdist asks the host's resolver for its security status.
-            "setSecurityPollSuffix(\"\")",
-            "setLocal(\"127.0.0.1:\(listen)\")",
-            "setACL({\"127.0.0.0/8\"})",
-            "setServerPolicy(roundrobin)",
-        ]
-        for (i, p) in backends.enumerated() {
-            lines.append("newServer{address=\"127.0.0.1:\(p)\", name=\"replica\(i + 1)\", useProxyProtocol=true, checkInterval=1, maxCheckFailures=1, rise=1}")
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    /// dnsdist in the foreground with `dnsdistConfig(listen:backends:)` written into `dir`; its
-    /// output goes to dnsdist.out and dnsdist.err there.
-    static func startDnsdist(_ dnsdist: String, in dir: URL, listen: Int, backends: [Int]) throws -> ChildProcess {
-        let conf = dir.appendingPathComponent("dnsdist.conf")
-        try dnsdistConfig(listen: listen, backends: backends).write(to: conf, atomically: true, encoding: .utf8)
-        return try ChildProcess(dnsdist, ["--supervised", "--disable-syslog", "-C", conf.path],
-                                stdout: dir.appendingPathComponent("dnsdist.out").path,
-                                stderr: dir.appendingPathComponent("dnsdist.err").path)
+    /// dnsdist on 127.0.0.1:`listen` in front of the replicas on 127.0.0.1:`backends`.
+    static func startDnsdist(in dir: URL, listen: Int, backends: [Int]) throws -> ChildProcess {
+        try DnsdistReplicas.startDnsdist(in: dir, listen: "127.0.0.1:\(listen)", acl: ["127.0.0.0/8"],
+                                         backends: backends.map { "127.0.0.1:\($0)" })
     }
 
     struct Replica {
@@ -72,10 +37,7 @@ struct ProxyProtocolServeTests {
 
     @Test("two VPCs through dnsdist get their own answers; each replica logs the real client and the proxy; one replica stops under load")
     func throughDnsdist() async throws {
-        let dnsdist = "/usr/bin/dnsdist"
-        guard FileManager.default.isExecutableFile(atPath: dnsdist) else {
-            throw FixtureError("dnsdist is missing: install the Debian package dnsdist (scripts/install-deps.sh)")
-        }
+        try DnsdistReplicas.requireTools()
         _ = try VPCDNSBinary.require()
         let dir = try ServeHarness.makeDirectory("vpcdns-proxy")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -95,7 +57,7 @@ struct ProxyProtocolServeTests {
         defer { for r in replicas { r.process.stop() } }
 
         let front = try await freePort(host: "127.0.0.1")
-        let dnsdistProcess = try ProxyProtocolServeTests.startDnsdist(dnsdist, in: dir, listen: front, backends: replicas.map(\.port))
+        let dnsdistProcess = try Self.startDnsdist(in: dir, listen: front, backends: replicas.map(\.port))
         defer { dnsdistProcess.stop() }
         let at = SocketEndpoint(ip: IPAddress("127.0.0.1")!, port: UInt16(front))
 
@@ -107,8 +69,7 @@ struct ProxyProtocolServeTests {
             if r.status == "NOERROR" { ready = true; break }
             try await Task.sleep(for: .milliseconds(200))
         }
-        let dnsdistErr = (try? String(contentsOf: dir.appendingPathComponent("dnsdist.err"), encoding: .utf8)) ?? ""
-        try #require(ready, "dnsdist never answered: \(dnsdistErr)")
+        try #require(ready, "dnsdist never answered: \(DnsdistReplicas.dnsdistErrors(in: dir))")
 
         // Several queries per client and transport, so round robin reaches both replicas.
         for _ in 0..<4 {
@@ -159,7 +120,7 @@ struct ProxyProtocolServeTests {
         let queries = dir.appendingPathComponent("queries.txt")
         try "api.svc.internal A\n".write(to: queries, atomically: true, encoding: .utf8)
         let perfOut = dir.appendingPathComponent("dnsperf.out").path
-        let perfPid = try ChildProcess.spawn("/usr/bin/dnsperf", ["-a", "127.0.0.11", "-s", "127.0.0.1", "-p", "\(front)", "-d", queries.path,
+        let perfPid = try ChildProcess.spawn(DnsdistReplicas.dnsperf, ["-a", "127.0.0.11", "-s", "127.0.0.1", "-p", "\(front)", "-d", queries.path,
                                                                   "-n", "8000", "-l", "6", "-Q", "2000", "-c", "4", "-q", "100", "-t", "1"],
                                              stdout: perfOut, stderr: perfOut)
         defer { kill(perfPid, SIGKILL); var st: Int32 = 0; waitpid(perfPid, &st, WNOHANG) }
@@ -176,24 +137,17 @@ struct ProxyProtocolServeTests {
             if r.status != "NOERROR" { digFailed += 1 } else if r.rdata("A") != ["10.2.0.20"] { wrong += 1 }
         }
         if !stopped { replicas[1].process.stop() }
-        var st: Int32 = 0
-        var waited = 0
-        while waitpid(perfPid, &st, WNOHANG) == 0 && waited < 1000 { usleep(10_000); waited += 1 }
-        let perf = (try? String(contentsOfFile: perfOut, encoding: .utf8)) ?? ""
-        func count(_ label: String) -> Int? {
-            perf.split(separator: "\n").first { $0.contains(label) }?
-                .split(separator: ":").last?.split(separator: " ").first.flatMap { Int($0) }
-        }
-        let sent = count("Queries sent:"), lost = count("Queries lost:"), completed = count("Queries completed:")
+        let perf = DnsperfSummary.wait(pid: perfPid, output: perfOut)
+        let sent = perf.sent, lost = perf.lost, completed = perf.completed
         print("P9 failover: dnsperf (VPC alpha) sent \(sent ?? -1), completed \(completed ?? -1), lost \(lost ?? -1); "
               + "dig loop (VPC beta) \(digs) queries, \(digFailed) failed, \(wrong) wrong; replica 2 stopped 1.5 s in")
         #expect(wrong == 0)
-        let s = try #require(sent, "dnsperf said: \(perf)")
-        let l = try #require(lost, "dnsperf said: \(perf)")
+        let s = try #require(sent, "dnsperf said: \(perf.text)")
+        let l = try #require(lost, "dnsperf said: \(perf.text)")
         // Only what dnsdist sent to the stopped replica before its next health check is lost.
-        #expect(s > 1000 && l < s / 4, "\(perf)")
+        #expect(s > 1000 && l < s / 4, "\(perf.text)")
         #expect(digFailed < max(3, digs / 4), "\(digFailed) of \(digs) dig queries failed")
-        #expect(!perf.contains("NOERROR") || !perf.contains("REFUSED"), "a proxied query was answered as the proxy: \(perf)")
+        #expect(!perf.text.contains("NOERROR") || !perf.text.contains("REFUSED"), "a proxied query was answered as the proxy: \(perf.text)")
         let last = try DigRun.query("api.svc.internal", server: at, source: "127.0.0.12")
         #expect(last.rdata("A") == ["10.2.0.20"], "\(last.output)")
         #expect(replicas[0].process.stop() == 0, "\(replicas[0].process.standardError)")

@@ -4,8 +4,10 @@
 
 BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 VPCDNS_BIN=${VPCDNS_BIN:-.build/release/vpcdns}
+BENCH_BIN=${BENCH_BIN:-$(dirname "$VPCDNS_BIN")/vpcdns-bench}  # vpcdns-bench udp-echo, when it has it
 BENCH_SECONDS=${BENCH_SECONDS:-5}        # dnsperf -l: each measured run
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}          # rounds over all servers (run.sh); best round kept
+BENCH_REPEAT=${BENCH_REPEAT:-2}          # whole tables (run.sh); each ratio's range reported
 BENCH_CLIENTS=${BENCH_CLIENTS:-10}       # dnsperf -c
 BENCH_OUTSTANDING=${BENCH_OUTSTANDING:-100}  # dnsperf -q
 BENCH_PASSES=${BENCH_PASSES:-1000}       # dnsperf -n for (a) (b): the count bound
@@ -113,6 +115,20 @@ start_vpcdns() {
   SERVER_LOG=$log
 }
 
+# start_echo LABEL PROGRAM ARGS...: a UDP echo (the physical-limit rows) on a free port;
+# PROGRAM gets `ARGS... --listen 127.0.0.1:PORT`.
+start_echo() {
+  local label=$1 port log
+  shift
+  port=$(free_port)
+  log="$WORK/run-$label-$port.log"
+  "$@" --listen "127.0.0.1:$port" > "$log" 2>&1 &
+  SERVER_PID=$!
+  remember_pid "$SERVER_PID"
+  SERVER_PORT=$port
+  SERVER_LOG=$log
+}
+
 # dnsperf_run PORT FILE PASSES OUT [extra dnsperf args]: bounded in time (-l, plus `timeout`)
 # and in count (-n passes over FILE).
 dnsperf_run() {
@@ -150,7 +166,7 @@ measure() {
   lat=$(awk '/Average Latency/{print $4; exit}' "$out")
   secs=$(awk '/Run time \(s\):/{print $4; exit}' "$out")
   rcodes=$(sed -n 's/^ *Response codes: *//p' "$out" | sed 's/ ([0-9.]*%)//g')
-  printf 'round=%s\tserver=%s\tworkload=%s\tsent=%s\tcompleted=%s\tlost=%s\tqps=%s\tlat=%s\tticks=%s\tupticks=%s\thwm=%s\trcodes=%s\tsecs=%s\n' \
-    "${round:-1}" "$server" "$workload" "$sent" "$completed" "$lost" "$qps" "$lat" "$((a - b))" "$((ua - ub))" "$hwm" "$rcodes" "$secs" >> "$RESULTS"
+  printf 'repeat=%s\tround=%s\tserver=%s\tworkload=%s\tsent=%s\tcompleted=%s\tlost=%s\tqps=%s\tlat=%s\tticks=%s\tupticks=%s\thwm=%s\trcodes=%s\tsecs=%s\n' \
+    "${repeat:-1}" "${round:-1}" "$server" "$workload" "$sent" "$completed" "$lost" "$qps" "$lat" "$((a - b))" "$((ua - ub))" "$hwm" "$rcodes" "$secs" >> "$RESULTS"
   bench_log "  $server $workload: $(printf '%.0f' "${qps:-0}") QPS, $completed answered, $lost lost, CPU $((a - b)) ticks, $rcodes"
 }

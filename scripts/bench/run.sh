@@ -8,12 +8,23 @@
 #   (a) private answers (endpoint private DNS names, vpce names, PHZ names), UDP and TCP
 #   (b) forwarded names already in the cache (one warm-up pass first)
 #   (c) forwarded names mostly missing from the cache (300,000 distinct names, <= 2 passes)
-# then the zone-scale test (scripts/bench/scale.sh). Prints the table with the ratios and
-# the targets, and writes it to bench-results/latest.txt.
+# Two more kinds of rows under (a), same query file, same dnsperf settings:
+#   vpcdns+console: `console` set and one live stream open (curl reading
+#     /api/queries/stream for the whole run, as an open page does), query log off; its
+#     figures are compared with plain `vpcdns` (console off, query log off); and
+#     vpcdns+console-idle, the same with no page open (what building the records costs alone)
+#   the physical limit: a UDP echo that does no DNS work (scripts/bench/udp-echo.c, built here
+#     with `cc -O2`: recvmmsg/sendmmsg, SO_REUSEPORT threads; and `vpcdns-bench udp-echo`,
+#     vpcdns's own datapath with a trivial handler, when that binary has the command)
+# The whole table is measured BENCH_REPEAT times; then the zone-scale test
+# (scripts/bench/scale.sh). Prints each repeat's table with the ratios and the targets, and
+# every ratio's range over the repeats, and writes it all to bench-results/latest.txt.
 #
-# Settings (environment): BENCH_SECONDS (5) per measured run, BENCH_ROUNDS (2), BENCH_CLIENTS (10),
+# Settings (environment): BENCH_SECONDS (5) per measured run, BENCH_ROUNDS (2) rounds per table,
+# BENCH_REPEAT (2) tables, BENCH_CLIENTS (10),
 # BENCH_OUTSTANDING (100), BENCH_SCALE (1: run the scale test), BENCH_KEEP (1: keep the
-# temporary folder), VPCDNS_BIN (.build/release/vpcdns), BENCH_WORKLOADS (all: a comma-separated
+# temporary folder), VPCDNS_BIN (.build/release/vpcdns), BENCH_BIN (.build/release/vpcdns-bench),
+# BENCH_WORKLOADS (all: a comma-separated
 # subset of a, a-tcp, b, c, e.g. `BENCH_WORKLOADS=c` or `BENCH_WORKLOADS=a,b`; the others are
 # not run and their rows and targets are left out of the table).
 set -euo pipefail
@@ -30,13 +41,14 @@ done
 wanted() { case ",$BENCH_WORKLOADS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 [ -x "$VPCDNS_BIN" ] || { echo "no $VPCDNS_BIN: swift build -c release --product vpcdns" >&2; exit 1; }
-for t in nsd nsd-checkconf unbound unbound-checkconf dnsperf dig python3; do
+for t in nsd nsd-checkconf unbound unbound-checkconf dnsperf dig python3 curl cc; do
   command -v "$t" >/dev/null || { echo "missing $t: scripts/install-deps.sh" >&2; exit 1; }
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpcdns-bench.XXXXXX")
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
+: > "$WORK/notes.txt"  # one line per special run (query log, console stream), under the table
 on_exit() {
   bench_cleanup
   if [ "${BENCH_KEEP:-0}" = 1 ]; then bench_log "kept $WORK"; else rm -rf "$WORK"; fi
@@ -47,7 +59,19 @@ trap 'exit 143' TERM
 
 start_time=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-bench_log "work folder $WORK; load average $load_before; ${BENCH_SECONDS} s per run; workloads $BENCH_WORKLOADS"
+bench_log "work folder $WORK; load average $load_before; ${BENCH_SECONDS} s per run; workloads $BENCH_WORKLOADS; $BENCH_REPEAT repeat(s) of $BENCH_ROUNDS round(s)"
+
+# --- the physical limit: UDP echoes (no DNS work), driven like (a) ----------------------
+ECHO_C="$WORK/udp-echo"
+cc -O2 -Wall -pthread -o "$ECHO_C" scripts/bench/udp-echo.c
+echo_servers="echo-c-1t echo-c-2t"
+if [ -x "$BENCH_BIN" ] && "$BENCH_BIN" udp-echo --help >/dev/null 2>&1; then
+  echo_servers="$echo_servers echo-vpcdns-1t echo-vpcdns-2t"
+  echo_note="vpcdns-bench udp-echo (vpcdns's UDP datapath, trivial handler) and the C echo"
+else
+  echo_note="the C echo only: $BENCH_BIN has no \`udp-echo\` command (its rows are left out)"
+  bench_log "no \`$BENCH_BIN udp-echo\`: the physical-limit rows are the C echo's only"
+fi
 
 # --- the upstream "internet": NSD on loopback, up for the whole run -----------------------
 up_port=$(free_port)
@@ -61,12 +85,21 @@ remember_pid "$UPSTREAM_PID"
 wait_ready "$UPSTREAM_PID" "$up_port" host1.example.com A "$WORK/upstream/nsd.log"
 bench_log "upstream NSD on 127.0.0.1:$up_port (pid $UPSTREAM_PID)"
 
-# start SERVER: vpcdns | vpcdns-1t | vpcdns+qlog | unbound-1t | unbound-2t | nsd-1 | nsd-2
+# start SERVER: vpcdns | vpcdns-1t | vpcdns+qlog | vpcdns+console[-idle] | unbound-1t | unbound-2t |
+# nsd-1 | nsd-2 | echo-c-1t | echo-c-2t | echo-vpcdns-1t | echo-vpcdns-2t
 start() {
   case "$1" in
     vpcdns) start_vpcdns "$WORK/vpcdns.yaml" "$1" ;;
     vpcdns-1t) start_vpcdns "$WORK/vpcdns-1t.yaml" "$1" ;;
     vpcdns+qlog) rm -f "$WORK/queries.jsonl"; start_vpcdns "$WORK/vpcdns-qlog.yaml" vpcdns-qlog ;;
+    vpcdns+console|vpcdns+console-idle)
+      CONSOLE_PORT=$(free_port)
+      sed "s|@CONSOLE_PORT@|$CONSOLE_PORT|g" "$WORK/vpcdns-console.yaml" > "$WORK/vpcdns-console-$CONSOLE_PORT.yaml"
+      start_vpcdns "$WORK/vpcdns-console-$CONSOLE_PORT.yaml" vpcdns-console ;;
+    echo-c-1t) start_echo "$1" "$ECHO_C" --threads 1 ;;
+    echo-c-2t) start_echo "$1" "$ECHO_C" --threads 2 ;;
+    echo-vpcdns-1t) start_echo "$1" "$BENCH_BIN" udp-echo --threads 1 ;;
+    echo-vpcdns-2t) start_echo "$1" "$BENCH_BIN" udp-echo --threads 2 ;;
     unbound-1t) start_unbound "$WORK/unbound-1.conf.in" "$1" ;;
     unbound-2t) start_unbound "$WORK/unbound-2.conf.in" "$1" ;;
     nsd-1) start_nsd "$WORK/nsd-private/nsd-1.conf.in" "$1" ;;
@@ -86,10 +119,50 @@ python3 scripts/bench/verify.py "$WORK/q-cached-sample.txt" upstream="$up_port" 
   || answer_check="DIFFERENCES in forwarded answers (see the log above)"
 stop_server "$v_pid"; stop_server "$u_pid"; stop_server "$n_pid"
 
+# open_stream: the console page's live stream, opened on the vpcdns+console just started
+# (SERVER_PID, CONSOLE_PORT) and read until close_stream. Waits (10 s at most) until the
+# console answers and the stream has begun, so the whole measured run streams.
+open_stream() {
+  local i
+  for i in $(seq 1 100); do
+    curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$CONSOLE_PORT/healthz" && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { bench_log "vpcdns+console exited; its log:"; cat "$SERVER_LOG" >&2; return 1; }
+    sleep 0.1
+  done
+  STREAM_OUT="$WORK/stream-$repeat-$round.txt"
+  : > "$STREAM_OUT.headers"
+  curl -sN --max-time $((BENCH_SECONDS + 120)) -D "$STREAM_OUT.headers" \
+    "http://127.0.0.1:$CONSOLE_PORT/api/queries/stream" > "$STREAM_OUT" 2> "$STREAM_OUT.err" &
+  STREAM_PID=$!
+  remember_pid "$STREAM_PID"
+  # The stream's first bytes (an SSE comment) say it is open; -N writes them as they come.
+  for i in $(seq 1 100); do
+    [ -s "$STREAM_OUT" ] && return 0
+    kill -0 "$STREAM_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  bench_log "the console stream did not open (http://127.0.0.1:$CONSOLE_PORT/api/queries/stream):"
+  cat "$STREAM_OUT.headers" "$STREAM_OUT.err" >&2
+  return 1
+}
+
+# close_stream: stops the reader and notes what the stream delivered during the run.
+close_stream() {
+  kill -0 "$STREAM_PID" 2>/dev/null || bench_log "the console stream ended before the run did"
+  stop_server "$STREAM_PID"
+  local records skipped answered
+  records=$(grep -c '^data: *{' "$STREAM_OUT" || true)
+  skipped=$(awk '/^event: *skipped/{s=1; next} s && /^data:/{sub(/^data: */, ""); n=$0; s=0} END{print n+0}' "$STREAM_OUT")
+  answered=$(tail -1 "$RESULTS" | tr '\t' '\n' | sed -n 's/^completed=//p')
+  echo "vpcdns+console, repeat $repeat round $round: the live stream delivered $records records ($skipped skipped) for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries" >> "$WORK/notes.txt"
+  [ "$records" -gt 0 ] || bench_log "WARNING: the console stream delivered no records: the console row is not measuring a streaming page"
+}
+
 # --- the measured runs: one fresh server per run, workloads outer, servers inner ----------
 run() {  # run SERVER WORKLOAD
   local server=$1 workload=$2
   start "$server"
+  if [ "$server" = vpcdns+console ]; then open_stream; fi
   case "$workload" in
     a) warm "$SERVER_PORT" "$WORK/q-private-distinct.txt"
        measure "$server" a "$WORK/q-private.txt" "$BENCH_PASSES" ;;
@@ -99,30 +172,37 @@ run() {  # run SERVER WORKLOAD
        measure "$server" b "$WORK/q-cached.txt" "$BENCH_PASSES" ;;
     c) measure "$server" c "$WORK/q-miss.txt" "$BENCH_MISS_PASSES" ;;
   esac
+  if [ "$server" = vpcdns+console ]; then close_stream; fi
   stop_server "$SERVER_PID"
   if [ "$server" = vpcdns+qlog ]; then
     # The log is bounded and may drop records under load: say how many it wrote.
     local lines answered
     lines=$(wc -l < "$WORK/queries.jsonl" 2>/dev/null || echo 0)
     answered=$(tail -1 "$RESULTS" | tr '\t' '\n' | sed -n 's/^completed=//p')
-    echo "round ${round:-1}: query log wrote $lines lines for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries and the readiness probe$(grep -o "dropped=[0-9]*" "$SERVER_LOG" | tail -1 | sed "s/^/; /" || true)" >> "$WORK/qlog-notes.txt"
+    echo "vpcdns+qlog (query_log to a file in the temp folder), repeat $repeat round $round: query log wrote $lines lines for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries and the readiness probe$(grep -o "dropped=[0-9]*" "$SERVER_LOG" | tail -1 | sed "s/^/; /" || true)" >> "$WORK/notes.txt"
   fi
 }
 
-# BENCH_ROUNDS rounds, each over every server: a busy spell of the machine then hits one
-# round of everyone, and the table keeps each server's best round.
-for round in $(seq 1 "$BENCH_ROUNDS"); do
-  bench_log "round $round of $BENCH_ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  if wanted a; then for s in vpcdns vpcdns-1t vpcdns+qlog unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a; done; fi
-  if wanted a-tcp; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done; fi
-  if wanted b; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" b; done; fi
-  if wanted c; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" c; done; fi
+# BENCH_REPEAT tables, each of BENCH_ROUNDS rounds over every server: a busy spell of the
+# machine then hits one round of everyone, each table keeps each server's best round, and the
+# repeats show how far a ratio moves from one table to the next.
+for repeat in $(seq 1 "$BENCH_REPEAT"); do
+  for round in $(seq 1 "$BENCH_ROUNDS"); do
+    bench_log "repeat $repeat of $BENCH_REPEAT, round $round of $BENCH_ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    if wanted a; then
+      for s in vpcdns vpcdns-1t vpcdns+qlog vpcdns+console vpcdns+console-idle unbound-1t unbound-2t nsd-1 nsd-2 $echo_servers; do run "$s" a; done
+    fi
+    if wanted a-tcp; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done; fi
+    if wanted b; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" b; done; fi
+    if wanted c; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" c; done; fi
+  done
 done
 
 # --- zone scale ------------------------------------------------------------------------
 scale_file="$WORK/scale.txt"
 if [ "${BENCH_SCALE:-1}" = 1 ]; then
-  UPSTREAM_PORT=$up_port WORK="$WORK" RESULTS="$RESULTS" scripts/bench/scale.sh > "$scale_file"
+  # Its row belongs to the last repeat (its CPU per query is compared with that table's vpcdns).
+  repeat=$BENCH_REPEAT round=1 UPSTREAM_PORT=$up_port WORK="$WORK" RESULTS="$RESULTS" scripts/bench/scale.sh > "$scale_file"
 fi
 
 # --- the report --------------------------------------------------------------------------
@@ -134,7 +214,8 @@ mkdir -p bench-results
   echo "machine: $(nproc) cores, $(sed -n 's/^model name.*: //p' /proc/cpuinfo | head -1); load average $load_before at start, $load_after at end"
   echo "servers: vpcdns (release, $(nproc) event loops), $(unbound -V | head -1 | sed 's/Version/Unbound/'), $(nsd -v 2>&1 | head -1); $(dnsperf -h 2>&1 | grep -m1 '^Version' | sed 's/Version/dnsperf/')"
   echo "workloads: $BENCH_WORKLOADS"
-  echo "runs: every server fresh for every workload, $BENCH_ROUNDS rounds over all servers; each row is the server's best round (highest QPS)."
+  echo "runs: every server fresh for every workload, $BENCH_ROUNDS rounds over all servers; each row is the server's best round (highest QPS);"
+  echo "      the whole table measured $BENCH_REPEAT time(s) (repeats), the zone-scale test once after the last."
   echo "dnsperf: -s 127.0.0.1 -l $BENCH_SECONDS -c $BENCH_CLIENTS -q $BENCH_OUTSTANDING -T 1 (default), -t 5 (default); -n $BENCH_PASSES for (a)/(b), -n $BENCH_MISS_PASSES for (c); -m tcp for TCP."
   echo "         identical for every server; no CPU pinning (2 shared cores: dnsperf, the server and the upstream NSD compete)."
   echo "CPU us/q = server user+system CPU (/proc/PID/stat 14+15, all processes of the server) over the run / queries answered."
@@ -142,7 +223,8 @@ mkdir -p bench-results
   echo "Unbound: local-zone/local-data for the same private names, forward-zone \".\" to the same NSD, so-rcvbuf 4m,"
   echo "         msg-cache 50m + rrset-cache 100m (vpcdns cache_size 100000), iterator only; NSD: minimal-responses, reuseport."
   echo "answer check (vpcdns, Unbound and NSD give the same answers): $answer_check"
-  [ -f "$WORK/qlog-notes.txt" ] && sed 's/^/vpcdns+qlog (query_log to a file in the temp folder): /' "$WORK/qlog-notes.txt"
+  echo "physical limit: $echo_note; each answers every query with its own bytes and the QR bit set, no DNS work."
+  cat "$WORK/notes.txt"
   [ -x scripts/bench-querylog.sh ] && echo "the query log's cost alone, on/off alternating: scripts/bench-querylog.sh"
   echo
   python3 scripts/bench/report.py "$RESULTS" "$scale_file"

@@ -18,7 +18,8 @@ final class ConsoleHarness {
     let configPath: String
     let queryLogPath: String?
 
-    init(token: String?, queryLog: Bool) async throws {
+    /// `metricsOnConsole`: `metrics` names the console's address too (one server for both).
+    init(token: String?, queryLog: Bool, metricsOnConsole: Bool = false) async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("vpcdns-console-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         self.token = token
@@ -33,9 +34,14 @@ final class ConsoleHarness {
             listen: ["\(listen)"]
             upstreams: ["127.0.0.1:9"]
             upstream_timeout_ms: 300
-            console: "127.0.0.1:0"
 
             """
+        if metricsOnConsole {
+            let port = try await freePort(host: "127.0.0.1")
+            yaml += "console: \"127.0.0.1:\(port)\"\nmetrics: \"127.0.0.1:\(port)\"\n"
+        } else {
+            yaml += "console: \"127.0.0.1:0\"\n"
+        }
         if let token { yaml += "console_token: \"\(token)\"\n" }
         if let queryLogPath { yaml += "query_log: \"\(queryLogPath)\"\n" }
         yaml += """

@@ -42,12 +42,14 @@ final class ServeProcess: Sendable {
     /// The raw `waitpid` status once the process was reaped.
     private let status = Mutex<Int32?>(nil)
 
-    init(arguments: [String], directory: URL) throws {
+    /// `namespace`: run inside that network namespace (`Netns.inNamespace`; the pid is still vpcdns's own).
+    init(arguments: [String], directory: URL, namespace: String? = nil) throws {
         let binary = try VPCDNSBinary.require()
         stdoutPath = directory.appendingPathComponent("serve.stdout").path
         stderrPath = directory.appendingPathComponent("serve.stderr").path
 
-        pid = try ChildProcess.spawn(binary, arguments, stdout: stdoutPath, stderr: stderrPath)
+        let (path, args) = namespace.map { Netns.inNamespace($0, binary, arguments) } ?? (binary, arguments)
+        pid = try ChildProcess.spawn(path, args, stdout: stdoutPath, stderr: stderrPath)
     }
 
     /// Reaps the process if it ended; true while it runs.
