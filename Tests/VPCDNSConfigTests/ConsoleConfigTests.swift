@@ -28,7 +28,8 @@ import VPCDNSCore
         #expect(errorLines(oneVPC + "console_token: \"two words\"\n").contains { $0.contains("console_token") })
         #expect(errorLines(oneVPC + "console_token: \"\"\n").contains { $0.contains("console_token") })
         #expect(errorLines(oneVPC + "console_token: \"a<b\"\n").contains { $0.contains("console_token") })
-        // One address, one purpose (V1): the console cannot share the metrics address.
-        #expect(errorLines(oneVPC + "metrics: 127.0.0.1:9153\nconsole: 127.0.0.1:9153\n").contains { $0.contains("already used by metrics") })
+        // The console may share the metrics address (one server serves both), but not a DNS one.
+        #expect(errorLines(oneVPC + "metrics: 127.0.0.1:9153\nconsole: 127.0.0.1:9153\n").isEmpty)
+        #expect(errorLines(oneVPC + "listen: [127.0.0.1:9153]\nconsole: 127.0.0.1:9153\n").contains { $0.contains("already used by listen[0]") })
     }
 }
