@@ -100,6 +100,35 @@ struct QueryLogOrderTests {
         #expect(w.counts.written == UInt64(submitted) && w.counts.dropped == 0)
     }
 
+    @Test("the writer lets go of the batches of threads that ended (datapath threads of a closed address), keeping their lines and counts")
+    func batchesOfEndedThreadsAreReleased() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vpcdns-qlog-ended-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("queries.jsonl").path
+        let w = try QueryLogWriter(path: path)
+        // Three generations of five threads, as reloads that open new addresses make.
+        for generation in 0..<3 {
+            let done = Atomic<Int>(0)
+            for t in 0..<5 {
+                let thread = Thread {
+                    for i in 0..<10 { w.submit("{\"n\":\(generation * 1000 + t * 100 + i)}\n") }
+                    done.add(1, ordering: .releasing)
+                }
+                thread.start()
+            }
+            let deadline = Date().addingTimeInterval(10)
+            while done.load(ordering: .acquiring) < 5, Date() < deadline { usleep(1_000) }
+            // Thread-specific values are released as each thread exits, just after `done`.
+            usleep(100_000)
+            w.flush()
+            #expect(w.batchCount == 0, "generation \(generation): \(w.batchCount) batches of ended threads still held")
+        }
+        w.flush(final: true)
+        #expect(w.counts.accepted == 150 && w.counts.written == 150 && w.counts.dropped == 0, "\(w.counts)")
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 150)
+    }
+
     @Test("vpcdns.listener: a specific listener's address, and on a wildcard listener the local address the client asked (UDP and TCP)")
     func listenerField() async throws {
         let port = try await freePort(host: "0.0.0.0")

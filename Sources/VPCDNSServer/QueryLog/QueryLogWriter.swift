@@ -51,6 +51,10 @@ public final class QueryLogWriter: Service, Sendable {
         var batches: [ThreadBatch] = []
         /// Set by the final flush: batches registered later start closed.
         var closed = false
+        /// Counts of the batches of threads that ended (a UDP datapath thread of an address a
+        /// reload closed), whose batches were let go.
+        var retiredAccepted: UInt64 = 0
+        var retiredDropped: UInt64 = 0
     }
 
     public let path: String
@@ -58,7 +62,7 @@ public final class QueryLogWriter: Service, Sendable {
     public let capacity: Int
     private let registry = Mutex(Registry())
     /// This writer's batch of the calling thread.
-    private let perThread = ThreadSpecificVariable<ThreadBatch>()
+    private let perThread = ThreadSpecificVariable<BatchOwner>()
     /// Serializes flushes (the writer task, shutdown, tests); held during the write.
     private let flushing = Mutex(())
     private let reopenRequested = Atomic<Bool>(false)
@@ -146,7 +150,7 @@ public final class QueryLogWriter: Service, Sendable {
     @inline(__always)
     @discardableResult
     func append(stamp: NIODeadline, _ encode: (inout ByteSink, inout DateCache) -> Void) -> Bool {
-        let batch = perThread.currentValue ?? register()
+        let batch = perThread.currentValue?.batch ?? register()
         return batch.pending.withLock { p in
             if p.lines >= capacity || p.closed {
                 p.dropped += 1
@@ -170,7 +174,7 @@ public final class QueryLogWriter: Service, Sendable {
             if r.closed { batch.pending.withLock { $0.closed = true } }
             r.batches.append(batch)
         }
-        perThread.currentValue = batch
+        perThread.currentValue = BatchOwner(batch)
         return batch
     }
 
@@ -179,9 +183,13 @@ public final class QueryLogWriter: Service, Sendable {
         reopenRequested.store(true, ordering: .releasing)
     }
 
+    /// Threads' batches held now (tests: those of ended threads are let go).
+    var batchCount: Int { registry.withLock { $0.batches.count } }
+
     public var counts: (accepted: UInt64, written: UInt64, dropped: UInt64) {
-        var a: UInt64 = 0, d: UInt64 = 0
-        for b in registry.withLock({ $0.batches }) {
+        let (batches, retiredAccepted, retiredDropped) = registry.withLock { ($0.batches, $0.retiredAccepted, $0.retiredDropped) }
+        var a = retiredAccepted, d = retiredDropped
+        for b in batches {
             b.pending.withLock { p in
                 a += p.accepted
                 d += p.dropped
@@ -215,6 +223,7 @@ public final class QueryLogWriter: Service, Sendable {
                 }
             }
             let total = writeMerged(batches, before: cut)
+            retireEnded(batches)
             if reopen { reopenFile() }
             return total
         }
@@ -241,6 +250,25 @@ public final class QueryLogWriter: Service, Sendable {
         }
         for b in batches { b.keepUnwritten(before: cut) }
         return total
+    }
+
+    /// Lets go of the batches of threads that ended once everything they held is written
+    /// (their counts are kept): datapath threads end when a reload closes their address, and
+    /// each new one registers a batch of its own.
+    private func retireEnded(_ batches: [ThreadBatch]) {
+        let ended = batches.filter { b in
+            b.threadEnded.load(ordering: .acquiring) && b.heldIndex.count == 0 && b.pending.withLock { $0.lines == 0 }
+        }
+        guard !ended.isEmpty else { return }
+        registry.withLock { r in
+            for b in ended {
+                b.pending.withLock { p in
+                    r.retiredAccepted += p.accepted
+                    r.retiredDropped += p.dropped
+                }
+            }
+            r.batches.removeAll { b in ended.contains { $0 === b } }
+        }
     }
 
     private func reopenFile() {
@@ -294,6 +322,14 @@ public final class QueryLogWriter: Service, Sendable {
 
 /// One answering thread's pending lines. The thread appends under `pending`'s lock; the
 /// writer swaps the filled buffer for `spare` under the same lock and writes it outside.
+/// The thread-specific value holding a thread's batch: released when its thread ends, and
+/// then marks the batch so the writer can let it go after its last lines are written.
+final class BatchOwner: Sendable {
+    let batch: ThreadBatch
+    init(_ batch: ThreadBatch) { self.batch = batch }
+    deinit { batch.threadEnded.store(true, ordering: .releasing) }
+}
+
 final class ThreadBatch: @unchecked Sendable {
     // @unchecked: `spare`, `spareIndex`, `held` and `heldIndex` are touched only by the writer,
     // inside `QueryLogWriter.flushing`.
@@ -316,6 +352,8 @@ final class ThreadBatch: @unchecked Sendable {
     }
 
     let pending = Mutex(Pending())
+    /// Its thread ended: no line will be added any more.
+    let threadEnded = Atomic<Bool>(false)
     /// The buffer taken by the last swap (the lines being written), kept for the next swap.
     var spare = ByteSink(capacity: 64 * 1024)
     var spareIndex = LineIndex()
