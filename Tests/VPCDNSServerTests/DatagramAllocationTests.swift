@@ -251,6 +251,35 @@ extension DatagramAllocationTests {
     }
 }
 
+extension DatagramAllocationTests {
+    @Test("a kept reply, a replayed shape and a V refusal written from the datagram are byte for byte the reply encoded afresh")
+    func keptRepliesMatchFreshOnes() async throws {
+        let (responder, channel) = try await Self.responder()
+        let listener = SocketEndpoint("127.0.0.1:1053")!
+        let warm = try Self.engine(upstream: SocketEndpoint("127.0.0.1:9")!)
+        let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: DatagramSlots.replyCapacity, alignment: 8)
+        defer { reply.deallocate() }
+        func answer(_ engine: QueryEngine, _ q: Datagram, id: UInt16) -> [UInt8]? {
+            q.setID(id)
+            let context = QueryContext(client: q.client, listener: listener, transport: .udp, receivedAt: .now())
+            guard case .reply(let n) = engine.processDatagram(UnsafeRawBufferPointer(q.bytes), context: context, reply: reply, responder: responder)
+            else { return nil }
+            return Array(reply[0..<n])
+        }
+        for q in [Datagram("www.svc.internal"), Datagram("api.svc.internal", edns: false), Datagram("nope.svc.internal"),
+                  Datagram("www.svc.internal", .aaaa), Datagram("ec2.us-west-2.amazonaws.com"),
+                  Datagram("www.svc.internal", from: "192.0.2.7:5300"), Datagram("www.svc.internal", from: "192.0.2.7:5300", edns: false)] {
+            for id: UInt16 in [1, 2, 3] { _ = answer(warm, q, id: id) }
+            let kept = answer(warm, q, id: 0x4242)
+            // A fresh engine with the log on encodes it the general way (V refusals too).
+            let fresh = try Self.engine(upstream: SocketEndpoint("127.0.0.1:9")!, queryLog: QueryLogWriter(discardingWithCapacity: 16))
+            let encoded = answer(fresh, q, id: 0x4242)
+            #expect(kept != nil && kept == encoded, "\(q.name) \(q.type) from \(q.client)")
+        }
+        try await channel.close()
+    }
+}
+
 /// Takes every write and drops it (the late answers' bytes are not looked at here).
 private final class SwallowWrites: ChannelOutboundHandler {
     typealias OutboundIn = Any
