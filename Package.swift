@@ -132,6 +132,8 @@ let package = Package(
         .target(name: "CFuzzerDriver", path: "Sources/Fuzz/CFuzzerDriver"),
         .executableTarget(name: "fuzz-packet", dependencies: ["FuzzHarness", "CFuzzerDriver"], path: "Sources/Fuzz/fuzz-packet", swiftSettings: strict),
         .executableTarget(name: "fuzz-config", dependencies: ["FuzzHarness", "CFuzzerDriver"], path: "Sources/Fuzz/fuzz-config", swiftSettings: strict),
+        // Test only: counts the heap allocations of one thread (issue 15's allocation test).
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "UDPDatapathTests", dependencies: ["UDPDatapath"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness", "VPCDNSConfig"]),
@@ -141,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "VPCDNSServerTests",
             dependencies: [
-                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport", "VPCDNSConsole",
+                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport", "VPCDNSConsole", "AllocationCounter",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -22,6 +22,17 @@ public struct DNSName: Hashable, Sendable, Comparable, CustomStringConvertible {
         wire.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 
+    /// Wire bytes already validated as an uncompressed name (`WireReader.scanUncompressedName`),
+    /// copied and lower-cased.
+    @usableFromInline
+    init(lowerCasingName validated: UnsafeRawBufferPointer) {
+        let length = validated.count
+        wire = [UInt8](unsafeUninitializedCapacity: length) { buf, initialized in
+            for k in 0..<length { buf[k] = asciiLower(validated[k]) }
+            initialized = length
+        }
+    }
+
     /// Validates wire bytes (uncompressed) and lower-cases them.
     ///
     /// The loop runs over a buffer pointer (non-contiguous input is copied first): this

@@ -122,12 +122,43 @@ public struct MessageBuilder: Sendable {
         authoritative: Bool, answer: [ResourceRecord], authority: [ResourceRecord], additional: [ResourceRecord],
         transport: DNSTransport
     ) -> ResponseSummary {
+        buildResponse(queryHeader: queryHeader, echoing: question.map { .parsed($0) }, clientEDNS: clientEDNS, rcode: rcode,
+                      authoritative: authoritative, answer: answer, authority: authority, additional: additional, transport: transport)
+    }
+
+    /// A reply with no records (a refusal, say) whose question is the query's question section
+    /// (QNAME, QTYPE, QCLASS) copied byte for byte from the datagram: no name is parsed out, so
+    /// nothing is allocated.
+    @discardableResult
+    public mutating func buildResponse(
+        queryHeader: DNSHeader, questionWire: UnsafeRawBufferPointer, clientEDNS: EDNSInfo?, rcode: RCode, transport: DNSTransport
+    ) -> ResponseSummary {
+        buildResponse(queryHeader: queryHeader, echoing: .wire(questionWire), clientEDNS: clientEDNS, rcode: rcode,
+                      authoritative: false, answer: [], authority: [], additional: [], transport: transport)
+    }
+
+    /// Where the echoed question comes from.
+    enum EchoedQuestion {
+        case parsed(DNSQuestion)
+        /// QNAME (uncompressed, as sent), QTYPE, QCLASS.
+        case wire(UnsafeRawBufferPointer)
+    }
+
+    mutating func buildResponse(
+        queryHeader: DNSHeader, echoing question: EchoedQuestion?, clientEDNS: EDNSInfo?, rcode: RCode,
+        authoritative: Bool, answer: [ResourceRecord], authority: [ResourceRecord], additional: [ResourceRecord],
+        transport: DNSTransport
+    ) -> ResponseSummary {
         var flags: UInt16 = DNSHeader.qrBit | DNSHeader.raBit
         flags |= queryHeader.flags & (0x7800 | DNSHeader.rdBit | DNSHeader.cdBit) // opcode, RD, CD
         if authoritative { flags |= DNSHeader.aaBit }
         flags |= rcode.rawValue & 0x000F
         begin(id: queryHeader.id, flags: flags)
-        if let q = question { writeQuestion(q) }
+        switch question {
+        case .parsed(let q): writeQuestion(q)
+        case .wire(let section): writeQuestion(wire: section)
+        case nil: break
+        }
 
         let limit = MessageBuilder.sizeLimit(clientEDNS: clientEDNS, ourPayloadSize: udpPayloadSize, transport: transport)
         let recordLimit = limit - (clientEDNS == nil ? 0 : MessageBuilder.optSize)
@@ -229,6 +260,18 @@ public struct MessageBuilder: Sendable {
         }
         appendU16(q.type.rawValue)
         appendU16(q.qclass.rawValue)
+    }
+
+    /// A question section copied as it is; its labels become compression targets as in
+    /// `writeQuestion(_:)`.
+    mutating func writeQuestion(wire section: UnsafeRawBufferPointer) {
+        let start = bytes.count
+        bytes.append(contentsOf: section)
+        var i = 0
+        while i < section.count, section[i] != 0 {
+            registerTarget(start + i)
+            i += Int(section[i]) + 1
+        }
     }
 
     mutating func writeOPT(payloadSize: UInt16, extendedRCode: UInt8, dnssecOK: Bool) {

@@ -106,7 +106,61 @@ public enum QueryParseResult: Hashable, Sendable {
     case drop(DropReason)
 }
 
-/// Parses client queries in place, allocating only the QNAME bytes.
+/// A question found in a datagram, its name left where it is: what `QueryParser.scan` gives,
+/// with no allocation.
+public struct ScannedQuestion: Hashable, Sendable {
+    /// Where the QNAME's bytes are in the datagram, as sent (validated, uncompressed).
+    public var nameRange: Range<Int>
+    public var type: RRType
+    public var qclass: RRClass
+    /// Which bytes of the name are upper-case as sent.
+    public var caseMask: NameCaseMask
+
+    /// The question with its name copied out of `datagram`, lower-cased (allocates).
+    @inlinable
+    public func question(in datagram: UnsafeRawBufferPointer) -> DNSQuestion {
+        DNSQuestion(name: DNSName(lowerCasingName: UnsafeRawBufferPointer(rebasing: datagram[nameRange])), type: type, qclass: qclass,
+                    caseMask: caseMask)
+    }
+}
+
+/// A query that passed every wire check (P4), located in its datagram (see `DNSQuery`).
+public struct ScannedQuery: Hashable, Sendable {
+    public var header: DNSHeader
+    public var question: ScannedQuestion
+    public var edns: EDNSInfo?
+    /// The question section (QNAME, QTYPE, QCLASS) in the datagram.
+    public var questionRange: Range<Int>
+
+    @inlinable public var checkingDisabled: Bool { header.checkingDisabled }
+    @inlinable public var dnssecOK: Bool { edns?.dnssecOK ?? false }
+
+    /// The parsed query (its name copied out: allocates).
+    @inlinable
+    public func query(in datagram: UnsafeRawBufferPointer) -> DNSQuery {
+        DNSQuery(header: header, question: question.question(in: datagram), edns: edns, questionRange: questionRange)
+    }
+}
+
+/// `QueryParseResult` before any name is copied out of the datagram.
+public enum QueryScanResult: Hashable, Sendable {
+    case query(ScannedQuery)
+    case bad(kind: BadQueryKind, header: DNSHeader, question: ScannedQuestion?, edns: EDNSInfo?)
+    case drop(DropReason)
+
+    /// The parse result, names copied out of `datagram` (the datagram that was scanned).
+    public func parsed(in datagram: UnsafeRawBufferPointer) -> QueryParseResult {
+        switch self {
+        case .query(let q): .query(q.query(in: datagram))
+        case .bad(let kind, let header, let question, let edns):
+            .bad(BadQuery(kind: kind, header: header, question: question?.question(in: datagram), edns: edns))
+        case .drop(let why): .drop(why)
+        }
+    }
+}
+
+/// Parses client queries in place, allocating only the QNAME bytes (`parse`) or nothing at all
+/// (`scan`, for callers that can work from the datagram's own bytes).
 ///
 /// Reads the header, the first question and the additional section's OPT; answer and
 /// authority records a client may have put in are stepped over unread (with bounds checks),
@@ -115,22 +169,27 @@ public enum QueryParseResult: Hashable, Sendable {
 public enum QueryParser {
     /// Parses a datagram (for example a NIO `ByteBuffer`'s readable bytes).
     public static func parse(_ datagram: UnsafeRawBufferPointer) -> QueryParseResult {
+        scan(datagram).parsed(in: datagram)
+    }
+
+    /// Every check of `parse`, with the question's name left in the datagram: no allocation.
+    public static func scan(_ datagram: UnsafeRawBufferPointer) -> QueryScanResult {
         let r = WireReader(datagram)
         guard let header = DNSHeader.read(r) else { return .drop(.tooShort) }
         if header.isResponse { return .drop(.response) }
 
         // The first question, when there is one and it reads.
         var reader = WireReader(datagram, offset: DNSHeader.byteCount)
-        var question: DNSQuestion? = nil
+        var question: ScannedQuestion? = nil
         var questionRange = 12..<12
         // The reader stands after the first question (or there is none), so the rest of the
         // message can be walked for its OPT.
         var positioned = header.qdCount == 0
         if header.qdCount >= 1 {
             let start = reader.offset
-            if case .success(let (name, mask)) = reader.readUncompressedName(),
+            if case .success(let (name, mask)) = reader.scanUncompressedName(),
                let t = reader.readU16(), let c = reader.readU16() {
-                question = DNSQuestion(name: name, type: RRType(t), qclass: RRClass(c), caseMask: mask)
+                question = ScannedQuestion(nameRange: name, type: RRType(t), qclass: RRClass(c), caseMask: mask)
                 questionRange = start..<reader.offset
                 positioned = true
             } else {
@@ -156,18 +215,18 @@ public enum QueryParser {
         let edns = rest.edns
 
         if header.opcode != DNSHeader.opcodeQuery {
-            return .bad(BadQuery(kind: .opcode, header: header, question: question, edns: edns))
+            return .bad(kind: .opcode, header: header, question: question, edns: edns)
         }
         if header.qdCount != 1 {
-            return .bad(BadQuery(kind: .qdcount, header: header, question: question, edns: edns))
+            return .bad(kind: .qdcount, header: header, question: question, edns: edns)
         }
         guard let q = question, rest.wellFormed else {
-            return .bad(BadQuery(kind: .question, header: header, question: question, edns: edns))
+            return .bad(kind: .question, header: header, question: question, edns: edns)
         }
         if let e = edns, e.version > 0 {
-            return .bad(BadQuery(kind: .ednsVersion, header: header, question: q, edns: e))
+            return .bad(kind: .ednsVersion, header: header, question: q, edns: e)
         }
-        return .query(DNSQuery(header: header, question: q, edns: edns, questionRange: questionRange))
+        return .query(ScannedQuery(header: header, question: q, edns: edns, questionRange: questionRange))
     }
 
     /// Parses a datagram held in an array.

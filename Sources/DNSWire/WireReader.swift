@@ -90,15 +90,13 @@ enum NameReadFailure: Error {
 }
 
 extension WireReader {
-    /// Reads a name that must not be compressed (the QNAME of a query), returning its lower-cased
-    /// wire bytes and which bytes were upper-case in the packet.
-    ///
-    /// Two passes over the name: the first validates and measures, the second fills an array
-    /// allocated at its exact size — the one allocation a query parse makes.
-    mutating func readUncompressedName() -> Result<(DNSName, NameCaseMask), NameReadFailure> {
+    /// Validates and steps over a name that must not be compressed (the QNAME of a query),
+    /// returning where its bytes are (as sent) and which of them are upper-case. Copies
+    /// nothing: `DNSName(lowerCasingName:)` makes the name from those bytes when one is needed.
+    mutating func scanUncompressedName() -> Result<(Range<Int>, NameCaseMask), NameReadFailure> {
         let start = offset
         var i = start
-        // Pass 1: validate and measure.
+        var mask = NameCaseMask()
         while true {
             guard let len = byte(at: i) else { return .failure(.truncated) }
             if len == 0 { i += 1; break }
@@ -107,29 +105,19 @@ extension WireReader {
             case 0xC0: return .failure(.pointer)
             default: return .failure(.badLabelType)
             }
-            i += Int(len) + 1
+            let labelEnd = i + Int(len) + 1
             // The name plus its root byte must fit in 255 octets (RFC 1035 §3.1).
-            if i - start + 1 > DNSName.maxWireLength { return .failure(.tooLong) }
-            if i >= bytes.count { return .failure(.truncated) }
-        }
-        let length = i - start
-        var mask = NameCaseMask()
-        let base = bytes
-        let wire = [UInt8](unsafeUninitializedCapacity: length) { buf, initialized in
-            for k in 0..<length {
-                let b = base[start + k]
-                if b >= 65 && b <= 90 {
-                    // Length bytes are at most 63 (pass 1), so only label letters land here.
-                    mask.set(k)
-                    buf[k] = b | 0x20
-                } else {
-                    buf[k] = b
-                }
+            if labelEnd - start + 1 > DNSName.maxWireLength { return .failure(.tooLong) }
+            if labelEnd >= bytes.count { return .failure(.truncated) }
+            // Length bytes are at most 63 (checked above), so only label letters land here.
+            for k in (i + 1)..<labelEnd {
+                let b = bytes[k]
+                if b >= 65 && b <= 90 { mask.set(k - start) }
             }
-            initialized = length
+            i = labelEnd
         }
         offset = i
-        return .success((DNSName(uncheckedWire: wire), mask))
+        return .success((start..<i, mask))
     }
 
     /// Maximum pointer hops while decompressing one name. A legitimate name has at most 127

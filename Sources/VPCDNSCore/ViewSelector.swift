@@ -35,10 +35,11 @@ public struct ViewSelector: Sendable {
 
         func allows(_ ip: IPAddress) -> Bool {
             switch ip {
+            // Index loops: an unspecialized iterator over tuples allocates (debug builds).
             case .v4(let a):
-                for (network, mask) in v4 where a & mask == network { return true }
+                for k in v4.indices where a & v4[k].mask == v4[k].network { return true }
             case .v6(let a):
-                for (network, mask) in v6 where a & mask == network { return true }
+                for k in v6.indices where a & v6[k].mask == v6[k].network { return true }
             }
             return false
         }
@@ -82,15 +83,18 @@ public struct ViewSelector: Sendable {
     /// Longest-prefix match of a source address: the prefix and the VPCs that claim it.
     public func longestMatch(_ ip: IPAddress) -> (prefix: IPPrefix, vpcIndices: [Int])? {
         switch ip {
+        // Index loops, as in `SourceFilter.allows`: this runs per query.
         case .v4(let a):
-            for (len, table) in v4 {
+            for k in v4.indices {
+                let len = v4[k].length
                 let mask: UInt32 = len == 0 ? 0 : ~UInt32(0) << (32 - len)
-                if let hit = table[a & mask] { return (IPPrefix(address: .v4(a & mask), length: len), hit) }
+                if let hit = v4[k].table[a & mask] { return (IPPrefix(address: .v4(a & mask), length: len), hit) }
             }
         case .v6(let a):
-            for (len, table) in v6 {
+            for k in v6.indices {
+                let len = v6[k].length
                 let mask: UInt128 = len == 0 ? 0 : ~UInt128(0) << (128 - len)
-                if let hit = table[a & mask] { return (IPPrefix(address: .v6(a & mask), length: len), hit) }
+                if let hit = v6[k].table[a & mask] { return (IPPrefix(address: .v6(a & mask), length: len), hit) }
             }
         }
         return nil

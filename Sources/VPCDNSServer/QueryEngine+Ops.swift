@@ -20,14 +20,15 @@ extension QueryEngine {
     /// Why not forward and keep the first RRset: it costs an upstream round trip for a query
     /// type whose answers are mostly used for amplification, and the upstream's answer would
     /// be cached under ANY for nothing.
+    ///
+    /// The reply is left in `builder`.
     func answerANYLocally(_ f: Forward, query q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext,
-                          builder: inout MessageBuilder) -> QueryProcessingResult {
+                          builder: inout MessageBuilder) {
         let answer = f.chain + [QueryEngine.rfc8482HINFO(owner: f.question.name)]
         builder.buildResponse(for: q, rcode: .noError, authoritative: false, answer: answer, authority: [],
                               transport: context.transport.wire)
         logDecision(snap, context: context, query: q, decision: decision, rcode: .noError, answer: answer, cache: .none,
                     upstream: nil)
-        return .reply(ByteBuffer(bytes: builder.bytes))
     }
 
     /// `HINFO "RFC8482" ""`.

@@ -90,11 +90,31 @@ public final class QueryEngine: QueryProcessor {
 
     // MARK: - QueryProcessor
 
+    /// TCP (and any caller with a `ByteBuffer`): the same path as a datagram, answered into this
+    /// thread's reply slot and copied into a buffer only here, at the edge.
     public func process(_ query: ByteBuffer, context: QueryContext, responder: QueryResponder) -> QueryProcessingResult {
-        guard let dnstap else { return resolve(query, context: context, responder: responder) }
-        dnstap.clientQuery(query, context: context)
-        let result = resolve(query, context: context, responder: responder)
-        if case .reply(let reply) = result { dnstap.clientResponse(reply, context: context) }
+        let slot = LoopScratch.forThisThread().replySlot
+        let result = query.withUnsafeReadableBytes { processDatagram($0, context: context, reply: slot, responder: responder) }
+        switch result {
+        case .reply(let length): return .reply(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: slot[0..<length])))
+        case .drop: return .drop
+        case .pending: return .pending
+        }
+    }
+
+    /// The UDP datapath's entry (and `process`'s): the reply is written into `reply`. With the
+    /// query log and dnstap off, a local answer or cache hit whose reply this thread keeps as
+    /// bytes (the memo) costs no heap allocation: the query is checked in place
+    /// (`QueryParser.scan`), the memo is probed with the datagram's own name bytes, and the
+    /// kept reply is copied into the slot with its ID, flags and TTLs patched.
+    public func processDatagram(_ query: UnsafeRawBufferPointer, context: QueryContext, reply: UnsafeMutableRawBufferPointer,
+                                responder: QueryResponder) -> DatagramProcessingResult {
+        guard let dnstap else { return answer(query, context: context, reply: reply, responder: responder) }
+        dnstap.clientQuery(ByteBuffer(bytes: query), context: context)
+        let result = answer(query, context: context, reply: reply, responder: responder)
+        if case .reply(let length) = result {
+            dnstap.clientResponse(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: reply[0..<length])), context: context)
+        }
         return result
     }
 
@@ -104,103 +124,185 @@ public final class QueryEngine: QueryProcessor {
         responder.respond(reply)
     }
 
-    private func resolve(_ query: ByteBuffer, context: QueryContext, responder: QueryResponder) -> QueryProcessingResult {
+    /// Parse, decide, encode into `slot`. Everything that answers at once goes through here;
+    /// the name is copied out of the datagram (a `DNSQuery`) only when the memo's kept bytes
+    /// cannot answer.
+    private func answer(_ query: UnsafeRawBufferPointer, context: QueryContext, reply slot: UnsafeMutableRawBufferPointer,
+                        responder: QueryResponder) -> DatagramProcessingResult {
         let snap = snapshot.withLock { $0 }
-        let parsed = query.withUnsafeReadableBytes { QueryParser.parse($0) }
         let transport = context.transport.wire
         let scratch = LoopScratch.current(for: snap)
-        switch parsed {
+        let scanned: ScannedQuery
+        switch QueryParser.scan(query) {
         case .drop(let why):
             metrics.countDropped(why)
             return .drop
-        case .bad(let bad):
-            metrics.countBadRequest(bad.kind)
+        case .bad(let kind, let header, let question, let edns):
+            metrics.countBadRequest(kind)
+            let bad = BadQuery(kind: kind, header: header, question: question?.question(in: query), edns: edns)
             scratch.builder.buildErrorResponse(for: bad, transport: transport)
             let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
             log(snap, context: context, view: view, question: bad.question, rcode: bad.kind.rcode, answer: [],
                 kind: .badRequest, zone: nil, zoneID: nil, reason: bad.kind.logReason, cache: .none, upstream: nil)
-            return .reply(ByteBuffer(bytes: scratch.builder.bytes))
-        case .query(let q):
-            let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
-            // Local answers depend only on (VPC, inbound or not, name, type, class) in a given
-            // model, so the first one computed is remembered per thread and reused (R7 is the
-            // only rule that looks at how the query arrived).
-            var key: MemoKey? = nil
-            if view.refusal == nil, let v = view.vpcIndex {
-                let k = MemoKey(view: Int32(v) &* 2 &+ (view.via == .inboundEndpoint ? 1 : 0), type: q.question.type.rawValue,
-                                rrClass: q.question.qclass.rawValue, name: q.question.name)
-                if let entry = scratch.memo[k] {
-                    switch entry.content {
-                    case .local(let local):
-                        return .reply(answerLocally(local, entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
-                    case .forward(let stored):
-                        // A replayed cache hit first: it needs the decision's view only when logged.
-                        if let reply = replay(entry, query: q, stored: stored, view: view, snap: snap, context: context,
-                                              transport: transport, builder: scratch.builder) {
-                            return .reply(reply)
-                        }
-                        var decision = stored.decision
-                        decision.view = view
-                        return forward(stored.forward, query: q, decision: decision, snap: snap, context: context, responder: responder,
-                                       scratch: scratch, memo: entry)
-                    }
-                }
-                key = k
+            return emit(scratch.builder.bytes, to: slot)
+        case .query(let s):
+            scanned = s
+        }
+        let view = snap.resolver.selectView(client: context.client.ip, listener: context.listener)
+        guard view.refusal == nil, let v = view.vpcIndex else {
+            if queryLog == nil, view.refusal != nil {
+                // V refuses (V3, V2, enable_dns_support) whatever the name (`Resolver.resolve`):
+                // the question is echoed as sent, nothing is parsed out. With the log on, the
+                // record needs the decision: the general path below.
+                scratch.builder.buildResponse(queryHeader: scanned.header, questionWire: UnsafeRawBufferPointer(rebasing: query[scanned.questionRange]),
+                                              clientEDNS: scanned.edns, rcode: .refused, transport: transport)
+                countAnswer(snap, context: context, view: view, kind: .refused, rcode: .refused)
+                return emit(scratch.builder.bytes, to: slot)
             }
-            let decision = snap.resolver.resolve(Question(name: q.question.name, type: q.question.type, rrClass: q.question.qclass), view: view,
-                                                 routing: RoutingInput(health: snap.health, seed: scratch.random.next()))
-            // R18: an answer chosen by a routing policy is chosen anew for every query, never remembered.
-            if decision.routing != nil { key = nil }
-            switch decision.outcome {
-            case .refused:
-                scratch.builder.buildResponse(for: q, rcode: .refused, transport: transport)
-                logDecision(snap, context: context, query: q, decision: decision, rcode: .refused, answer: [], cache: .none, upstream: nil)
-                return .reply(ByteBuffer(bytes: scratch.builder.bytes))
-            case .answer(let a):
-                let local = LocalAnswer(decision: decision, answer: a)
-                let entry = MemoEntry(.local(local))
-                if let key { scratch.remember(key, entry) }
-                return .reply(answerLocally(local, entry, query: q, view: view, snap: snap, context: context, transport: transport, scratch: scratch))
-            case .forward(let f):
-                // The decision to forward is as deterministic as a local answer; remembering it
-                // leaves only the cache lookup for repeated public names.
-                var entry: MemoEntry? = nil
-                if let key {
-                    entry = MemoEntry(.forward(RememberedForward(decision: decision, forward: f)))
-                    scratch.remember(key, entry!)
-                }
-                return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
-                               scratch: scratch, memo: entry)
+            return decide(scanned.query(in: query), view: view, memo: nil, snap: snap, context: context, responder: responder,
+                          scratch: scratch, slot: slot)
+        }
+        // Local answers depend only on (VPC, inbound or not, name, type, class) in a given
+        // model, so the first one computed is remembered per thread and reused (R7 is the
+        // only rule that looks at how the query arrived).
+        let key = MemoKey(view: Int32(v) &* 2 &+ (view.via == .inboundEndpoint ? 1 : 0), type: scanned.question.type.rawValue,
+                          rrClass: scanned.question.qclass.rawValue)
+        if scanned.question.caseMask.isAllLower {
+            // The datagram's name bytes are the lower-case key itself.
+            let name = UnsafeRawBufferPointer(rebasing: query[scanned.question.nameRange])
+            let slotKey = key.hashed(name: name)
+            guard let entry = scratch.memo(slotKey, key, name: name) else {
+                return decide(scanned.query(in: query), view: view, memo: (key, slotKey), snap: snap, context: context, responder: responder,
+                              scratch: scratch, slot: slot)
             }
+            if let length = keptReply(entry, scanned, view: view, snap: snap, context: context, transport: transport,
+                                      scratch: scratch, slot: slot) {
+                return .reply(length: length)
+            }
+            return remembered(entry, query: scanned.query(in: query), view: view, snap: snap, context: context, responder: responder,
+                              scratch: scratch, slot: slot)
+        }
+        let q = scanned.query(in: query)
+        return q.question.name.wire.withUnsafeBytes { name in
+            let slotKey = key.hashed(name: name)
+            guard let entry = scratch.memo(slotKey, key, name: name) else {
+                return decide(q, view: view, memo: (key, slotKey), snap: snap, context: context, responder: responder, scratch: scratch, slot: slot)
+            }
+            return remembered(entry, query: q, view: view, snap: snap, context: context, responder: responder, scratch: scratch, slot: slot)
         }
     }
 
-    /// Encodes a local answer. The first reply to a lower-case query is kept as bytes; later
-    /// queries of the same shape (EDNS or not, DO or not) get a copy with their ID and RD/CD
-    /// bits patched in, which is all that differs between them. The bytes after the question
-    /// do not depend on the question's case except through compression pointers into it, so
-    /// only all-lower-case questions take this path (mixed case, as with 0x20, is encoded
-    /// afresh so that every name keeps its case exactly, P3).
-    private func answerLocally(_ local: LocalAnswer, _ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot,
-                               context: QueryContext, transport: DNSTransport, scratch: LoopScratch) -> ByteBuffer {
-        let shape = KeptReply.shape(of: q)
-        let lowerCase = q.question.caseMask.isAllLower
-        var reply: ByteBuffer
-        if lowerCase, entry.shape == shape,
-           entry.encoded.count <= MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: scratch.builder.udpPayloadSize, transport: transport) {
-            reply = KeptReply.copy(entry.encoded, for: q)
-        } else {
-            let summary = scratch.builder.buildResponse(for: q, rcode: local.rcode, authoritative: local.authoritative, answer: local.answer,
-                                                        authority: local.authority, additional: local.additional, transport: transport)
-            if lowerCase, entry.shape == MemoEntry.none, !summary.truncated {
-                entry.encoded = scratch.builder.bytes
-                entry.shape = shape
+    /// The reply this thread kept for the memo entry, written into `slot` with the asker's ID and
+    /// flags (and a cache hit's TTLs as of now): nil when none fits this query (its EDNS / DO /
+    /// CD shape, its size limit, the cached entry's expiry). Lower-case questions only.
+    private func keptReply(_ entry: MemoEntry, _ s: ScannedQuery, view: ViewChoice, snap: Snapshot,
+                           context: QueryContext, transport: DNSTransport, scratch: LoopScratch,
+                           slot: UnsafeMutableRawBufferPointer) -> Int? {
+        let limit = MessageBuilder.sizeLimit(clientEDNS: s.edns, ourPayloadSize: scratch.builder.udpPayloadSize, transport: transport)
+        // What the log needs of the query, with the entry's name: the same bytes as the
+        // datagram's (lower case), without copying them out.
+        let asked = DNSQuestion(name: entry.name, type: s.question.type, qclass: s.question.qclass, caseMask: s.question.caseMask)
+        switch entry.content {
+        case .local(let local):
+            let kept = entry.encoded[Int(KeptReply.shape(edns: s.edns))]
+            guard !kept.isEmpty, kept.count <= limit, kept.count <= slot.count else { return nil }
+            let length = KeptReply.write(kept, header: s.header, to: slot)
+            // Counts the answer for metrics and, with the log on, writes the record.
+            logLocal(local, entry, snap: snap, context: context, view: view, caseMask: s.question.caseMask, question: asked)
+            return length
+        case .forward(let stored):
+            let now = context.receivedAt.monotonic.uptimeNanoseconds
+            guard let replay = entry.replays[Int(KeptReply.cacheShape(edns: s.edns, checkingDisabled: s.checkingDisabled))],
+                  now < replay.expiresAt, replay.bytes.count <= limit, replay.bytes.count <= slot.count
+            else { return nil }
+            let length = replay.write(header: s.header, now: now, to: slot)
+            cache.countReplayedHit()
+            let a = replay.completed
+            if queryLog != nil && snap.settings.logCacheHits {
+                var decision = stored.decision
+                decision.view = view
+                logDecision(snap, context: context, query: DNSQuery(header: s.header, question: asked, edns: s.edns, questionRange: s.questionRange),
+                            decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
+            } else {
+                countAnswer(snap, context: context, view: view, kind: stored.decision.kind, rcode: a.rcode)
             }
-            reply = ByteBuffer(bytes: scratch.builder.bytes)
+            return length
         }
+    }
+
+    /// A memo entry that had no kept reply for this query: the local answer encoded, or the
+    /// remembered decision to forward acted on (the cache first).
+    private func remembered(_ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot, context: QueryContext,
+                            responder: QueryResponder, scratch: LoopScratch, slot: UnsafeMutableRawBufferPointer) -> DatagramProcessingResult {
+        switch entry.content {
+        case .local(let local):
+            return answerLocally(local, entry, query: q, view: view, snap: snap, context: context, scratch: scratch, slot: slot)
+        case .forward(let stored):
+            var decision = stored.decision
+            decision.view = view
+            return forward(stored.forward, query: q, decision: decision, snap: snap, context: context, responder: responder,
+                           scratch: scratch, slot: slot, memo: entry)
+        }
+    }
+
+    /// Asks the core (no memo entry yet) and acts on its decision; `memo` is where a decision
+    /// that may be remembered goes.
+    private func decide(_ q: DNSQuery, view: ViewChoice, memo: (key: MemoKey, slot: Int)?, snap: Snapshot, context: QueryContext,
+                        responder: QueryResponder, scratch: LoopScratch, slot: UnsafeMutableRawBufferPointer) -> DatagramProcessingResult {
+        var memo = memo
+        let decision = snap.resolver.resolve(Question(name: q.question.name, type: q.question.type, rrClass: q.question.qclass), view: view,
+                                             routing: RoutingInput(health: snap.health, seed: scratch.random.next()))
+        // R18: an answer chosen by a routing policy is chosen anew for every query, never remembered.
+        if decision.routing != nil { memo = nil }
+        switch decision.outcome {
+        case .refused:
+            scratch.builder.buildResponse(for: q, rcode: .refused, transport: context.transport.wire)
+            logDecision(snap, context: context, query: q, decision: decision, rcode: .refused, answer: [], cache: .none, upstream: nil)
+            return emit(scratch.builder.bytes, to: slot)
+        case .answer(let a):
+            let local = LocalAnswer(decision: decision, answer: a)
+            let entry = MemoEntry(.local(local), key: memo?.key, name: q.question.name)
+            if let memo { scratch.remember(memo.slot, entry) }
+            return answerLocally(local, entry, query: q, view: view, snap: snap, context: context, scratch: scratch, slot: slot)
+        case .forward(let f):
+            // The decision to forward is as deterministic as a local answer; remembering it
+            // leaves only the cache lookup for repeated public names.
+            var entry: MemoEntry? = nil
+            if let memo {
+                let e = MemoEntry(.forward(RememberedForward(decision: decision, forward: f)), key: memo.key, name: q.question.name)
+                scratch.remember(memo.slot, e)
+                entry = e
+            }
+            return forward(f, query: q, decision: decision, snap: snap, context: context, responder: responder,
+                           scratch: scratch, slot: slot, memo: entry)
+        }
+    }
+
+    /// Copies a reply built in the builder (or any bytes) into the caller's slot.
+    private func emit(_ bytes: [UInt8], to slot: UnsafeMutableRawBufferPointer) -> DatagramProcessingResult {
+        guard bytes.count <= slot.count else { return .drop }
+        bytes.withUnsafeBytes { slot.copyMemory(from: $0) }
+        return .reply(length: bytes.count)
+    }
+
+    /// Encodes a local answer. The first reply of each shape (EDNS or not, DO or not) to a
+    /// lower-case query is kept as bytes; later queries of that shape get a copy with their ID
+    /// and RD/CD bits patched in, which is all that differs between them. The bytes after the
+    /// question do not depend on the question's case except through compression pointers into
+    /// it, so only all-lower-case questions take this path (mixed case, as with 0x20, is
+    /// encoded afresh so that every name keeps its case exactly, P3).
+    private func answerLocally(_ local: LocalAnswer, _ entry: MemoEntry, query q: DNSQuery, view: ViewChoice, snap: Snapshot,
+                               context: QueryContext, scratch: LoopScratch, slot: UnsafeMutableRawBufferPointer) -> DatagramProcessingResult {
+        let shape = Int(KeptReply.shape(edns: q.edns))
+        let summary = scratch.builder.buildResponse(for: q, rcode: local.rcode, authoritative: local.authoritative, answer: local.answer,
+                                                    authority: local.authority, additional: local.additional, transport: context.transport.wire)
+        if q.question.caseMask.isAllLower, entry.encoded[shape].isEmpty, !summary.truncated, entry.remembered {
+            entry.encoded[shape] = scratch.builder.bytes
+        }
+        let result = emit(scratch.builder.bytes, to: slot)
         // Counts the answer for metrics and, with the log on, writes the record.
-        logLocal(local, entry, snap: snap, context: context, view: view, question: q.question)
-        return reply
+        logLocal(local, entry, snap: snap, context: context, view: view, caseMask: q.question.caseMask, question: q.question)
+        return result
     }
 
     // MARK: - Upstream (R4, R9, R15, P5, P6)
@@ -210,20 +312,22 @@ public final class QueryEngine: QueryProcessor {
     /// `fetchedFrom`: the target an earlier link of the chain was fetched from (R15: the log
     /// names an upstream when any link came from one), when this leg asks again elsewhere.
     private func forward(_ f: Forward, query q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext,
-                         responder: QueryResponder, scratch: LoopScratch, memo: MemoEntry? = nil,
-                         fetchedFrom: SocketEndpoint? = nil) -> QueryProcessingResult {
+                         responder: QueryResponder, scratch: LoopScratch, slot: UnsafeMutableRawBufferPointer, memo: MemoEntry? = nil,
+                         fetchedFrom: SocketEndpoint? = nil) -> DatagramProcessingResult {
         if f.question.type == .any {
-            return answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &scratch.builder)
+            answerANYLocally(f, query: q, decision: decision, snap: snap, context: context, builder: &scratch.builder)
+            return emit(scratch.builder.bytes, to: slot)
         }
         // O6: a probe of ours that came back, or any name under the probe label, is never
         // forwarded (that is the loop).
         if LoopProbe.isProbeName(f.question.name) {
             if let looping = loopGuard.probeArrived(f.question.name, from: context.client) { coalescer.failLooping(looping) }
-            return .reply(forwardingLoop(q, decision: decision, snap: snap, context: context, cache: .none, builder: &scratch.builder))
+            forwardingLoop(q, decision: decision, snap: snap, context: context, cache: .none, builder: &scratch.builder)
+            return emit(scratch.builder.bytes, to: slot)
         }
         let transport = context.transport.wire
         let now = context.receivedAt.monotonic.uptimeNanoseconds
-        let shape = KeptReply.cacheShape(of: q)
+        let shape = KeptReply.cacheShape(edns: q.edns, checkingDisabled: q.checkingDisabled)
         let lowerCase = q.question.caseMask.isAllLower
         // P7: one entry for askers with and without DO (the reply is filtered per asker);
         // CD is part of the key (see UpstreamCache).
@@ -231,14 +335,14 @@ public final class QueryEngine: QueryProcessor {
                                     checkingDisabled: q.checkingDisabled)
         if let hit = cache.lookup(key, now: now) {
             let a = complete(f, decision: decision, snap: snap, rcode: hit.entry.rcode, answer: hit.entry.answer, authority: hit.entry.authority,
-                             dnssecOK: q.dnssecOK)
+                             dnssecOK: q.dnssecOK, random: &scratch.random)
             if let next = a.resume {
                 return forward(next, query: q, decision: decision, snap: snap, context: context, responder: responder, scratch: scratch,
-                               fetchedFrom: fetchedFrom)
+                               slot: slot, fetchedFrom: fetchedFrom)
             }
             let summary = scratch.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
             if let memo, lowerCase, !a.hasLocalRecords, !summary.truncated, scratch.builder.bytes.count <= CachedReply.maxKeptBytes {
-                memo.replay = CachedReply(encoded: scratch.builder.bytes, shape: shape, hit: hit, now: now, completed: a)
+                memo.replays[Int(shape)] = CachedReply(encoded: scratch.builder.bytes, hit: hit, now: now, completed: a)
             }
             if snap.settings.logCacheHits {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit,
@@ -246,7 +350,7 @@ public final class QueryEngine: QueryProcessor {
             } else {
                 countAnswer(snap, context: context, view: decision.view, kind: decision.kind, rcode: a.rcode)
             }
-            return .reply(ByteBuffer(bytes: scratch.builder.bytes))
+            return emit(scratch.builder.bytes, to: slot)
         }
 
         let configured: [SocketEndpoint]
@@ -257,7 +361,8 @@ public final class QueryEngine: QueryProcessor {
         // O6: targets found forwarding back to us are left out; none left is a loop.
         let targets = loopGuard.usable(configured)
         if targets.isEmpty && !configured.isEmpty {
-            return .reply(forwardingLoop(q, decision: decision, snap: snap, context: context, cache: .miss, builder: &scratch.builder))
+            forwardingLoop(q, decision: decision, snap: snap, context: context, cache: .miss, builder: &scratch.builder)
+            return emit(scratch.builder.bytes, to: slot)
         }
         // Each waiter finishes its own query on its own loop: its ID, case and log line.
         let completion: UpstreamCoalescer.Completion = { [self] outcome in
@@ -276,12 +381,15 @@ public final class QueryEngine: QueryProcessor {
                 let entry = self.cache.normalized(UpstreamCache.Entry(rcode: m.rcode, answer: f.trusted(m.answer), authority: f.trusted(m.authority)))
                 self.cache.put(key, entry, now: NIODeadline.now().uptimeNanoseconds)
                 let a = self.complete(f, decision: decision, snap: snap, rcode: m.rcode, answer: entry.answer, authority: entry.authority,
-                                      dnssecOK: q.dnssecOK)
+                                      dnssecOK: q.dnssecOK, random: &b.random)
                 if let next = a.resume {
                     // The chain goes on elsewhere: the next upstream leg answers the client.
+                    // Into this thread's own slot: the query that started this is no longer using it.
+                    let slot = b.replySlot
                     switch self.forward(next, query: q, decision: decision, snap: snap, context: context, responder: responder, scratch: b,
-                                        fetchedFrom: answer.target) {
-                    case .reply(let reply): self.respond(responder, reply, context: context)
+                                        slot: slot, fetchedFrom: answer.target) {
+                    case .reply(let length):
+                        self.respond(responder, ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: slot[0..<length])), context: context)
                     case .drop: responder.respond(nil)
                     case .pending: break
                     }
@@ -330,35 +438,14 @@ public final class QueryEngine: QueryProcessor {
         return .pending
     }
 
-    /// The memo entry's kept cache hit for `q`, when it fits: the same shape (EDNS, DO, CD), a
-    /// lower-case question, the cached entry not expired, the size within the asker's limit.
-    private func replay(_ entry: MemoEntry, query q: DNSQuery, stored: RememberedForward, view: ViewChoice, snap: Snapshot,
-                        context: QueryContext, transport: DNSTransport, builder: MessageBuilder) -> ByteBuffer? {
-        let now = context.receivedAt.monotonic.uptimeNanoseconds
-        guard let replay = entry.replay, replay.shape == KeptReply.cacheShape(of: q), now < replay.expiresAt,
-              q.question.caseMask.isAllLower,
-              replay.bytes.count <= MessageBuilder.sizeLimit(clientEDNS: q.edns, ourPayloadSize: builder.udpPayloadSize, transport: transport)
-        else { return nil }
-        cache.countReplayedHit()
-        let a = replay.completed
-        if queryLog != nil && snap.settings.logCacheHits {
-            var decision = stored.decision
-            decision.view = view
-            logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit, upstream: nil, reason: a.reason)
-        } else {
-            countAnswer(snap, context: context, view: view, kind: stored.decision.kind, rcode: a.rcode)
-        }
-        return replay.reply(to: q, now: now)
-    }
-
     /// SERVFAIL `forwarding-loop` now (O6), counted.
+    /// The reply is left in `builder`.
     private func forwardingLoop(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, cache: QueryLogRecord.CacheUse,
-                                builder: inout MessageBuilder) -> ByteBuffer {
+                                builder: inout MessageBuilder) {
         loopGuard.countLoopAnswer()
         builder.buildResponse(for: q, rcode: .servFail, transport: context.transport.wire)
         logDecision(snap, context: context, query: q, decision: decision, rcode: .servFail, answer: [], cache: cache, upstream: nil,
                     reason: Reason.forwardingLoop.description)
-        return ByteBuffer(bytes: builder.bytes)
     }
 
     private func fail(_ q: DNSQuery, decision: Decision, snap: Snapshot, context: QueryContext, responder: QueryResponder, reason: String, upstream: SocketEndpoint?) {
@@ -390,8 +477,11 @@ public final class QueryEngine: QueryProcessor {
     /// an asker with DO gets them all, and when an upstream CNAME is completed from a private
     /// zone, the upstream's signatures over the CNAME links it kept (the private part is
     /// unsigned, as PHZs are).
+    ///
+    /// `random`: the thread's generator (`LoopScratch.random`), the seed of any R18 choice a
+    /// private zone makes for a CNAME target (the core draws nothing itself).
     func complete(_ f: Forward, decision: Decision, snap: Snapshot, rcode: RCode, answer fullAnswer: [ResourceRecord],
-                  authority fullAuthority: [ResourceRecord], dnssecOK: Bool) -> Completed {
+                  authority fullAuthority: [ResourceRecord], dnssecOK: Bool, random: inout SplitMix64) -> Completed {
         let answer = dnssecOK ? fullAnswer : DNSSECRecords.withoutDNSSEC(fullAnswer, askedType: f.question.type)
         let authority = dnssecOK ? fullAuthority : DNSSECRecords.withoutDNSSEC(fullAuthority, askedType: f.question.type)
         // Follow the upstream's CNAME links from the name that was asked.
@@ -402,7 +492,7 @@ public final class QueryEngine: QueryProcessor {
             links.append(c)
             hops += 1
             if let local = snap.resolver.continueChain(after: f, upstreamChain: links, target: target, view: decision.view,
-                                                       routing: RoutingInput(health: snap.health, seed: UInt64.random(in: 0...UInt64.max))) {
+                                                       routing: RoutingInput(health: snap.health, seed: random.next())) {
                 let reason: String? = local.rcode == .servFail ? (links.count + f.chain.count > VPCDNSCore.Resolver.maxCNAMEs ? "cname-chain" : "cname-loop") : nil
                 var completed = local.answer
                 if dnssecOK, local.rcode != .servFail {
@@ -417,7 +507,7 @@ public final class QueryEngine: QueryProcessor {
             // P11: the rule's targets do not speak for `name` (whatever they said about it was
             // dropped); it is resolved again as the asking VPC resolves it (R15).
             switch snap.resolver.resumeChain(after: f, upstreamChain: links, target: name, view: decision.view,
-                                             routing: RoutingInput(health: snap.health, seed: UInt64.random(in: 0...UInt64.max))) {
+                                             routing: RoutingInput(health: snap.health, seed: random.next())) {
             case .answer(let local, let reason):
                 return Completed(rcode: local.rcode, answer: local.answer, authority: local.authority, reason: reason?.description,
                                  hasLocalRecords: true)
@@ -504,18 +594,22 @@ public final class QueryEngine: QueryProcessor {
 
     /// `log` for a local answer: the segments it fixes are encoded once per memo entry (per
     /// thread) and copied from then on.
+    /// `question` is evaluated (it copies the name out of the datagram) only when the line
+    /// needs it: a name in mixed case, or the entry's first line.
     private func logLocal(_ local: LocalAnswer, _ entry: MemoEntry, snap: Snapshot, context: QueryContext, view: ViewChoice,
-                          question q: DNSQuestion) {
+                          caseMask: NameCaseMask, question: @autoclosure () -> DNSQuestion) {
         let now = queryLog != nil || metrics.timed ? NIODeadline.now() : nil
         let elapsed = now.map { $0 - context.receivedAt.monotonic }
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: local.kind, rcode: local.rcode,
                             elapsed: elapsed)
         guard let writer = queryLog, let now, let elapsed else { return }
+        let lower = caseMask.isAllLower
+        let asked: DNSQuestion? = lower && entry.logPieces != nil ? nil : question()
         let pieces: LocalLogPieces
         if let p = entry.logPieces {
             pieces = p
         } else {
-            pieces = LocalLogPieces(question: q, rcode: local.rcode, answer: local.answer, kind: local.kind, zone: local.zone,
+            pieces = LocalLogPieces(question: asked!, rcode: local.rcode, answer: local.answer, kind: local.kind, zone: local.zone,
                                     zoneID: local.zoneID, reason: local.reason, recordSet: local.recordSet)
             entry.logPieces = pieces
         }
@@ -523,7 +617,6 @@ public final class QueryEngine: QueryProcessor {
         // (nothing to copy or retain per segment). `snap` and `pieces` outlive the call.
         let head = snap.logFields.head(view)
         let inbound = view.inboundEndpointID != nil
-        let lower = q.caseMask.isAllLower
         let name = pieces.lowerCaseName, middle = pieces.middle, decision = pieces.decision
         let via = view.via, transport = context.transport, client = context.client, listener = context.listener, proxy = context.proxy
         let received = context.receivedAt.wallNanoseconds / 1000
@@ -535,7 +628,7 @@ public final class QueryEngine: QueryProcessor {
                         if let h = head { o.append(contentsOf: h) } else { snap.logFields.head(view, to: &o) }
                     },
                     name: { o in
-                        if lower { o.append(contentsOf: name) } else { JSONBytes.name(.asked(q), to: &o) }
+                        if !lower, let asked { JSONBytes.name(.asked(asked), to: &o) } else { o.append(contentsOf: name) }
                     },
                     middle: { $0.append(contentsOf: middle) },
                     address: { LogLine.address(client.ip, to: &$0) },
@@ -556,12 +649,23 @@ public final class QueryEngine: QueryProcessor {
 /// Generations of `QueryEngine.Snapshot`, process-wide.
 let snapshotGenerations = Atomic<UInt64>(0)
 
-/// The key of a remembered local answer.
-struct MemoKey: Hashable {
+/// The key of a remembered answer, besides the name: the memo is probed with the name's
+/// lower-case wire bytes wherever they are (the datagram itself for a lower-case question), so
+/// a probe builds no `DNSName`.
+struct MemoKey: Equatable {
     var view: Int32
     var type: UInt16
     var rrClass: UInt16
-    var name: DNSName
+
+    /// The memo's slot for this key and `name` (lower-case wire bytes).
+    func hashed(name: UnsafeRawBufferPointer) -> Int {
+        var h = Hasher()
+        h.combine(view)
+        h.combine(type)
+        h.combine(rrClass)
+        h.combine(bytes: name)
+        return h.finalize()
+    }
 }
 
 /// A local answer with everything the log needs, computed once.
@@ -592,7 +696,7 @@ final class LocalAnswer: Sendable {
     }
 }
 
-/// A remembered local answer and, once a lower-case query was answered, its encoded reply.
+/// A remembered local answer and, once a lower-case query was answered, its encoded replies.
 /// Per thread, like the memo that holds it.
 final class MemoEntry {
     enum Content {
@@ -601,18 +705,32 @@ final class MemoEntry {
         /// In a class: reading the memo then retains one reference, not every array inside.
         case forward(RememberedForward)
     }
-    static let none: UInt8 = 0xFF
     let content: Content
-    /// The reply to a lower-case query of `shape`, kept as bytes (local answers only).
-    var encoded: [UInt8] = []
-    /// 0 no EDNS, 1 EDNS, 3 EDNS with DO; `none` until a reply was kept.
-    var shape: UInt8 = MemoEntry.none
-    /// Forward decisions: the last cache hit encoded for a lower-case query, replayed with
-    /// its TTLs counted down until the cached entry expires.
-    var replay: CachedReply?
+    /// What the entry is remembered under (nil: not in the memo, e.g. an R18 answer): a probe
+    /// that lands on this entry's slot checks them, so two keys sharing a slot never mix.
+    let key: MemoKey?
+    let name: DNSName
+    /// The replies to lower-case queries kept as bytes, by `KeptReply.shape` (local answers
+    /// only); empty until one was kept.
+    var encoded: [[UInt8]] = Array(repeating: [], count: 4)
+    /// Forward decisions: the last cache hit encoded for a lower-case query, by
+    /// `KeptReply.cacheShape`, replayed with its TTLs counted down until the cached entry expires.
+    var replays: [CachedReply?] = Array(repeating: nil, count: 8)
     /// The query log's segments of this answer, built by the first query logged with it.
     var logPieces: LocalLogPieces?
-    init(_ content: Content) { self.content = content }
+    init(_ content: Content, key: MemoKey?, name: DNSName) {
+        self.content = content
+        self.key = key
+        self.name = name
+    }
+
+    /// In the memo, so worth keeping replies for.
+    var remembered: Bool { key != nil }
+
+    func matches(_ key: MemoKey, name: UnsafeRawBufferPointer) -> Bool {
+        guard self.key == key, self.name.wire.count == name.count else { return false }
+        return self.name.wire.withUnsafeBytes { $0.elementsEqual(name) }
+    }
 }
 
 /// A remembered decision to forward (see `MemoEntry.Content`).
@@ -630,22 +748,24 @@ final class RememberedForward {
 enum KeptReply {
     /// 0 no EDNS, 1 EDNS, 3 EDNS with DO: what else, besides the question's case, makes two
     /// replies to the same question differ.
-    static func shape(of q: DNSQuery) -> UInt8 { q.edns == nil ? 0 : (q.dnssecOK ? 3 : 1) }
+    static func shape(edns: EDNSInfo?) -> UInt8 { edns == nil ? 0 : (edns!.dnssecOK ? 3 : 1) }
 
     /// `shape` plus 4 for CD, for replayed cache hits: DO decides which DNSSEC records a reply
     /// holds (P7), and CD which cache entry it came from (see `UpstreamCache`), so a kept reply
     /// goes only to askers with the same DO and CD bits.
-    static func cacheShape(of q: DNSQuery) -> UInt8 { shape(of: q) | (q.checkingDisabled ? 4 : 0) }
+    static func cacheShape(edns: EDNSInfo?, checkingDisabled: Bool) -> UInt8 { shape(edns: edns) | (checkingDisabled ? 4 : 0) }
 
-    /// A copy of `bytes` with the asker's ID and its RD and CD bits: all that differs between
-    /// replies to queries of the same shape.
-    static func copy(_ bytes: [UInt8], for q: DNSQuery) -> ByteBuffer {
-        var reply = ByteBuffer(bytes: bytes)
+    /// Writes `bytes` into `slot` (which has room) with the asker's ID and its RD and CD bits:
+    /// all that differs between replies to queries of the same shape. Returns the length.
+    static func write(_ bytes: [UInt8], header: DNSHeader, to slot: UnsafeMutableRawBufferPointer) -> Int {
+        bytes.withUnsafeBytes { slot.copyMemory(from: $0) }
         let keep: UInt16 = ~(DNSHeader.rdBit | DNSHeader.cdBit)
-        let flags = (reply.getInteger(at: 2, as: UInt16.self) ?? 0) & keep | (q.header.flags & ~keep)
-        reply.setInteger(q.header.id, at: 0)
-        reply.setInteger(flags, at: 2)
-        return reply
+        let flags = (UInt16(slot[2]) << 8 | UInt16(slot[3])) & keep | (header.flags & ~keep)
+        slot[0] = UInt8(truncatingIfNeeded: header.id >> 8)
+        slot[1] = UInt8(truncatingIfNeeded: header.id)
+        slot[2] = UInt8(truncatingIfNeeded: flags >> 8)
+        slot[3] = UInt8(truncatingIfNeeded: flags)
+        return bytes.count
     }
 }
 
@@ -661,7 +781,6 @@ final class CachedReply {
     /// be gigabytes.
     static let maxKeptBytes = 4096
     let bytes: [UInt8]
-    let shape: UInt8
     let ttlOffsets: [Int]
     /// The TTLs at `storedAt` (0 stays 0: a record already at 0 when encoded).
     let storedTTLs: [UInt32]
@@ -669,12 +788,11 @@ final class CachedReply {
     let expiresAt: UInt64
     let completed: QueryEngine.Completed
 
-    init?(encoded: [UInt8], shape: UInt8, hit: UpstreamCache.Hit, now: UInt64, completed: QueryEngine.Completed) {
+    init?(encoded: [UInt8], hit: UpstreamCache.Hit, now: UInt64, completed: QueryEngine.Completed) {
         guard let offsets = TTLOffsets.find(in: encoded) else { return nil }
         // The query may have arrived before another loop stored the entry (see UpstreamCache.lookup).
         let elapsed = UInt32(clamping: (now > hit.storedAt ? now - hit.storedAt : 0) / 1_000_000_000)
         bytes = encoded
-        self.shape = shape
         ttlOffsets = offsets
         storedTTLs = offsets.map { o in
             let ttl = UInt32(encoded[o]) << 24 | UInt32(encoded[o + 1]) << 16 | UInt32(encoded[o + 2]) << 8 | UInt32(encoded[o + 3])
@@ -685,15 +803,21 @@ final class CachedReply {
         self.completed = completed
     }
 
-    /// The reply for `q`: its ID, its RD and CD bits, the TTLs as of `now`.
-    func reply(to q: DNSQuery, now: UInt64) -> ByteBuffer {
-        var reply = KeptReply.copy(bytes, for: q)
+    /// Writes the reply for the asker with `header` into `slot` (which has room): its ID, its RD
+    /// and CD bits, the TTLs as of `now`. Returns the length.
+    func write(header: DNSHeader, now: UInt64, to slot: UnsafeMutableRawBufferPointer) -> Int {
+        let length = KeptReply.write(bytes, header: header, to: slot)
         let elapsed = UInt32(clamping: (now > storedAt ? now - storedAt : 0) / 1_000_000_000)
-        for (i, o) in ttlOffsets.enumerated() {
+        for i in 0..<ttlOffsets.count {
             let t = storedTTLs[i]
-            reply.setInteger(t > elapsed ? t - elapsed : 0, at: o)
+            let ttl = t > elapsed ? t - elapsed : 0
+            let o = ttlOffsets[i]
+            slot[o] = UInt8(truncatingIfNeeded: ttl >> 24)
+            slot[o + 1] = UInt8(truncatingIfNeeded: ttl >> 16)
+            slot[o + 2] = UInt8(truncatingIfNeeded: ttl >> 8)
+            slot[o + 3] = UInt8(truncatingIfNeeded: ttl)
         }
-        return reply
+        return length
     }
 }
 
@@ -702,7 +826,11 @@ final class CachedReply {
 /// one thread, so nothing here is shared and nothing needs a lock.
 final class LoopScratch: @unchecked Sendable {
     var builder = MessageBuilder()
-    var memo: [MemoKey: MemoEntry] = [:]
+    /// Remembered answers by `MemoKey.hashed`; each entry holds its whole key, checked on probe.
+    var memo: [Int: MemoEntry] = [:]
+    /// Where `process` (TCP) has a reply written before it is copied into a `ByteBuffer`, and
+    /// where a chain resumed after an upstream answer is encoded: room for any DNS message.
+    let replySlot = UnsafeMutableRawBufferPointer.allocate(byteCount: DatagramSlots.replyCapacity, alignment: 8)
     var generation: UInt64 = 0
     /// Seeds of R18 choices: one system-random seed per thread, then a cheap generator.
     var random = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
@@ -710,6 +838,8 @@ final class LoopScratch: @unchecked Sendable {
     static let memoLimit = 65_536
 
     private static let perThread = ThreadSpecificVariable<LoopScratch>()
+
+    deinit { replySlot.deallocate() }
 
     static func current(for snap: QueryEngine.Snapshot) -> LoopScratch {
         let s = current(udpPayloadSize: snap.settings.udpPayloadSize)
@@ -724,19 +854,29 @@ final class LoopScratch: @unchecked Sendable {
     /// loop thread: the builder only, set to `udpPayloadSize`; the memo is left as it is (it
     /// belongs to whichever snapshot the thread's latest query used).
     static func current(udpPayloadSize: Int) -> LoopScratch {
-        let s: LoopScratch
-        if let existing = perThread.currentValue {
-            s = existing
-        } else {
-            s = LoopScratch()
-            perThread.currentValue = s
-        }
+        let s = forThisThread()
         s.builder.udpPayloadSize = UInt16(clamping: udpPayloadSize)
         return s
     }
 
-    func remember(_ key: MemoKey, _ entry: MemoEntry) {
+    /// This thread's scratch as it is.
+    static func forThisThread() -> LoopScratch {
+        if let existing = perThread.currentValue { return existing }
+        let s = LoopScratch()
+        perThread.currentValue = s
+        return s
+    }
+
+    /// The remembered entry for `key` and `name` (lower-case wire bytes) in `slot`
+    /// (`key.hashed(name:)`), if that is what the slot holds.
+    func memo(_ slot: Int, _ key: MemoKey, name: UnsafeRawBufferPointer) -> MemoEntry? {
+        guard let entry = memo[slot], entry.matches(key, name: name) else { return nil }
+        return entry
+    }
+
+    /// Remembers `entry` in `slot`; another key that hashed to the same slot is replaced.
+    func remember(_ slot: Int, _ entry: MemoEntry) {
         if memo.count >= LoopScratch.memoLimit { memo.removeAll(keepingCapacity: true) }
-        memo[key] = entry
+        memo[slot] = entry
     }
 }
