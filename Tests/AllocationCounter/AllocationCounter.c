@@ -16,8 +16,12 @@ static __thread int counting;
 static __thread uint64_t counted;
 
 static __thread int tracing, inside;
+/* Threads that joined the shared count (a datapath thread, from its first query on). */
+static __thread int sharing;
+static uint64_t shared_count;
 
 static inline void note(void) {
+    if (sharing) __atomic_fetch_add(&shared_count, 1, __ATOMIC_RELAXED);
     if (counting) {
         counted++;
         if (tracing && !inside) {
@@ -93,4 +97,11 @@ int vpcdns_allocations_hooked(void) {
     void *volatile p = malloc(64);
     free(p);
     return vpcdns_allocations_stop() == 1;
+}
+
+void vpcdns_allocations_share(void) {
+    sharing = 1;
+}
+uint64_t vpcdns_allocations_shared(void) {
+    return __atomic_load_n(&shared_count, __ATOMIC_RELAXED);
 }

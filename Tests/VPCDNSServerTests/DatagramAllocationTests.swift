@@ -1,11 +1,13 @@
 import AllocationCounter
 import DNSWire
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Testing
 import VPCDNSConfig
 import VPCDNSCore
+import UDPDatapath
 @testable import VPCDNSServer
 
 /// Issue 15: the UDP datapath's entry (`QueryEngine.processDatagram`) answers local answers and
@@ -82,17 +84,14 @@ struct DatagramAllocationTests {
         }
     }
 
-    /// A channel whose writes (late answers through the responder) are taken and dropped; its
-    /// event loop is a real one, so the upstream client can run there.
-    static func responder() async throws -> (QueryResponder, any Channel) {
-        let channel = try await DatagramBootstrap(group: testGroup)
-            .channelInitializer { ch in
-                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(SwallowWrites()) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let responder = QueryResponder(channel: channel, peer: try SocketAddress(ipAddress: "127.0.0.1", port: 40000),
-                                       inFlight: InFlightCounter(stats: ListenerStats()))
-        return (responder, channel)
+    /// A datagram responder on a real socket of the datapath (late answers, e.g. a forwarded
+    /// query's, are sent from it to a port nobody reads); its event loop is a real one, so the
+    /// upstream client can run there.
+    static func responder() async throws -> (QueryResponder, DatagramSocket) {
+        let socket = try DatagramSocket.bind(DatagramEndpoint(address: .v4(0x7F00_0001), port: 0))
+        let responder = QueryResponder(socket: socket, client: DatagramEndpoint(address: .v4(0x7F00_0001), port: 40000),
+                                       local: socket.bound, loop: testGroup.next(), inFlight: InFlightCounter(stats: ListenerStats()))
+        return (responder, socket)
     }
 
     /// Runs `calls` queries round-robin (each with its own ID) through `processDatagram` on this
@@ -167,7 +166,7 @@ struct DatagramAllocationTests {
         else { Issue.record("no reply"); return }
         let m = try DNSMessage.parse(UnsafeRawBufferPointer(rebasing: reply[0..<n]))
         #expect(m.header.id == 0xBEEF && m.rcode == .noError && m.answer.first?.rdata == [10, 0, 5, 10])
-        try await channel.close()
+        channel.close()
     }
 
     @Test("cache hits of a name forwarded to NSD: 0 mallocs per datagram")
@@ -209,7 +208,7 @@ struct DatagramAllocationTests {
         let m = try DNSMessage.parse(UnsafeRawBufferPointer(rebasing: reply[0..<n]))
         #expect(m.header.id == 0xCAFE && m.rcode == .noError && m.answer.first?.rdata == [192, 0, 2, 10])
         #expect((m.answer.first?.ttl ?? 0) <= 300 && (m.answer.first?.ttl ?? 0) >= 290, "TTL counted down from NSD's 300")
-        try await channel.close()
+        channel.close()
     }
 }
 
@@ -247,7 +246,7 @@ extension DatagramAllocationTests {
         #expect(log.counts.accepted - accepted == UInt64(Self.calls), "every answer was logged")
         #expect(measured.allocations <= 16,
                 "\(measured.allocations) mallocs in \(Self.calls) answers with the log on (\(Double(measured.allocations) / Double(Self.calls)) per answer)")
-        try await channel.close()
+        channel.close()
     }
 }
 
@@ -276,13 +275,60 @@ extension DatagramAllocationTests {
             let encoded = answer(fresh, q, id: 0x4242)
             #expect(kept != nil && kept == encoded, "\(q.name) \(q.type) from \(q.client)")
         }
-        try await channel.close()
+        channel.close()
     }
 }
 
-/// Takes every write and drops it (the late answers' bytes are not looked at here).
-private final class SwallowWrites: ChannelOutboundHandler {
-    typealias OutboundIn = Any
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) { promise?.succeed(()) }
-    func flush(context: ChannelHandlerContext) {}
+
+/// The same count through the whole UDP path: the real datapath thread (poll, recvmmsg, the
+/// listener's handler with P9 and the context, the engine, sendmmsg), fed by a client on
+/// real sockets. The datapath thread joins a count shared across threads from inside its
+/// first query, so everything it does from then on is counted, not only `processDatagram`.
+extension DatagramAllocationTests {
+    /// The engine, and on each thread that calls it the shared allocation count switched on.
+    final class SharingCount: QueryProcessor {
+        let engine: QueryEngine
+        init(_ engine: QueryEngine) { self.engine = engine }
+        func process(_ query: ByteBuffer, context: QueryContext, responder: QueryResponder) -> QueryProcessingResult {
+            engine.process(query, context: context, responder: responder)
+        }
+        func processDatagram(_ query: UnsafeRawBufferPointer, context: QueryContext, reply: UnsafeMutableRawBufferPointer,
+                             responder: QueryResponder) -> DatagramProcessingResult {
+            vpcdns_allocations_share()
+            return engine.processDatagram(query, context: context, reply: reply, responder: responder)
+        }
+    }
+
+    @Test("through the datapath thread on real sockets: local answers and cache hits, 0 mallocs per datagram")
+    func wholeUDPPath() async throws {
+        let nsd = try await NSDFixture()
+        defer { nsd.stop() }
+        let engine = try Self.engine(upstream: nsd.endpoint)
+        var configuration = ListenerConfiguration()
+        configuration.udpSocketsPerAddress = 1
+        let stats = ListenerStats()
+        let listener = try UDPListener.bind(SocketEndpoint("127.0.0.1:0")!, group: testGroup, configuration: configuration,
+                                            processor: SharingCount(engine), stats: stats, proxies: TrustedProxies([], stats: stats),
+                                            logger: Logger(label: "test"))
+        defer { Task { await listener.close() } }
+        let client = try BlockingUDPClient()
+        let port = listener.bound.port
+        let names = ["www.svc.internal", "api.svc.internal", "nope.svc.internal", "ec2.us-west-2.amazonaws.com", "www.example.org"]
+        func ask(_ i: Int) -> Bool {
+            let name = names[i % names.count]
+            return client.exchange(LogRawDNS.query(id: UInt16(truncatingIfNeeded: i), name: name), port: port) != nil
+        }
+        // Warm up: the forwarded name reaches NSD once and is cached; memo and kept replies filled.
+        var answered = 0
+        for i in 0..<500 where ask(i) { answered += 1 }
+        #expect(answered >= 495, "warm-up: \(answered) of 500 answered")
+        #expect(engine.cache.count >= 1, "www.example.org was not cached")
+        let before = vpcdns_allocations_shared()
+        let queries = 5_000
+        answered = 0
+        for i in 0..<queries where ask(i) { answered += 1 }
+        let allocations = vpcdns_allocations_shared() - before
+        #expect(answered == queries, "\(queries - answered) queries unanswered")
+        #expect(allocations == 0, "\(allocations) mallocs on the datapath thread for \(queries) answers (\(Double(allocations) / Double(queries)) per answer)")
+    }
 }

@@ -18,4 +18,11 @@ void vpcdns_allocations_trace(int on);
 /// True when the hook is in place (an allocation between start and stop is seen).
 int vpcdns_allocations_hooked(void);
 
+/// From now on, every allocation on the calling thread (whatever it runs) is also added to one
+/// count shared by all threads that called this: for a thread the test does not run itself,
+/// such as a UDP datapath thread, joined from inside its first query.
+void vpcdns_allocations_share(void);
+/// The shared count so far.
+uint64_t vpcdns_allocations_shared(void);
+
 #endif
