@@ -150,9 +150,11 @@ struct RecordFilter: Sendable {
 /// ring and every queue.
 public final class ConsoleFeed: Sendable {
     public static let ringCapacity = 10_000
-    /// Records queued per live subscriber (two drains' worth at 100,000 records/s); a slower
-    /// browser loses what does not fit, counted.
-    public static let subscriberQueue = 20_000
+    /// Records queued per live subscriber: half a second at 100,000 records/s (ten 50 ms
+    /// drains), so a reader that is briefly not scheduled loses nothing; a slower browser loses
+    /// what does not fit, counted. The lines are the ring's shared chunks: every queue together
+    /// holds at most this many lines' bytes beyond the ring (~20 MB at 400 bytes a line).
+    public static let subscriberQueue = 50_000
     public static let maxSubscribers = 16
     static let pendingLimit = 16 << 20
 

@@ -4,7 +4,7 @@ import Testing
 
 /// The console's feed on its own: the ring keeps the last 10,000 records, a subscriber that
 /// does not read loses records (counted), never holding up the tap or the other subscribers.
-@Suite("Console feed: ring and per-subscriber queues")
+@Suite("Console feed: ring and per-subscriber queues", .serialized)
 struct ConsoleFeedTests {
     static func line(_ i: Int, vpc: String = "vpc-0a1", rcode: String = "NOERROR") -> String {
         #"{"version":"1.100000","vpc_id":"\#(vpc)","query_name":"n\#(i).example.com.","query_type":"A","rcode":"\#(rcode)","srcaddr":"127.0.0.1","vpcdns":{"decision":"upstream","received_at":"2026-12-06T06:00:00.000001Z","latency_us":\#(i)}}"#
