@@ -344,8 +344,9 @@ struct ConsoleService: Service {
             logger: c.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
-                // Every 50 ms while a page streams (its batches), every 250 ms otherwise: then
-                // only the ring needs the records, and a drain keeps at most its capacity.
+                // Every 50 ms while a page streams (its batches), every 100 ms otherwise: then
+                // only the ring needs the records, and a drain keeps at most its capacity (the
+                // tap's buffer, which holds what comes between two drains, stays a few MB).
                 var lastPing = ContinuousClock.now
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     c.feed.drain()
@@ -353,7 +354,7 @@ struct ConsoleService: Service {
                         c.feed.ping()
                         lastPing = ContinuousClock.now
                     }
-                    try? await Task.sleep(for: .milliseconds(c.feed.subscriberCount > 0 ? 50 : 250))
+                    try? await Task.sleep(for: .milliseconds(c.feed.subscriberCount > 0 ? 50 : 100))
                 }
             }
             tasks.addTask {
