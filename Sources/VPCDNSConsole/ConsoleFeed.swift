@@ -136,18 +136,18 @@ struct RecordFilter: Sendable {
 }
 
 /// The console's side of the query log: the writer's tap copies each written run of lines
-/// into `pending` (a bounded byte buffer: a copy, no parsing, on the writer's task), and the
-/// console's own task (`drain`) moves them, as one exact-size byte array per drain (a chunk),
-/// into the ring of the last `ringCapacity` lines and hands each live subscriber one batch of
+/// into a byte array of its own size (a chunk: one copy, no parsing, on the writer's task) and
+/// queues it in `pending`, bounded in bytes; the console's own task (`drain`) moves the chunks'
+/// lines into the ring of the last `ringCapacity` and hands each live subscriber one batch of
 /// its matching lines. Nothing here can slow answering or the log: when the console falls
-/// behind, bytes beyond `pendingLimit` are dropped and counted.
+/// behind, runs beyond `pendingLimit` are dropped and counted.
 ///
 /// What a drain costs is kept to the ring's needs: lines are found (one `memchr` each) and
-/// indexed, never parsed. The fields are read from a line (`ConsoleRecord`) only when a filter
-/// or the summary asks for them: a page with no filter streams the log's bytes as they are.
-/// Ring entries and batches point into the shared chunks, so ten subscribers cost ten lists of
-/// line offsets, not ten copies of the lines; a chunk is freed when its last line has left the
-/// ring and every queue.
+/// indexed, never parsed or copied. The fields are read from a line (`ConsoleRecord`) only when
+/// a filter or the summary asks for them: a page with no filter streams the log's bytes as
+/// they are. Ring entries and batches point into the shared chunks, so ten subscribers cost
+/// ten lists of line offsets, not ten copies of the lines; a chunk is freed when its last line
+/// has left the ring and every queue.
 public final class ConsoleFeed: Sendable {
     public static let ringCapacity = 10_000
     /// Records queued per live subscriber: half a second at 100,000 records/s (ten 50 ms
@@ -164,12 +164,38 @@ public final class ConsoleFeed: Sendable {
         let end: Int32
     }
 
-    /// Lines of one drain for one subscriber, in written order.
-    struct Batch: Sendable {
+    /// Lines of one chunk.
+    struct Part: Sendable {
         let chunk: [UInt8]
         var lines: ArraySlice<LineRange>
-        var count: Int { lines.count }
-        var byteCount: Int { lines.reduce(0) { $0 + Int($1.end - $1.start) } }
+    }
+
+    /// Lines of one drain for one subscriber, in written order (a drain may take several chunks).
+    struct Batch: Sendable {
+        var parts: [Part]
+        var count: Int { parts.reduce(0) { $0 + $1.lines.count } }
+        var byteCount: Int { parts.reduce(0) { $0 + $1.lines.reduce(0) { $0 + Int($1.end - $1.start) } } }
+
+        /// Each line's bytes, newline excluded, in order.
+        func forEachLine(_ body: (UnsafeRawBufferPointer) -> Void) {
+            for part in parts {
+                part.chunk.withUnsafeBytes { chunk in
+                    for l in part.lines { body(UnsafeRawBufferPointer(rebasing: chunk[Int(l.start)..<Int(l.end)])) }
+                }
+            }
+        }
+
+        /// The newest `keep` lines.
+        func suffix(_ keep: Int) -> Batch {
+            var left = keep
+            var out: [Part] = []
+            for var part in parts.reversed() where left > 0 {
+                part.lines = part.lines.suffix(left)
+                left -= part.lines.count
+                out.append(part)
+            }
+            return Batch(parts: out.reversed())
+        }
     }
 
     enum Event: Sendable {
@@ -194,10 +220,11 @@ public final class ConsoleFeed: Sendable {
         func offer(_ batch: Batch) {
             let room = ConsoleFeed.subscriberQueue - queued.load(ordering: .relaxed)
             var b = batch
-            if b.count > room {
-                skipped.add(b.count - max(0, room), ordering: .relaxed)
+            let n = b.count
+            if n > room {
+                skipped.add(n - max(0, room), ordering: .relaxed)
                 guard room > 0 else { return }
-                b.lines = b.lines.suffix(room)
+                b = b.suffix(room)
             }
             queued.add(b.count, ordering: .relaxed)
             if case .terminated = continuation.yield(.batch(b)) { queued.subtract(b.count, ordering: .relaxed) }
@@ -207,7 +234,7 @@ public final class ConsoleFeed: Sendable {
         func delivered(_ count: Int) { queued.subtract(count, ordering: .relaxed) }
     }
 
-    /// One line in the ring: its chunk (shared with the other lines of its drain) and where.
+    /// One line in the ring: its chunk (shared with the other lines of its run) and where.
     struct Entry: Sendable {
         let chunk: [UInt8]
         let line: LineRange
@@ -232,23 +259,26 @@ public final class ConsoleFeed: Sendable {
         var oldest: Entry? { items.count < ConsoleFeed.ringCapacity ? items.first : items[next] }
     }
 
-    private let pending = Mutex<(bytes: [UInt8], dropped: Int)>(([], 0))
-    /// The drain's own buffer, swapped with `pending.bytes` (no copy under the tap's lock);
-    /// held for the whole drain, so drains never overlap.
-    private let draining = Mutex<[UInt8]>([])
+    private let pending = Mutex<(chunks: [[UInt8]], bytes: Int, dropped: Int)>(([], 0, 0))
+    /// Held for the whole drain, so drains never overlap.
+    private let draining = Mutex(())
     private let malformed = Atomic<Int>(0)
     private let ring = Mutex(Ring())
     private let subscribers = Mutex<(next: Int, all: [Int: Subscriber], closed: Bool)>((0, [:], false))
 
     public init() {}
 
-    /// The query-log writer's tap (`QueryLogWriter.setTap`).
+    /// The query-log writer's tap (`QueryLogWriter.setTap`): one copy of the run, made
+    /// before the lock (the drain never waits for it, nor it for the drain's work).
     public func take(_ lines: UnsafeBufferPointer<UInt8>) {
+        guard !lines.isEmpty else { return }
+        let chunk = Array(lines)
         pending.withLock { p in
-            if p.bytes.count + lines.count > ConsoleFeed.pendingLimit {
-                p.dropped += lines.count
+            if p.bytes + chunk.count > ConsoleFeed.pendingLimit {
+                p.dropped += chunk.count
             } else {
-                p.bytes.append(contentsOf: lines)
+                p.chunks.append(chunk)
+                p.bytes += chunk.count
             }
         }
     }
@@ -257,50 +287,53 @@ public final class ConsoleFeed: Sendable {
     /// records added.
     @discardableResult
     public func drain() -> Int {
-        draining.withLock { work in
-            pending.withLock { p in swap(&p.bytes, &work) }
-            defer { work.removeAll(keepingCapacity: true) }
-            guard !work.isEmpty else { return 0 }
+        draining.withLock { _ in
+            let chunks = pending.withLock { p -> [[UInt8]] in
+                defer { p.chunks.removeAll(keepingCapacity: true); p.bytes = 0 }
+                return p.chunks
+            }
+            guard !chunks.isEmpty else { return 0 }
             let subs = subscribers.withLock { Array($0.all.values) }
-            // With no page open only the ring needs the lines: the older ones a larger drain
-            // holds would be pushed out of it at once, so they are counted and not kept.
-            let (found, bad) = ConsoleFeed.lines(in: work)
-            var lines = found
-            var passed = 0
-            if subs.isEmpty, lines.count > ConsoleFeed.ringCapacity {
-                passed = lines.count - ConsoleFeed.ringCapacity
-                lines.removeFirst(passed)
+            var parts: [Part] = []
+            var bad = 0, count = 0
+            for chunk in chunks {
+                let (lines, b) = ConsoleFeed.lines(in: chunk)
+                bad += b
+                count += lines.count
+                if !lines.isEmpty { parts.append(Part(chunk: chunk, lines: lines[...])) }
             }
             if bad > 0 { malformed.add(bad, ordering: .relaxed) }
-            guard let first = lines.first, let last = lines.last else { return 0 }
-            // The kept bytes in an array of their own size: the ring may keep it for long.
-            let base = Int(first.start), count = Int(last.end) - base
-            let chunk = [UInt8](unsafeUninitializedCapacity: count) { buffer, n in
-                work.withUnsafeBufferPointer { w in _ = memcpy(buffer.baseAddress!, w.baseAddress! + base, count) }
-                n = count
-            }
-            if base > 0 {
-                for k in lines.indices { lines[k] = LineRange(start: lines[k].start - Int32(base), end: lines[k].end - Int32(base)) }
-            }
+            // With no page open only the ring needs the lines: the older ones a larger drain
+            // holds would be pushed out of it at once, so they are counted and not kept.
+            let passed = subs.isEmpty ? max(0, count - ConsoleFeed.ringCapacity) : 0
+            let all = passed > 0 ? Batch(parts: parts).suffix(ConsoleFeed.ringCapacity) : Batch(parts: parts)
             ring.withLock { ring in
-                for l in lines { ring.append(Entry(chunk: chunk, line: l)) }
-                ring.total += passed + lines.count
+                for part in all.parts {
+                    for l in part.lines { ring.append(Entry(chunk: part.chunk, line: l)) }
+                }
+                ring.total += count
             }
             // Each record is read at most once per drain, and only for a subscriber with a filter.
-            var records: [ConsoleRecord?]? = nil
+            var records: [[ConsoleRecord?]]? = nil
             for s in subs {
                 if s.filter.isEmpty {
-                    s.offer(Batch(chunk: chunk, lines: lines[...]))
+                    s.offer(all)
                     continue
                 }
-                if records == nil { records = lines.map { ConsoleRecord(bytes: chunk[Int($0.start)..<Int($0.end)]) } }
-                var matching: [LineRange] = []
-                for (k, r) in records!.enumerated() {
-                    if let r, s.filter.matches(r) { matching.append(lines[k]) }
+                if records == nil {
+                    records = all.parts.map { part in part.lines.map { ConsoleRecord(bytes: part.chunk[Int($0.start)..<Int($0.end)]) } }
                 }
-                if !matching.isEmpty { s.offer(Batch(chunk: chunk, lines: matching[...])) }
+                var matching: [Part] = []
+                for (k, part) in all.parts.enumerated() {
+                    var lines: [LineRange] = []
+                    for (j, l) in part.lines.enumerated() {
+                        if let r = records![k][j], s.filter.matches(r) { lines.append(l) }
+                    }
+                    if !lines.isEmpty { matching.append(Part(chunk: part.chunk, lines: lines[...])) }
+                }
+                if !matching.isEmpty { s.offer(Batch(parts: matching)) }
             }
-            return lines.count
+            return count - passed
         }
     }
 

@@ -150,12 +150,10 @@ public final class Console: Sendable {
                 }
                 switch event {
                 case .batch(let b):
-                    b.chunk.withUnsafeBytes { chunk in
-                        for l in b.lines {
-                            buffer.writeStaticString("data: ")
-                            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: chunk[Int(l.start)..<Int(l.end)]))
-                            buffer.writeStaticString("\n\n")
-                        }
+                    b.forEachLine { line in
+                        buffer.writeStaticString("data: ")
+                        buffer.writeBytes(line)
+                        buffer.writeStaticString("\n\n")
                     }
                 case .ping: buffer.writeStaticString(": ping\n\n")
                 }
