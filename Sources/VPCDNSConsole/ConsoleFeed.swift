@@ -77,6 +77,52 @@ struct ConsoleRecord: Sendable {
     }
 }
 
+/// One run of lines as the tap copied it, shared by the ring entries and batches that point
+/// into it. When the last of them is gone its array goes back to the pool it came from.
+final class Chunk: Sendable {
+    let bytes: [UInt8]
+    private let pool: ChunkPool
+
+    init(copying lines: UnsafeBufferPointer<UInt8>, pool: ChunkPool) {
+        var b = pool.reuse()
+        b.append(contentsOf: lines)
+        bytes = b
+        self.pool = pool
+    }
+
+    deinit { pool.give(bytes) }
+}
+
+/// Arrays for `Chunk`s, kept for reuse. A fresh array of a few hundred kilobytes (one flush of
+/// the log under load) is fresh memory from the kernel, and filling it costs a page fault per
+/// 4 kB: measured, that was most of the console's cost with a page streaming. Reused arrays
+/// are already mapped. Bounded in count and size; a slice still holding an array (a record
+/// being answered) makes its next use copy on write instead, never share.
+final class ChunkPool: Sendable {
+    /// At most this many bytes of capacity are kept (a few drains' worth of runs at 100,000
+    /// queries per second).
+    static let keepBytes = 8 << 20
+    private let free = Mutex<(arrays: [[UInt8]], bytes: Int)>(([], 0))
+
+    func reuse() -> [UInt8] {
+        var b = free.withLock { f -> [UInt8] in
+            guard let b = f.arrays.popLast() else { return [] }
+            f.bytes -= b.capacity
+            return b
+        }
+        b.removeAll(keepingCapacity: true)
+        return b
+    }
+
+    func give(_ b: [UInt8]) {
+        free.withLock { f in
+            guard f.bytes + b.capacity <= ChunkPool.keepBytes else { return }
+            f.arrays.append(b)
+            f.bytes += b.capacity
+        }
+    }
+}
+
 /// What a request asks for: every given field must match.
 struct RecordFilter: Sendable {
     var vpc: String?
@@ -136,8 +182,8 @@ struct RecordFilter: Sendable {
 }
 
 /// The console's side of the query log: the writer's tap copies each written run of lines
-/// into a byte array of its own size (a chunk: one copy, no parsing, on the writer's task) and
-/// queues it in `pending`, bounded in bytes; the console's own task (`drain`) moves the chunks'
+/// into a byte array (a `Chunk`: one copy, no parsing, on the writer's task; the arrays are
+/// reused, see `ChunkPool`) and queues it in `pending`, bounded in bytes; the console's own task (`drain`) moves the chunks'
 /// lines into the ring of the last `ringCapacity` and hands each live subscriber one batch of
 /// its matching lines. Nothing here can slow answering or the log: when the console falls
 /// behind, runs beyond `pendingLimit` are dropped and counted.
@@ -166,7 +212,7 @@ public final class ConsoleFeed: Sendable {
 
     /// Lines of one chunk.
     struct Part: Sendable {
-        let chunk: [UInt8]
+        let chunk: Chunk
         var lines: ArraySlice<LineRange>
     }
 
@@ -179,7 +225,7 @@ public final class ConsoleFeed: Sendable {
         /// Each line's bytes, newline excluded, in order.
         func forEachLine(_ body: (UnsafeRawBufferPointer) -> Void) {
             for part in parts {
-                part.chunk.withUnsafeBytes { chunk in
+                part.chunk.bytes.withUnsafeBytes { chunk in
                     for l in part.lines { body(UnsafeRawBufferPointer(rebasing: chunk[Int(l.start)..<Int(l.end)])) }
                 }
             }
@@ -236,9 +282,9 @@ public final class ConsoleFeed: Sendable {
 
     /// One line in the ring: its chunk (shared with the other lines of its run) and where.
     struct Entry: Sendable {
-        let chunk: [UInt8]
+        let chunk: Chunk
         let line: LineRange
-        var bytes: ArraySlice<UInt8> { chunk[Int(line.start)..<Int(line.end)] }
+        var bytes: ArraySlice<UInt8> { chunk.bytes[Int(line.start)..<Int(line.end)] }
         var record: ConsoleRecord? { ConsoleRecord(bytes: bytes) }
     }
 
@@ -259,7 +305,8 @@ public final class ConsoleFeed: Sendable {
         var oldest: Entry? { items.count < ConsoleFeed.ringCapacity ? items.first : items[next] }
     }
 
-    private let pending = Mutex<(chunks: [[UInt8]], bytes: Int, dropped: Int)>(([], 0, 0))
+    private let pending = Mutex<(chunks: [Chunk], bytes: Int, dropped: Int)>(([], 0, 0))
+    private let pool = ChunkPool()
     /// Held for the whole drain, so drains never overlap.
     private let draining = Mutex(())
     private let malformed = Atomic<Int>(0)
@@ -272,13 +319,13 @@ public final class ConsoleFeed: Sendable {
     /// before the lock (the drain never waits for it, nor it for the drain's work).
     public func take(_ lines: UnsafeBufferPointer<UInt8>) {
         guard !lines.isEmpty else { return }
-        let chunk = Array(lines)
+        let chunk = Chunk(copying: lines, pool: pool)
         pending.withLock { p in
-            if p.bytes + chunk.count > ConsoleFeed.pendingLimit {
-                p.dropped += chunk.count
+            if p.bytes + lines.count > ConsoleFeed.pendingLimit {
+                p.dropped += lines.count
             } else {
                 p.chunks.append(chunk)
-                p.bytes += chunk.count
+                p.bytes += lines.count
             }
         }
     }
@@ -288,7 +335,7 @@ public final class ConsoleFeed: Sendable {
     @discardableResult
     public func drain() -> Int {
         draining.withLock { _ in
-            let chunks = pending.withLock { p -> [[UInt8]] in
+            let chunks = pending.withLock { p -> [Chunk] in
                 defer { p.chunks.removeAll(keepingCapacity: true); p.bytes = 0 }
                 return p.chunks
             }
@@ -297,7 +344,7 @@ public final class ConsoleFeed: Sendable {
             var parts: [Part] = []
             var bad = 0, count = 0
             for chunk in chunks {
-                let (lines, b) = ConsoleFeed.lines(in: chunk)
+                let (lines, b) = ConsoleFeed.lines(in: chunk.bytes)
                 bad += b
                 count += lines.count
                 if !lines.isEmpty { parts.append(Part(chunk: chunk, lines: lines[...])) }
@@ -321,7 +368,7 @@ public final class ConsoleFeed: Sendable {
                     continue
                 }
                 if records == nil {
-                    records = all.parts.map { part in part.lines.map { ConsoleRecord(bytes: part.chunk[Int($0.start)..<Int($0.end)]) } }
+                    records = all.parts.map { part in part.lines.map { ConsoleRecord(bytes: part.chunk.bytes[Int($0.start)..<Int($0.end)]) } }
                 }
                 var matching: [Part] = []
                 for (k, part) in all.parts.enumerated() {
