@@ -6,20 +6,24 @@ import Darwin
 import Foundation
 import Synchronization
 
-/// One query-log record as the console keeps it: the line exactly as the log wrote it (every
+/// One query-log record as the console reads it: the line exactly as the log wrote it (every
 /// field, so the page shows what `tail -f` shows) and the few fields the filters and the
-/// summary read, taken out once.
+/// summary read, taken out of it by `ConsoleRecordScanner` when a filter or the summary needs
+/// them (the ring keeps only the bytes).
 struct ConsoleRecord: Sendable {
-    let line: String
+    /// The line without its newline: a slice of the bytes the feed drained, not a copy.
+    let bytes: ArraySlice<UInt8>
     let vpc: String
     let decision: String
     let rcode: String
     let client: String
     /// `query_name` in lower case, for the name filter and the top-names lists.
     let name: String
-    /// `vpcdns.received_at`, seconds since 1970.
+    /// `vpcdns.received_at`, seconds since 1970 (0 when the line has none).
     let receivedAt: Double
     let latencyMicros: Int
+
+    var line: String { String(decoding: bytes, as: UTF8.self) }
 
     /// The summary's four groups (console.md: private, forwarded, refused, error).
     var category: String {
@@ -29,19 +33,20 @@ struct ConsoleRecord: Sendable {
         return "private"
     }
 
-    init?(line: String) {
-        guard let data = line.data(using: .utf8),
-              let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        let v = o["vpcdns"] as? [String: Any] ?? [:]
-        self.line = line
-        vpc = o["vpc_id"] as? String ?? "-"
-        decision = v["decision"] as? String ?? "-"
-        rcode = o["rcode"] as? String ?? "-"
-        client = o["srcaddr"] as? String ?? "-"
-        name = (o["query_name"] as? String ?? "-").lowercased()
-        receivedAt = (v["received_at"] as? String).flatMap(ConsoleRecord.seconds) ?? Date().timeIntervalSince1970
-        latencyMicros = (v["latency_us"] as? NSNumber)?.intValue ?? 0
+    /// Nil when the line is not one well-formed JSON object.
+    init?(bytes: ArraySlice<UInt8>) {
+        guard let f = bytes.withUnsafeBufferPointer({ ConsoleRecordScanner.scan($0) }) else { return nil }
+        self.bytes = bytes
+        vpc = f.vpc ?? "-"
+        decision = f.decision ?? "-"
+        rcode = f.rcode ?? "-"
+        client = f.client ?? "-"
+        name = (f.name ?? "-").lowercased()
+        receivedAt = f.receivedAt.flatMap(ConsoleRecord.seconds) ?? 0
+        latencyMicros = f.latencyMicros ?? 0
     }
+
+    init?(line: String) { self.init(bytes: ArraySlice(line.utf8)) }
 
     /// `2026-11-27T20:15:03.123456Z` → seconds since 1970.
     static func seconds(_ text: String) -> Double? {
@@ -72,6 +77,52 @@ struct ConsoleRecord: Sendable {
     }
 }
 
+/// One run of lines as the tap copied it, shared by the ring entries and batches that point
+/// into it. When the last of them is gone its array goes back to the pool it came from.
+final class Chunk: Sendable {
+    let bytes: [UInt8]
+    private let pool: ChunkPool
+
+    init(copying lines: UnsafeBufferPointer<UInt8>, pool: ChunkPool) {
+        var b = pool.reuse()
+        b.append(contentsOf: lines)
+        bytes = b
+        self.pool = pool
+    }
+
+    deinit { pool.give(bytes) }
+}
+
+/// Arrays for `Chunk`s, kept for reuse. A fresh array of a few hundred kilobytes (one flush of
+/// the log under load) is fresh memory from the kernel, and filling it costs a page fault per
+/// 4 kB: measured, that was most of the console's cost with a page streaming. Reused arrays
+/// are already mapped. Bounded in count and size; a slice still holding an array (a record
+/// being answered) makes its next use copy on write instead, never share.
+final class ChunkPool: Sendable {
+    /// At most this many bytes of capacity are kept (a few drains' worth of runs at 100,000
+    /// queries per second).
+    static let keepBytes = 8 << 20
+    private let free = Mutex<(arrays: [[UInt8]], bytes: Int)>(([], 0))
+
+    func reuse() -> [UInt8] {
+        var b = free.withLock { f -> [UInt8] in
+            guard let b = f.arrays.popLast() else { return [] }
+            f.bytes -= b.capacity
+            return b
+        }
+        b.removeAll(keepingCapacity: true)
+        return b
+    }
+
+    func give(_ b: [UInt8]) {
+        free.withLock { f in
+            guard f.bytes + b.capacity <= ChunkPool.keepBytes else { return }
+            f.arrays.append(b)
+            f.bytes += b.capacity
+        }
+    }
+}
+
 /// What a request asks for: every given field must match.
 struct RecordFilter: Sendable {
     var vpc: String?
@@ -90,6 +141,9 @@ struct RecordFilter: Sendable {
         client = value("client")
         name = value("name")?.lowercased()
     }
+
+    /// No field given: every record matches, and none needs reading.
+    var isEmpty: Bool { vpc == nil && decision == nil && rcode == nil && client == nil && name == nil }
 
     func matches(_ r: ConsoleRecord) -> Bool {
         if let vpc, r.vpc != vpc { return false }
@@ -128,68 +182,150 @@ struct RecordFilter: Sendable {
 }
 
 /// The console's side of the query log: the writer's tap copies each written run of lines
-/// into `pending` (a bounded byte buffer: a copy, no parsing, on the writer's task), and the
-/// console's own task (`drain`) turns them into records, keeps the last `ringCapacity` and
-/// hands each to the live subscribers. Nothing here can slow answering or the log: when the
-/// console falls behind, bytes beyond `pendingLimit` are dropped and counted.
+/// into a byte array (a `Chunk`: one copy, no parsing, on the writer's task; the arrays are
+/// reused, see `ChunkPool`) and queues it in `pending`, bounded in bytes; the console's own task (`drain`) moves the chunks'
+/// lines into the ring of the last `ringCapacity` and hands each live subscriber one batch of
+/// its matching lines. Nothing here can slow answering or the log: when the console falls
+/// behind, runs beyond `pendingLimit` are dropped and counted.
+///
+/// What a drain costs is kept to the ring's needs: lines are found (one `memchr` each) and
+/// indexed, never parsed or copied. The fields are read from a line (`ConsoleRecord`) only when
+/// a filter or the summary asks for them: a page with no filter streams the log's bytes as
+/// they are. Ring entries and batches point into the shared chunks, so ten subscribers cost
+/// ten lists of line offsets, not ten copies of the lines; a chunk is freed when its last line
+/// has left the ring and every queue.
 public final class ConsoleFeed: Sendable {
     public static let ringCapacity = 10_000
-    /// Queued records per live subscriber; a slower browser loses the oldest, counted.
-    public static let subscriberQueue = 1_000
+    /// Records queued per live subscriber: half a second at 100,000 records/s (ten 50 ms
+    /// drains), so a reader that is briefly not scheduled loses nothing; a slower browser loses
+    /// what does not fit, counted. The lines are the ring's shared chunks: every queue together
+    /// holds at most this many lines' bytes beyond the ring (~20 MB at 400 bytes a line).
+    public static let subscriberQueue = 50_000
     public static let maxSubscribers = 16
     static let pendingLimit = 16 << 20
 
+    /// Where one line lies in its chunk, newline excluded.
+    struct LineRange: Sendable {
+        let start: Int32
+        let end: Int32
+    }
+
+    /// Lines of one chunk.
+    struct Part: Sendable {
+        let chunk: Chunk
+        var lines: ArraySlice<LineRange>
+    }
+
+    /// Lines of one drain for one subscriber, in written order (a drain may take several chunks).
+    struct Batch: Sendable {
+        var parts: [Part]
+        var count: Int { parts.reduce(0) { $0 + $1.lines.count } }
+        var byteCount: Int { parts.reduce(0) { $0 + $1.lines.reduce(0) { $0 + Int($1.end - $1.start) } } }
+
+        /// Each line's bytes, newline excluded, in order.
+        func forEachLine(_ body: (UnsafeRawBufferPointer) -> Void) {
+            for part in parts {
+                part.chunk.bytes.withUnsafeBytes { chunk in
+                    for l in part.lines { body(UnsafeRawBufferPointer(rebasing: chunk[Int(l.start)..<Int(l.end)])) }
+                }
+            }
+        }
+
+        /// The newest `keep` lines.
+        func suffix(_ keep: Int) -> Batch {
+            var left = keep
+            var out: [Part] = []
+            for var part in parts.reversed() where left > 0 {
+                part.lines = part.lines.suffix(left)
+                left -= part.lines.count
+                out.append(part)
+            }
+            return Batch(parts: out.reversed())
+        }
+    }
+
     enum Event: Sendable {
-        case record(String)
+        case batch(Batch)
         case ping
     }
 
     final class Subscriber: Sendable {
         let filter: RecordFilter
         let continuation: AsyncStream<Event>.Continuation
+        /// Records this subscriber lost because its queue was full (the page shows it).
         let skipped = Atomic<Int>(0)
+        /// Records handed to the stream and not yet written to the browser.
+        let queued = Atomic<Int>(0)
         init(filter: RecordFilter, continuation: AsyncStream<Event>.Continuation) {
             self.filter = filter
             self.continuation = continuation
         }
+
+        /// Queues as much of `batch` as fits (the newest lines), counting the rest as skipped.
+        /// Only the drain calls this, so the room it reads can only have grown since.
+        func offer(_ batch: Batch) {
+            let room = ConsoleFeed.subscriberQueue - queued.load(ordering: .relaxed)
+            var b = batch
+            let n = b.count
+            if n > room {
+                skipped.add(n - max(0, room), ordering: .relaxed)
+                guard room > 0 else { return }
+                b = b.suffix(room)
+            }
+            queued.add(b.count, ordering: .relaxed)
+            if case .terminated = continuation.yield(.batch(b)) { queued.subtract(b.count, ordering: .relaxed) }
+        }
+
+        /// The stream wrote `count` records to the browser.
+        func delivered(_ count: Int) { queued.subtract(count, ordering: .relaxed) }
+    }
+
+    /// One line in the ring: its chunk (shared with the other lines of its run) and where.
+    struct Entry: Sendable {
+        let chunk: Chunk
+        let line: LineRange
+        var bytes: ArraySlice<UInt8> { chunk.bytes[Int(line.start)..<Int(line.end)] }
+        var record: ConsoleRecord? { ConsoleRecord(bytes: bytes) }
     }
 
     struct Ring {
-        var items: [ConsoleRecord] = []
+        var items: [Entry] = []
         var next = 0
         var total = 0
-        mutating func append(_ r: ConsoleRecord) {
-            if items.count < ConsoleFeed.ringCapacity { items.append(r) } else { items[next] = r }
+        mutating func append(_ e: Entry) {
+            if items.count < ConsoleFeed.ringCapacity { items.append(e) } else { items[next] = e }
             next = (next + 1) % ConsoleFeed.ringCapacity
-            total += 1
         }
-        /// Newest first.
-        func newest(_ limit: Int, where keep: (ConsoleRecord) -> Bool) -> [ConsoleRecord] {
-            var out: [ConsoleRecord] = []
-            var i = items.count < ConsoleFeed.ringCapacity ? items.count - 1 : (next - 1 + items.count) % items.count
-            var seen = 0
-            while seen < items.count, out.count < limit {
-                if keep(items[i]) { out.append(items[i]) }
-                i = (i - 1 + items.count) % items.count
-                seen += 1
-            }
-            return out
+        /// Every entry, newest first.
+        var newestFirst: [Entry] {
+            guard !items.isEmpty else { return [] }
+            let split = items.count < ConsoleFeed.ringCapacity ? items.count : next
+            return Array(items[..<split].reversed()) + Array(items[split...].reversed())
         }
+        var oldest: Entry? { items.count < ConsoleFeed.ringCapacity ? items.first : items[next] }
     }
 
-    private let pending = Mutex<(bytes: [UInt8], dropped: Int)>(([], 0))
+    private let pending = Mutex<(chunks: [Chunk], bytes: Int, dropped: Int)>(([], 0, 0))
+    private let pool = ChunkPool()
+    /// Held for the whole drain, so drains never overlap.
+    private let draining = Mutex(())
+    private let malformed = Atomic<Int>(0)
     private let ring = Mutex(Ring())
     private let subscribers = Mutex<(next: Int, all: [Int: Subscriber], closed: Bool)>((0, [:], false))
 
     public init() {}
 
-    /// The query-log writer's tap (`QueryLogWriter.setTap`).
+    /// The query-log writer's tap (`QueryLogWriter.setTap`): one copy of the run, made
+    /// before the lock (the drain never waits for it, nor it for the drain's work).
     public func take(_ lines: UnsafeBufferPointer<UInt8>) {
+        guard !lines.isEmpty else { return }
+        let chunk = Chunk(copying: lines, pool: pool)
         pending.withLock { p in
-            if p.bytes.count + lines.count > ConsoleFeed.pendingLimit {
+            if p.bytes + lines.count > ConsoleFeed.pendingLimit {
                 p.dropped += lines.count
             } else {
-                p.bytes.append(contentsOf: lines)
+                p.chunks.append(chunk)
+                p.bytes += lines.count
             }
         }
     }
@@ -198,48 +334,126 @@ public final class ConsoleFeed: Sendable {
     /// records added.
     @discardableResult
     public func drain() -> Int {
-        let bytes = pending.withLock { p -> [UInt8] in
-            defer { p.bytes.removeAll(keepingCapacity: true) }
-            return p.bytes
-        }
-        guard !bytes.isEmpty else { return 0 }
-        var records: [ConsoleRecord] = []
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            if let r = ConsoleRecord(line: String(decoding: line, as: UTF8.self)) { records.append(r) }
-        }
-        ring.withLock { ring in for r in records { ring.append(r) } }
-        let subs = subscribers.withLock { Array($0.all.values) }
-        for s in subs {
-            for r in records where s.filter.matches(r) {
-                if case .dropped = s.continuation.yield(.record(r.line)) { s.skipped.add(1, ordering: .relaxed) }
+        draining.withLock { _ in
+            let chunks = pending.withLock { p -> [Chunk] in
+                defer { p.chunks.removeAll(keepingCapacity: true); p.bytes = 0 }
+                return p.chunks
             }
+            guard !chunks.isEmpty else { return 0 }
+            let subs = subscribers.withLock { Array($0.all.values) }
+            var parts: [Part] = []
+            var bad = 0, count = 0
+            for chunk in chunks {
+                let (lines, b) = ConsoleFeed.lines(in: chunk.bytes)
+                bad += b
+                count += lines.count
+                if !lines.isEmpty { parts.append(Part(chunk: chunk, lines: lines[...])) }
+            }
+            if bad > 0 { malformed.add(bad, ordering: .relaxed) }
+            // With no page open only the ring needs the lines: the older ones a larger drain
+            // holds would be pushed out of it at once, so they are counted and not kept.
+            let passed = subs.isEmpty ? max(0, count - ConsoleFeed.ringCapacity) : 0
+            let all = passed > 0 ? Batch(parts: parts).suffix(ConsoleFeed.ringCapacity) : Batch(parts: parts)
+            ring.withLock { ring in
+                for part in all.parts {
+                    for l in part.lines { ring.append(Entry(chunk: part.chunk, line: l)) }
+                }
+                ring.total += count
+            }
+            // Each record is read at most once per drain, and only for a subscriber with a filter.
+            var records: [[ConsoleRecord?]]? = nil
+            for s in subs {
+                if s.filter.isEmpty {
+                    s.offer(all)
+                    continue
+                }
+                if records == nil {
+                    records = all.parts.map { part in part.lines.map { ConsoleRecord(bytes: part.chunk.bytes[Int($0.start)..<Int($0.end)]) } }
+                }
+                var matching: [Part] = []
+                for (k, part) in all.parts.enumerated() {
+                    var lines: [LineRange] = []
+                    for (j, l) in part.lines.enumerated() {
+                        if let r = records![k][j], s.filter.matches(r) { lines.append(l) }
+                    }
+                    if !lines.isEmpty { matching.append(Part(chunk: part.chunk, lines: lines[...])) }
+                }
+                if !matching.isEmpty { s.offer(Batch(parts: matching)) }
+            }
+            return count - passed
         }
-        return records.count
+    }
+
+    /// The lines of `bytes` (newline-terminated, as the tap hands them; a last line without
+    /// one counts too), and how many of them cannot be a record: not `{...}`. Blank lines are
+    /// neither.
+    static func lines(in bytes: [UInt8]) -> (lines: [LineRange], malformed: Int) {
+        bytes.withUnsafeBufferPointer { p -> ([LineRange], Int) in
+            guard let base = p.baseAddress, p.count <= Int(Int32.max) else { return ([], 0) }
+            var out: [LineRange] = []
+            out.reserveCapacity(p.count / 256)
+            var bad = 0
+            var at = 0
+            while at < p.count {
+                let end: Int
+                if let nl = memchr(base + at, 0x0A, p.count - at) {
+                    end = UnsafeRawPointer(base).distance(to: nl)
+                } else {
+                    end = p.count
+                }
+                if end > at {
+                    if p[at] == UInt8(ascii: "{"), p[end - 1] == UInt8(ascii: "}") {
+                        out.append(LineRange(start: Int32(at), end: Int32(end)))
+                    } else {
+                        bad += 1
+                    }
+                }
+                at = end + 1
+            }
+            return (out, bad)
+        }
     }
 
     /// Keeps idle streams alive and finds closed ones (a write to a gone browser fails).
+    /// A subscriber with records queued gets no ping: its next write does the same.
     func ping() {
-        for s in subscribers.withLock({ Array($0.all.values) }) { s.continuation.yield(.ping) }
+        for s in subscribers.withLock({ Array($0.all.values) }) where s.queued.load(ordering: .relaxed) == 0 {
+            s.continuation.yield(.ping)
+        }
     }
 
+    /// The newest `limit` records that match, newest first. Lines the scanner cannot read are
+    /// left out (the log writes none; a filter could not place one anyway).
     func recent(_ filter: RecordFilter, limit: Int) -> [ConsoleRecord] {
-        ring.withLock { $0.newest(limit, where: filter.matches) }
+        var out: [ConsoleRecord] = []
+        for e in ring.withLock({ $0.newestFirst }) {
+            if out.count >= limit { break }
+            if let r = e.record, filter.matches(r) { out.append(r) }
+        }
+        return out
     }
 
     /// Records received at or after `since` (seconds since 1970), oldest first.
     func since(_ since: Double, where keep: (ConsoleRecord) -> Bool) -> [ConsoleRecord] {
-        ring.withLock { $0.newest(ConsoleFeed.ringCapacity) { $0.receivedAt >= since && keep($0) } }.reversed()
+        var out: [ConsoleRecord] = []
+        for e in ring.withLock({ $0.newestFirst }) {
+            if let r = e.record, r.receivedAt >= since, keep(r) { out.append(r) }
+        }
+        return out.reversed()
     }
 
-    var counts: (inMemory: Int, total: Int, droppedBytes: Int) {
+    /// The oldest record still in memory.
+    var oldest: ConsoleRecord? { ring.withLock { $0.oldest }?.record }
+
+    var counts: (inMemory: Int, total: Int, droppedBytes: Int, malformed: Int) {
         let r = ring.withLock { ($0.items.count, $0.total) }
-        return (r.0, r.1, pending.withLock { $0.dropped })
+        return (r.0, r.1, pending.withLock { $0.dropped }, malformed.load(ordering: .relaxed))
     }
 
     /// A live subscription, or nil when `maxSubscribers` are open already (or the console is
-    /// stopping).
+    /// stopping). The stream's own buffer is unbounded: `Subscriber.offer` bounds it, in records.
     func subscribe(_ filter: RecordFilter) -> (Subscriber, AsyncStream<Event>)? {
-        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingNewest(ConsoleFeed.subscriberQueue))
+        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .unbounded)
         let sub = Subscriber(filter: filter, continuation: continuation)
         let id: Int? = subscribers.withLock { s in
             guard !s.closed, s.all.count < ConsoleFeed.maxSubscribers else { return nil }

@@ -128,7 +128,8 @@ public final class Console: Sendable {
             if i > 0 { out += "," }
             out += r.line
         }
-        out += "],\"count\":\(records.count),\"in_memory\":\(c.inMemory),\"seen\":\(c.total),\"dropped_bytes\":\(c.droppedBytes)}\n"
+        out += "],\"count\":\(records.count),\"in_memory\":\(c.inMemory),\"seen\":\(c.total),\"dropped_bytes\":\(c.droppedBytes)"
+        out += ",\"malformed_lines\":\(c.malformed)}\n"
         return Console.respond(out, type: "application/json")
     }
 
@@ -144,17 +145,32 @@ public final class Console: Sendable {
             try await writer.write(ByteBuffer(string: ": vpcdns live queries\n\n"))
             var reported = 0
             for await event in events {
-                var text = ""
+                // One write per drain: a `data:` line (one SSE message) per record, as the log
+                // wrote it, all in one buffer.
+                var buffer = ByteBuffer()
+                var records = 0
+                if case .batch(let b) = event {
+                    records = b.count
+                    buffer.reserveCapacity(b.byteCount + 8 * b.count + 40)
+                }
                 let skipped = subscriber.skipped.load(ordering: .relaxed)
                 if skipped != reported {
-                    text += "event: skipped\ndata: \(skipped)\n\n"
+                    buffer.writeString("event: skipped\ndata: \(skipped)\n\n")
                     reported = skipped
                 }
                 switch event {
-                case .record(let line): text += "data: \(line)\n\n"
-                case .ping: text += ": ping\n\n"
+                case .batch(let b):
+                    b.forEachLine { line in
+                        buffer.writeStaticString("data: ")
+                        buffer.writeBytes(line)
+                        buffer.writeStaticString("\n\n")
+                    }
+                case .ping: buffer.writeStaticString(": ping\n\n")
                 }
-                try await writer.write(ByteBuffer(string: text))
+                // The queue has room again only once the browser took the records: a slow
+                // one fills it and loses what comes next (counted), the drain never waits.
+                defer { subscriber.delivered(records) }
+                try await writer.write(buffer)
             }
             try await writer.finish(nil)
         })
@@ -239,7 +255,7 @@ public final class Console: Sendable {
             ("latency_us", .object([("p50", percentile(0.5)), ("p90", percentile(0.9)), ("p99", percentile(0.99))])),
             // The figures come from the records kept in memory: a busier server keeps a shorter past.
             ("in_memory", .int(c.inMemory)),
-            ("oldest_in_memory", feed.since(0) { _ in true }.first.map { .string(Console.iso($0.receivedAt)) } ?? .null),
+            ("oldest_in_memory", feed.oldest.map { .string(Console.iso($0.receivedAt)) } ?? .null),
         ]))
     }
 
@@ -340,12 +356,17 @@ struct ConsoleService: Service {
             logger: c.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
-                var ticks = 0
+                // Every 50 ms while a page streams (its batches), every 100 ms otherwise: then
+                // only the ring needs the records, and a drain keeps at most its capacity (the
+                // tap's buffer, which holds what comes between two drains, stays a few MB).
+                var lastPing = ContinuousClock.now
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     c.feed.drain()
-                    ticks += 1
-                    if ticks % 100 == 0 { c.feed.ping() }
-                    try? await Task.sleep(for: .milliseconds(100))
+                    if ContinuousClock.now - lastPing >= .seconds(10) {
+                        c.feed.ping()
+                        lastPing = ContinuousClock.now
+                    }
+                    try? await Task.sleep(for: .milliseconds(c.feed.subscriberCount > 0 ? 50 : 100))
                 }
             }
             tasks.addTask {

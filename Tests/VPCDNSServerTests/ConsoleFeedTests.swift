@@ -4,7 +4,7 @@ import Testing
 
 /// The console's feed on its own: the ring keeps the last 10,000 records, a subscriber that
 /// does not read loses records (counted), never holding up the tap or the other subscribers.
-@Suite("Console feed: ring and per-subscriber queues")
+@Suite("Console feed: ring and per-subscriber queues", .serialized)
 struct ConsoleFeedTests {
     static func line(_ i: Int, vpc: String = "vpc-0a1", rcode: String = "NOERROR") -> String {
         #"{"version":"1.100000","vpc_id":"\#(vpc)","query_name":"n\#(i).example.com.","query_type":"A","rcode":"\#(rcode)","srcaddr":"127.0.0.1","vpcdns":{"decision":"upstream","received_at":"2026-12-06T06:00:00.000001Z","latency_us":\#(i)}}"#
@@ -29,7 +29,20 @@ struct ConsoleFeedTests {
         #expect(f.counts.total == 12_000)
     }
 
-    @Test("a subscriber that does not read loses the oldest, counted; a reading one gets everything")
+    /// Reads what `events` holds until it ends (the feed was closed): lines per batch.
+    static func batches(_ events: AsyncStream<ConsoleFeed.Event>, _ sub: ConsoleFeed.Subscriber) async -> [[String]] {
+        var out: [[String]] = []
+        for await e in events {
+            guard case .batch(let b) = e else { continue }
+            var lines: [String] = []
+            b.forEachLine { lines.append(String(decoding: $0, as: UTF8.self)) }
+            out.append(lines)
+            sub.delivered(b.count)
+        }
+        return out
+    }
+
+    @Test("one batch per drain per subscriber, filtered; a subscriber that does not read loses what does not fit, counted")
     func slowSubscriber() async {
         let f = ConsoleFeed()
         // The slow one's stream is kept but never read (a dropped stream ends its subscription).
@@ -38,17 +51,98 @@ struct ConsoleFeedTests {
             return
         }
         let extra = 500
-        ConsoleFeedTests.feed(f, (0..<(ConsoleFeed.subscriberQueue + extra)).map { ConsoleFeedTests.line($0, rcode: $0 % 100 == 0 ? "SERVFAIL" : "NOERROR") })
-        #expect(f.drain() == ConsoleFeed.subscriberQueue + extra)
+        let n = ConsoleFeed.subscriberQueue + extra
+        ConsoleFeedTests.feed(f, (0..<n).map { ConsoleFeedTests.line($0, rcode: $0 % 100 == 0 ? "SERVFAIL" : "NOERROR") })
+        #expect(f.drain() == n)
+        // The unfiltered queue held subscriberQueue records: the oldest `extra` of the batch went.
         #expect(slow.skipped.load(ordering: .relaxed) == extra)
+        #expect(slow.queued.load(ordering: .relaxed) == ConsoleFeed.subscriberQueue)
         #expect(fast.skipped.load(ordering: .relaxed) == 0)
+        // A second drain finds the slow queue full: all of it is skipped.
+        ConsoleFeedTests.feed(f, (0..<10).map { ConsoleFeedTests.line($0) })
+        #expect(f.drain() == 10)
+        #expect(slow.skipped.load(ordering: .relaxed) == extra + 10)
         f.closeAll()  // the stream ends after what it holds: the loop below is bounded
-        var got = 0
-        for await e in fastEvents {
-            if case .record = e { got += 1 }
+        let got = await ConsoleFeedTests.batches(fastEvents, fast)
+        #expect(got.count == 1, "one batch for the one drain that had matching records")
+        #expect(got.first?.count == n / 100)
+        #expect(got.first?.allSatisfy { $0.contains(#""rcode":"SERVFAIL""#) } == true)
+        #expect(got.first?.first == ConsoleFeedTests.line(0, rcode: "SERVFAIL"))
+        let slowGot = await ConsoleFeedTests.batches(slowEvents, slow)
+        #expect(slowGot.count == 1)
+        let rcode = { (i: Int) in i % 100 == 0 ? "SERVFAIL" : "NOERROR" }
+        #expect(slowGot.first?.first == ConsoleFeedTests.line(extra, rcode: rcode(extra)))
+        #expect(slowGot.first?.last == ConsoleFeedTests.line(n - 1, rcode: rcode(n - 1)))
+    }
+
+    @Test("a reader keeping up loses nothing at 100,000 records/s (a drain every 50 ms, one batch each, in order)")
+    func fastReader() async throws {
+        let f = ConsoleFeed()
+        guard let (sub, events) = f.subscribe(RecordFilter([:])) else {
+            Issue.record("no subscription")
+            return
         }
-        #expect(got == 15)
-        withExtendedLifetime(slowEvents) {}
+        let reader = Task { () -> (records: Int, batches: Int, last: String?) in
+            var records = 0, batches = 0
+            var last: String?
+            for await e in events {
+                guard case .batch(let b) = e else { continue }
+                records += b.count
+                batches += 1
+                var k = 0
+                let n = b.count
+                b.forEachLine { k += 1; if k == n { last = String(decoding: $0, as: UTF8.self) } }
+                sub.delivered(b.count)
+            }
+            return (records, batches, last)
+        }
+        // 2 s at 100,000 records/s: 5,000 records per 50 ms drain, 40 drains.
+        let perDrain = 5_000, drains = 40
+        // Each drain takes five of the writer's runs (a flush every 10 ms): still one batch.
+        let lines = (0..<perDrain).map { ConsoleFeedTests.line($0) }
+        let runs = stride(from: 0, to: perDrain, by: perDrain / 5).map { Array(lines[$0..<($0 + perDrain / 5)].joined(separator: "\n").utf8) + [10] }
+        for _ in 0..<drains {
+            for var run in runs { run.withUnsafeMutableBufferPointer { f.take(UnsafeBufferPointer($0)) } }
+            #expect(f.drain() == perDrain)
+            // 50 ms after each drain, not on a fixed schedule: when other tests hold the
+            // cooperative threads, the drains wait as the reader does instead of catching up
+            // in a burst (the server's drain loop sleeps the same way).
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        f.closeAll()
+        let got = await reader.value
+        #expect(got.records == perDrain * drains)
+        #expect(got.batches == drains)
+        #expect(got.last == lines.last)
+        #expect(sub.skipped.load(ordering: .relaxed) == 0)
+        #expect(f.counts.total == perDrain * drains)
+    }
+
+    @Test("lines that are not a JSON object are left out and counted; unreadable ones never reach an answer")
+    func malformed() {
+        let f = ConsoleFeed()
+        let good = ConsoleFeedTests.line(1)
+        let text = [good, "not json", "{\"cut\":\"", "", good.replacingOccurrences(of: "\"rcode\"", with: "\"rcode\"::"), good].joined(separator: "\n")
+        var bytes = Array(text.utf8)  // the last line without its newline counts too
+        bytes.withUnsafeMutableBufferPointer { f.take(UnsafeBufferPointer($0)) }
+        #expect(f.drain() == 3)
+        #expect(f.counts.malformed == 2)
+        // The `{...}` with a syntax error inside is in the ring, but no answer carries it.
+        #expect(f.recent(RecordFilter([:]), limit: 100).count == 2)
+        #expect(f.since(0) { _ in true }.count == 2)
+    }
+
+    @Test("with no page open a drain keeps only what the ring holds, and counts the rest as seen")
+    func idleDrain() {
+        let f = ConsoleFeed()
+        ConsoleFeedTests.feed(f, (0..<(ConsoleFeed.ringCapacity + 2_000)).map { ConsoleFeedTests.line($0) })
+        #expect(f.drain() == ConsoleFeed.ringCapacity)
+        #expect(f.counts.total == ConsoleFeed.ringCapacity + 2_000)
+        let all = f.recent(RecordFilter([:]), limit: 20_000)
+        #expect(all.count == ConsoleFeed.ringCapacity)
+        #expect(all.first?.name == "n\(ConsoleFeed.ringCapacity + 1_999).example.com.")
+        #expect(all.last?.name == "n2000.example.com.")
+        #expect(f.oldest?.name == "n2000.example.com.")
     }
 
     @Test("at most maxSubscribers live streams; closeAll ends them and refuses new ones")

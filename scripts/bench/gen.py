@@ -363,6 +363,9 @@ def main_mode(d, upstream_port):
     vpcdns_config(f"{d}/vpcdns-1t.yaml", endpoints_yaml, zones, upstream_port, threads=1)
     # The console on, query log off: compared with vpcdns.yaml (console off, query log off).
     vpcdns_config(f"{d}/vpcdns-console.yaml", endpoints_yaml, zones, upstream_port, console=True)
+    # The console on, query log on: compared with vpcdns-qlog.yaml (the console's own cost).
+    vpcdns_config(f"{d}/vpcdns-qlog-console.yaml", endpoints_yaml, zones, upstream_port, query_log=f"{d}/queries-console.jsonl",
+                  console=True)
     for t in (1, 2):
         unbound_config(f"{d}/unbound-{t}.conf.in", d, records, upstream_port, t)
     nsd_private(d, records, (1, 2))

@@ -8,11 +8,13 @@
 #   (a) private answers (endpoint private DNS names, vpce names, PHZ names), UDP and TCP
 #   (b) forwarded names already in the cache (one warm-up pass first)
 #   (c) forwarded names mostly missing from the cache (300,000 distinct names, <= 2 passes)
-# Two more kinds of rows under (a), same query file, same dnsperf settings:
-#   vpcdns+console: `console` set and one live stream open (curl reading
-#     /api/queries/stream for the whole run, as an open page does), query log off; its
-#     figures are compared with plain `vpcdns` (console off, query log off); and
-#     vpcdns+console-idle, the same with no page open (what building the records costs alone)
+# More rows under (a), same query file, same dnsperf settings:
+#   vpcdns+qlog+console: the query log on (a file) and `console` set with one live stream open
+#     (curl reading /api/queries/stream for the whole run, as an open page does); compared
+#     with vpcdns+qlog: the console's own cost (target <= 1.05x);
+#   vpcdns+console: the same with the query log off; compared with plain `vpcdns` (console
+#     off, query log off), informational: with `console` set the server builds the records
+#     anyway; and vpcdns+console-idle, as vpcdns+console with no page open
 #   the physical limit: a UDP echo that does no DNS work (scripts/bench/udp-echo.c, built here
 #     with `cc -O2`: recvmmsg/sendmmsg, SO_REUSEPORT threads; and `vpcdns-bench udp-echo`,
 #     vpcdns's own datapath with a trivial handler, when that binary has the command)
@@ -85,7 +87,7 @@ remember_pid "$UPSTREAM_PID"
 wait_ready "$UPSTREAM_PID" "$up_port" host1.example.com A "$WORK/upstream/nsd.log"
 bench_log "upstream NSD on 127.0.0.1:$up_port (pid $UPSTREAM_PID)"
 
-# start SERVER: vpcdns | vpcdns-1t | vpcdns+qlog | vpcdns+console[-idle] | unbound-1t | unbound-2t |
+# start SERVER: vpcdns | vpcdns-1t | vpcdns+qlog | vpcdns+qlog+console | vpcdns+console[-idle] | unbound-1t | unbound-2t |
 # nsd-1 | nsd-2 | echo-c-1t | echo-c-2t | echo-vpcdns-1t | echo-vpcdns-2t
 start() {
   case "$1" in
@@ -96,6 +98,11 @@ start() {
       CONSOLE_PORT=$(free_port)
       sed "s|@CONSOLE_PORT@|$CONSOLE_PORT|g" "$WORK/vpcdns-console.yaml" > "$WORK/vpcdns-console-$CONSOLE_PORT.yaml"
       start_vpcdns "$WORK/vpcdns-console-$CONSOLE_PORT.yaml" vpcdns-console ;;
+    vpcdns+qlog+console)
+      rm -f "$WORK/queries-console.jsonl"
+      CONSOLE_PORT=$(free_port)
+      sed "s|@CONSOLE_PORT@|$CONSOLE_PORT|g" "$WORK/vpcdns-qlog-console.yaml" > "$WORK/vpcdns-qlog-console-$CONSOLE_PORT.yaml"
+      start_vpcdns "$WORK/vpcdns-qlog-console-$CONSOLE_PORT.yaml" vpcdns-qlog-console ;;
     echo-c-1t) start_echo "$1" "$ECHO_C" --threads 1 ;;
     echo-c-2t) start_echo "$1" "$ECHO_C" --threads 2 ;;
     echo-vpcdns-1t) start_echo "$1" "$BENCH_BIN" udp-echo --threads 1 ;;
@@ -126,7 +133,7 @@ open_stream() {
   local i
   for i in $(seq 1 100); do
     curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$CONSOLE_PORT/healthz" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { bench_log "vpcdns+console exited; its log:"; cat "$SERVER_LOG" >&2; return 1; }
+    kill -0 "$SERVER_PID" 2>/dev/null || { bench_log "$SERVER_LOG: the console server exited; its log:"; cat "$SERVER_LOG" >&2; return 1; }
     sleep 0.1
   done
   STREAM_OUT="$WORK/stream-$repeat-$round.txt"
@@ -147,14 +154,14 @@ open_stream() {
 }
 
 # close_stream: stops the reader and notes what the stream delivered during the run.
-close_stream() {
+close_stream() {  # close_stream SERVER
   kill -0 "$STREAM_PID" 2>/dev/null || bench_log "the console stream ended before the run did"
   stop_server "$STREAM_PID"
   local records skipped answered
   records=$(grep -c '^data: *{' "$STREAM_OUT" || true)
   skipped=$(awk '/^event: *skipped/{s=1; next} s && /^data:/{sub(/^data: */, ""); n=$0; s=0} END{print n+0}' "$STREAM_OUT")
   answered=$(tail -1 "$RESULTS" | tr '\t' '\n' | sed -n 's/^completed=//p')
-  echo "vpcdns+console, repeat $repeat round $round: the live stream delivered $records records ($skipped skipped) for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries" >> "$WORK/notes.txt"
+  echo "$1, repeat $repeat round $round: the live stream delivered $records records ($skipped skipped) for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries" >> "$WORK/notes.txt"
   [ "$records" -gt 0 ] || bench_log "WARNING: the console stream delivered no records: the console row is not measuring a streaming page"
 }
 
@@ -162,7 +169,7 @@ close_stream() {
 run() {  # run SERVER WORKLOAD
   local server=$1 workload=$2
   start "$server"
-  if [ "$server" = vpcdns+console ]; then open_stream; fi
+  case "$server" in vpcdns+console|vpcdns+qlog+console) open_stream ;; esac
   case "$workload" in
     a) warm "$SERVER_PORT" "$WORK/q-private-distinct.txt"
        measure "$server" a "$WORK/q-private.txt" "$BENCH_PASSES" ;;
@@ -172,7 +179,7 @@ run() {  # run SERVER WORKLOAD
        measure "$server" b "$WORK/q-cached.txt" "$BENCH_PASSES" ;;
     c) measure "$server" c "$WORK/q-miss.txt" "$BENCH_MISS_PASSES" ;;
   esac
-  if [ "$server" = vpcdns+console ]; then close_stream; fi
+  case "$server" in vpcdns+console|vpcdns+qlog+console) close_stream "$server" ;; esac
   stop_server "$SERVER_PID"
   if [ "$server" = vpcdns+qlog ]; then
     # The log is bounded and may drop records under load: say how many it wrote.
@@ -190,7 +197,7 @@ for repeat in $(seq 1 "$BENCH_REPEAT"); do
   for round in $(seq 1 "$BENCH_ROUNDS"); do
     bench_log "repeat $repeat of $BENCH_REPEAT, round $round of $BENCH_ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     if wanted a; then
-      for s in vpcdns vpcdns-1t vpcdns+qlog vpcdns+console vpcdns+console-idle unbound-1t unbound-2t nsd-1 nsd-2 $echo_servers; do run "$s" a; done
+      for s in vpcdns vpcdns-1t vpcdns+qlog vpcdns+qlog+console vpcdns+console vpcdns+console-idle unbound-1t unbound-2t nsd-1 nsd-2 $echo_servers; do run "$s" a; done
     fi
     if wanted a-tcp; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done; fi
     if wanted b; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" b; done; fi
