@@ -35,6 +35,7 @@ func runUDPEcho(_ arguments: [String]) -> Int32 {
             configuration.threads = n
         case "--batch": guard let n = args.popFirst().flatMap(Int.init), n > 0 else { FileHandle.standardError.write(Data(usage.utf8)); return 64 }
             configuration.batch = n
+        case "--help", "-h": FileHandle.standardOutput.write(Data(usage.utf8)); return 0
         default: FileHandle.standardError.write(Data(usage.utf8)); return 64
         }
     }
