@@ -160,3 +160,44 @@ struct CheckCommandTests {
         #expect(r.stderr.hasPrefix("/nonexistent/vpcdns.yaml:1: -: no such file"))
     }
 }
+
+extension CLI {
+    /// What a demo script printed and how it ended; nil when it exited 77 (namespaces, tools
+    /// or root missing), after printing its reason loudly.
+    struct ScriptRun {
+        var status: Int32
+        var output: String
+    }
+
+    /// Runs `scripts/NAME` with the binary, as a user runs it, output to a temporary file,
+    /// bounded by `limit` (a hung run is stopped: the script's trap tears down).
+    static func runDemoScript(_ name: String, limit: TimeInterval, suite: String) throws -> ScriptRun? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [CLI.root + "/scripts/" + name, CLI.binary]
+        p.currentDirectoryURL = URL(fileURLWithPath: CLI.root)
+        let log = NSTemporaryDirectory() + "vpcdns-\(name)-\(UUID().uuidString).log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        defer { try? handle.close(); try? FileManager.default.removeItem(atPath: log) }
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        let deadline = Date().addingTimeInterval(limit)
+        while p.isRunning && Date() < deadline { usleep(100_000) }
+        if p.isRunning {
+            p.terminate()
+            p.waitUntilExit()
+            Issue.record("scripts/\(name) did not finish within \(Int(limit)) s")
+        }
+        p.waitUntilExit()
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        if p.terminationStatus == 77 {
+            let reason = output.split(separator: "\n").first { $0.hasPrefix("SKIP") } ?? "skipped"
+            print("\n!!!!! \(suite) SKIPPED: \(reason) !!!!!\n")
+            return nil
+        }
+        print(output)
+        return ScriptRun(status: p.terminationStatus, output: output)
+    }
+}

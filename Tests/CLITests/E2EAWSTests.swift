@@ -11,34 +11,11 @@ import Testing
 struct E2EAWSTests {
     @Test func awsAPIThroughPrivateDNSWithUnchangedClients() throws {
         guard FileManager.default.isExecutableFile(atPath: CLI.binary) else { throw CLI.MissingBinary() }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [CLI.root + "/scripts/e2e-aws.sh", CLI.binary]
-        p.currentDirectoryURL = URL(fileURLWithPath: CLI.root)
-        let log = NSTemporaryDirectory() + "vpcdns-e2e-aws-\(UUID().uuidString).log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        defer { try? handle.close(); try? FileManager.default.removeItem(atPath: log) }
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        // Bounded: the script takes about 20 s; a hung run is stopped (its trap tears down).
-        let deadline = Date().addingTimeInterval(150)
-        while p.isRunning && Date() < deadline { usleep(100_000) }
-        if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-            Issue.record("scripts/e2e-aws.sh did not finish within 150 s")
-        }
-        p.waitUntilExit()
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        if p.terminationStatus == 77 {
-            let reason = output.split(separator: "\n").first { $0.hasPrefix("SKIP") } ?? "skipped"
-            print("\n!!!!! E2EAWSTests SKIPPED: \(reason) !!!!!\n")
-            return
-        }
-        print(output)
-        #expect(p.terminationStatus == 0, "scripts/e2e-aws.sh failed:\n\(output)")
+        // Bounded: the script takes about 20 s.
+        guard let run = try CLI.runDemoScript("e2e-aws.sh", limit: 150, suite: "E2EAWSTests") else { return }
+        let output = run.output
+        let status = run.status
+        #expect(status == 0, "scripts/e2e-aws.sh failed:\n\(output)")
         #expect(output.contains("e2e-aws: 1 passed, 0 failed"))
         for label in ["run 1 (hand-written config)", "run 2 (config from vpcdns import aws)"] {
             #expect(output.contains("ok: \(label): app got moto's answer through the endpoint"))

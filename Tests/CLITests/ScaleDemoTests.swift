@@ -10,34 +10,11 @@ import Testing
 struct ScaleDemoTests {
     @Test func scaleDemoRunsAndTearsDown() throws {
         guard FileManager.default.isExecutableFile(atPath: CLI.binary) else { throw CLI.MissingBinary() }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [CLI.root + "/scripts/scale-demo.sh", CLI.binary]
-        p.currentDirectoryURL = URL(fileURLWithPath: CLI.root)
-        let log = NSTemporaryDirectory() + "vpcdns-scale-demo-\(UUID().uuidString).log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        defer { try? handle.close(); try? FileManager.default.removeItem(atPath: log) }
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        // Bounded: the script takes about 15 s; a hung run is stopped (its trap tears down).
-        let deadline = Date().addingTimeInterval(120)
-        while p.isRunning && Date() < deadline { usleep(100_000) }
-        if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-            Issue.record("scripts/scale-demo.sh did not finish within 120 s")
-        }
-        p.waitUntilExit()
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        if p.terminationStatus == 77 {
-            let reason = output.split(separator: "\n").first { $0.hasPrefix("SKIP") } ?? "skipped"
-            print("\n!!!!! ScaleDemoTests SKIPPED: \(reason) !!!!!\n")
-            return
-        }
-        print(output)
-        #expect(p.terminationStatus == 0, "scripts/scale-demo.sh failed:\n\(output)")
+        // Bounded: the script takes about 15 s.
+        guard let run = try CLI.runDemoScript("scale-demo.sh", limit: 120, suite: "ScaleDemoTests") else { return }
+        let output = run.output
+        let status = run.status
+        #expect(status == 0, "scripts/scale-demo.sh failed:\n\(output)")
         #expect(output.contains("scale-demo: every check passed"))
         for line in ["ok: 16 more queries over UDP and TCP: alpha's host always got 10.1.0.10, beta's 10.2.0.20",
                      "ok: no query lost during the reload",
