@@ -157,12 +157,6 @@ public final class ServerRuntime: Sendable {
         }
     }
 
-    /// `0.0.0.0` or `::`: each query's listener is the address it was sent to (pktinfo), and
-    /// its UDP reply leaves from that address (O7).
-    static func isWildcard(_ e: SocketEndpoint) -> Bool {
-        e.ip == .v4(0) || e.ip == .v6(0)
-    }
-
     /// The sockets to open (O7): every address served, except those covered by a wildcard
     /// socket of the same family and port (`ListenPlan`). O6 still compares upstream targets
     /// with every address served (`UpstreamReview.listeners`).

@@ -8,7 +8,7 @@ import Darwin
 #endif
 
 extension SocketEndpoint {
-    /// From a NIO address without going through text (this runs once per UDP query).
+    /// From a NIO address without going through text (TCP connections, upstream replies).
     /// Nil for Unix domain sockets.
     init?(_ address: SocketAddress) {
         switch address {
