@@ -77,14 +77,6 @@ size_t cudp_write_source(void *control, int family, const uint8_t address[16], u
     return CMSG_SPACE(sizeof info);
 }
 
-size_t cudp_reply_source(const struct msghdr *received, void *control) {
-    uint8_t address[16];
-    unsigned int ifindex = 0;
-    int family = cudp_read_destination(received, address, &ifindex);
-    if (family == 0) return 0;
-    return cudp_write_source(control, family, address, ifindex);
-}
-
 int cudp_eventfd(void) {
     return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }

@@ -1,3 +1,5 @@
+import CUDPDatapath
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -89,6 +91,17 @@ public struct DatagramEndpoint: Sendable, Hashable, CustomStringConvertible {
         switch address {
         case .v4(let v): bytes.storeBytes(of: v.bigEndian, as: UInt32.self)
         case .v6(let v): Self.write(v, to: bytes)
+        }
+    }
+
+    /// Writes the control message that makes a send leave from this (local) address
+    /// (`IP_PKTINFO`'s `ipi_spec_dst`, or `IPV6_PKTINFO` with the interface in `scopeID`) into
+    /// `control` (room for `cudp_pktinfo_space()`) and returns its length.
+    func writeSourceControl(to control: UnsafeMutableRawPointer) -> Int {
+        var bytes = (UInt64(0), UInt64(0))
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            writeAddressBytes(to: raw)
+            return cudp_write_source(control, family, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), scopeID)
         }
     }
 

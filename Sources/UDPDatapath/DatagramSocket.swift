@@ -97,10 +97,9 @@ public final class DatagramSocket: Sendable {
         guard before & 1 == 0 else { return EBADF }
         let controlSpace = cudp_pktinfo_space()
         let nameSpace = MemoryLayout<sockaddr_storage>.size
-        return withUnsafeTemporaryAllocation(byteCount: nameSpace + controlSpace + 16, alignment: 16) { scratch -> Int32 in
+        return withUnsafeTemporaryAllocation(byteCount: nameSpace + controlSpace, alignment: 16) { scratch -> Int32 in
             let name = scratch.baseAddress!
             let control = name + nameSpace
-            let addressBytes = UnsafeMutableRawBufferPointer(start: control + controlSpace, count: 16)
             var message = msghdr()
             message.msg_name = name
             message.msg_namelen = client.write(to: name)
@@ -109,10 +108,8 @@ public final class DatagramSocket: Sendable {
                 message.msg_iov = iovPointer
                 message.msg_iovlen = 1
                 if readsDestination {
-                    local.writeAddressBytes(to: addressBytes)
                     message.msg_control = control
-                    message.msg_controllen = cudp_write_source(
-                        control, local.family, addressBytes.baseAddress!.assumingMemoryBound(to: UInt8.self), local.scopeID)
+                    message.msg_controllen = local.writeSourceControl(to: control)
                 }
                 while true {
                     if sendmsg(descriptor, &message, 0) >= 0 { return 0 }

@@ -80,15 +80,13 @@ public final class UDPDatapath: Sendable {
 
     public let sockets: [DatagramSocket]
     private let workers: [Worker]
-    private let handler: any DatagramHandler
 
     /// The bound address (with its real port when 0 was asked for).
     public var bound: DatagramEndpoint { sockets[0].bound }
 
-    private init(sockets: [DatagramSocket], workers: [Worker], handler: any DatagramHandler) {
+    private init(sockets: [DatagramSocket], workers: [Worker]) {
         self.sockets = sockets
         self.workers = workers
-        self.handler = handler
     }
 
     /// Binds `configuration.threads` sockets to `endpoint` (port 0: the first picks the port,
@@ -119,7 +117,7 @@ public final class UDPDatapath: Sendable {
             w.start()
             workers.append(w)
         }
-        return UDPDatapath(sockets: sockets, workers: workers, handler: handler)
+        return UDPDatapath(sockets: sockets, workers: workers)
     }
 
     /// Stops reading: wakes every thread and waits for it to finish its batch and end. The
@@ -245,7 +243,7 @@ private final class Worker: Sendable {
                         client: client, local: local, socket: socket, thread: index)
                     let reply = UnsafeMutableRawBufferPointer(start: buffers.reply(i), count: replySlot)
                     if case .reply(let length) = handler.handle(datagram, reply: reply), length > 0, length <= replySlot {
-                        buffers.queueReply(from: i, length: length, at: replies, readsDestination: readsDestination)
+                        buffers.queueReply(from: i, length: length, at: replies, source: readsDestination ? local : nil)
                         replies += 1
                     }
                 }
@@ -338,22 +336,19 @@ private struct Buffers {
         }
     }
 
-    /// Send message `k` is the reply in slot `i`, to the query's sender, from the address
-    /// the query was sent to.
-    func queueReply(from i: Int, length: Int, at k: Int, readsDestination: Bool) {
+    /// Send message `k` is the reply in slot `i`, to the query's sender, from `source` (on a
+    /// wildcard socket: the address the query was sent to, as read from its pktinfo).
+    func queueReply(from i: Int, length: Int, at k: Int, source: DatagramEndpoint?) {
         sendIOV[k] = iovec(iov_base: reply(i), iov_len: length)
         var h = msghdr()
         h.msg_name = name(i)
         h.msg_namelen = receive[i].msg_hdr.msg_namelen
         h.msg_iov = sendIOV + k
         h.msg_iovlen = 1
-        if readsDestination {
+        if let source {
             let control = sendControl + k * controlSlot
-            let length = cudp_reply_source(header(i), control)
-            if length > 0 {
-                h.msg_control = control
-                h.msg_controllen = length
-            }
+            h.msg_control = control
+            h.msg_controllen = source.writeSourceControl(to: control)
         }
         send[k].msg_hdr = h
         send[k].msg_len = 0

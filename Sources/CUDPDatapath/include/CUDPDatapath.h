@@ -35,10 +35,6 @@ int cudp_read_destination(const struct msghdr *message, uint8_t address[16], uns
 /// `msg_controllen` to use.
 size_t cudp_write_source(void *control, int family, const uint8_t address[16], unsigned int ifindex);
 
-/// The control message for the reply to a datagram received with pktinfo: it leaves from
-/// the address the datagram was sent to. Writes into `control` (as above) and returns the
-/// `msg_controllen`, or 0 when `received` carries no pktinfo.
-size_t cudp_reply_source(const struct msghdr *received, void *control);
 
 /// A non-blocking, close-on-exec eventfd (a wake-up for a thread blocked in poll), or -1.
 int cudp_eventfd(void);
