@@ -18,14 +18,12 @@ import VPCDNSServer
 /// group of its own; a scrape renders on the Swift concurrency pool and only the write
 /// happens on the loop.
 public final class MetricsHTTPServer: MetricsHTTPServing {
-    public let requested: SocketEndpoint
     public let bound: SocketEndpoint
     let serviceGroup: ServiceGroup
     let running: Task<Void, Never>
     let gate: HTTPConnectionGate
 
-    private init(requested: SocketEndpoint, bound: SocketEndpoint, serviceGroup: ServiceGroup, running: Task<Void, Never>, gate: HTTPConnectionGate) {
-        self.requested = requested
+    private init(bound: SocketEndpoint, serviceGroup: ServiceGroup, running: Task<Void, Never>, gate: HTTPConnectionGate) {
         self.bound = bound
         self.serviceGroup = serviceGroup
         self.running = running
@@ -109,7 +107,7 @@ public final class MetricsHTTPServer: MetricsHTTPServing {
         }
         do {
             let bound = try await started.value()
-            return MetricsHTTPServer(requested: endpoint, bound: bound, serviceGroup: serviceGroup, running: running, gate: gate)
+            return MetricsHTTPServer(bound: bound, serviceGroup: serviceGroup, running: running, gate: gate)
         } catch {
             await running.value
             throw error

@@ -157,13 +157,6 @@ public final class ServerRuntime: Sendable {
         }
     }
 
-    /// The sockets to open (O7): every address served, except those covered by a wildcard
-    /// socket of the same family and port (`ListenPlan`). O6 still compares upstream targets
-    /// with every address served (`UpstreamReview.listeners`).
-    static func endpoints(_ model: Model, override: [SocketEndpoint]?) -> [SocketEndpoint] {
-        ListenPlan(model: model, override: override).sockets
-    }
-
     /// Event loops: `threads`, or one per core.
     static func threads(_ s: Settings) -> Int { s.threads ?? System.coreCount }
 

@@ -82,14 +82,12 @@ final class DatagramQueryHandler: DatagramHandler {
 /// to it with `SO_REUSEPORT`, each read by a thread of its own (see the README's design
 /// section), late answers sent from whichever thread has them.
 final class UDPListener: Sendable {
-    let requested: SocketEndpoint
-    /// The bound address, with the real port when `requested.port` was 0.
+    /// The bound address, with the real port when port 0 was asked for.
     let bound: SocketEndpoint
     let datapath: UDPDatapath
     let inFlight: InFlightCounter
 
-    private init(requested: SocketEndpoint, bound: SocketEndpoint, datapath: UDPDatapath, inFlight: InFlightCounter) {
-        self.requested = requested
+    private init(bound: SocketEndpoint, datapath: UDPDatapath, inFlight: InFlightCounter) {
         self.bound = bound
         self.datapath = datapath
         self.inFlight = inFlight
@@ -121,7 +119,7 @@ final class UDPListener: Sendable {
                                            loops: Array(group.makeIterator()), logger: logger)
         do {
             let datapath = try UDPDatapath.start(endpoint.datagramEndpoint, configuration: settings, handler: handler)
-            return UDPListener(requested: endpoint, bound: SocketEndpoint(datapath.bound), datapath: datapath, inFlight: inFlight)
+            return UDPListener(bound: SocketEndpoint(datapath.bound), datapath: datapath, inFlight: inFlight)
         } catch {
             throw ListenerError.cannotListen(.udp, endpoint, error.reason)
         }
