@@ -23,16 +23,11 @@ public final class Console: Sendable {
 
     /// Builds the console for `runtime` and attaches the feed to its query-log writer (which
     /// `ServerRuntime` creates, writing nowhere, when only the console wants records).
-    /// `metrics` names this address too: `/metrics` and `/healthz` here are the metrics
-    /// server's, open to a scraper without the token (as on a `metrics` address of its own).
-    let servesMetrics: Bool
-
-    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, servesMetrics: Bool = false, logger: Logger,
+    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, logger: Logger,
                 onListening: @escaping @Sendable (SocketEndpoint) -> Void = { _ in }) {
         self.runtime = runtime
         self.address = address
         self.token = token
-        self.servesMetrics = servesMetrics
         self.logger = logger
         self.onListening = onListening
         let feed = ConsoleFeed()
@@ -77,7 +72,12 @@ public final class Console: Sendable {
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ConsoleHeadersMiddleware())
-        router.add(middleware: TokenMiddleware(token: token, open: servesMetrics ? OpsRoutes.paths : []))
+        // While `metrics` names this address (the same test as
+        // `MetricsHTTPServer.binderSharingConsole`'s, on the model of now, so a reload that moves
+        // `metrics` here or away changes both at once), `/metrics` and `/healthz` are the metrics
+        // server's: open to a scraper without the token.
+        let address = self.address
+        router.add(middleware: TokenMiddleware(token: token) { [runtime] in runtime.engine.current.settings.metrics == address })
         let page = ConsolePage.html(token: token)
         router.get("/") { _, _ in Console.respond(page, type: "text/html; charset=utf-8") }
         router.get("/favicon.svg") { _, _ in Console.respond(ConsolePage.favicon, type: "image/svg+xml") }
@@ -298,12 +298,12 @@ public final class Console: Sendable {
 /// `?token=TOKEN` (the page's address, and its live stream: EventSource sends no headers).
 struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String?
-    /// Paths served without the token (`/metrics` and `/healthz` when `metrics` names the
+    /// True while `/metrics` and `/healthz` are served without the token (`metrics` names the
     /// console's address).
-    var open: Set<String> = []
+    var opsOpen: @Sendable () -> Bool = { false }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let token, !open.contains(request.uri.path) else { return try await next(request, context) }
+        guard let token, !(OpsRoutes.paths.contains(request.uri.path) && opsOpen()) else { return try await next(request, context) }
         var offered: [String] = []
         if let h = request.headers[.authorization], h.hasPrefix("Bearer ") { offered.append(String(h.dropFirst(7))) }
         if let q = request.uri.queryParameters["token"] { offered.append(String(q)) }

@@ -65,8 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             // Printed once bound (port 0 gets its real port), like the listener lines.
-            let console = Console(runtime: runtime, address: address, token: settings.consoleToken,
-                                  servesMetrics: settings.metrics == address, logger: logger) { bound in
+            let console = Console(runtime: runtime, address: address, token: settings.consoleToken, logger: logger) { bound in
                 let host = bound.ip.isIPv4 ? bound.ip.description : "[\(bound.ip)]"
                 FileHandle.standardError.write(Data("console on http://\(host):\(bound.port)/\n".utf8))
             }
