@@ -47,6 +47,9 @@ struct ListenPlanTests {
         // Every address stays a listener (V1, O6); only those serving themselves open a socket.
         #expect(Set(plan.addresses.map(\.description)) == Set(row.addresses))
         #expect(Set(plan.sockets.map(\.description)) == Set(row.sockets.values))
+        // No address is planned twice, no socket opened twice (a repeated address included).
+        #expect(plan.entries.count == row.sockets.count, "\(plan.entries)")
+        #expect(plan.sockets.count == Set(row.sockets.values).count, "\(plan.sockets)")
     }
 
     @Test("a model's plan keys each address by its configuration path; --listen replaces listen")
