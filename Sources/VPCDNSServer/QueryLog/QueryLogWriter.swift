@@ -320,8 +320,6 @@ public final class QueryLogWriter: Service, Sendable {
     }
 }
 
-/// One answering thread's pending lines. The thread appends under `pending`'s lock; the
-/// writer swaps the filled buffer for `spare` under the same lock and writes it outside.
 /// The thread-specific value holding a thread's batch: released when its thread ends, and
 /// then marks the batch so the writer can let it go after its last lines are written.
 final class BatchOwner: Sendable {
@@ -330,6 +328,8 @@ final class BatchOwner: Sendable {
     deinit { batch.threadEnded.store(true, ordering: .releasing) }
 }
 
+/// One answering thread's pending lines. The thread appends under `pending`'s lock; the
+/// writer swaps the filled buffer for `spare` under the same lock and writes it outside.
 final class ThreadBatch: @unchecked Sendable {
     // @unchecked: `spare`, `spareIndex`, `held` and `heldIndex` are touched only by the writer,
     // inside `QueryLogWriter.flushing`.
