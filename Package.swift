@@ -13,9 +13,10 @@ import PackageDescription
 //   VPCDNSImport   AWS CLI JSON (a snapshot of a real account) -> vpcdns.yaml + zone files (no NIO)
 //   VPCDNSDnstap   dnstap messages (protobuf via SwiftProtobuf) over Frame Streams to a unix socket (O8)
 //   VPCDNSServer   the I/O shell on SwiftNIO: listeners, upstreams, cache, query log
-//   VPCDNSConsole  HTTP on Hummingbird: the troubleshooting console (page, JSON API, SSE) and
-//                  the `metrics` server (/metrics, /healthz), both bounded (HTTPLimits)
 //   VPCDNSLogs     reading query logs (plain or gzip, via CZlib): filter, summary, private DNS misses
+//   VPCDNSConsole  HTTP on Hummingbird: the troubleshooting console (page, JSON API, SSE) and
+//                  the `metrics` server (/metrics, /healthz), both bounded (HTTPLimits); reads
+//                  timestamps and ages with VPCDNSLogs's parsers
 //   vpcdns         the command line
 let strict: [SwiftSetting] = [
     .treatWarning("SendableClosureCaptures", as: .error),
@@ -86,7 +87,7 @@ let package = Package(
         .target(
             name: "VPCDNSConsole",
             dependencies: [
-                "DNSWire", "LDNSKit", "VPCDNSCore", "VPCDNSConfig", "VPCDNSServer",
+                "DNSWire", "LDNSKit", "VPCDNSCore", "VPCDNSConfig", "VPCDNSLogs", "VPCDNSServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import Synchronization
+import VPCDNSLogs
 
 /// One query-log record as the console reads it: the line exactly as the log wrote it (every
 /// field, so the page shows what `tail -f` shows) and the few fields the filters and the
@@ -48,32 +49,9 @@ struct ConsoleRecord: Sendable {
 
     init?(line: String) { self.init(bytes: ArraySlice(line.utf8)) }
 
-    /// `2026-11-27T20:15:03.123456Z` → seconds since 1970.
+    /// `2026-11-27T20:15:03.123456Z` → seconds since 1970 (`vpcdns logs`'s parser).
     static func seconds(_ text: String) -> Double? {
-        let u = Array(text.utf8)
-        guard u.count >= 20, u[4] == UInt8(ascii: "-"), u[10] == UInt8(ascii: "T"), u[13] == UInt8(ascii: ":") else { return nil }
-        func number(_ from: Int, _ count: Int) -> Int32? {
-            var n: Int32 = 0
-            for c in u[from..<(from + count)] {
-                guard c >= 48, c <= 57 else { return nil }
-                n = n * 10 + Int32(c - 48)
-            }
-            return n
-        }
-        guard let y = number(0, 4), let mo = number(5, 2), let d = number(8, 2), let h = number(11, 2), let mi = number(14, 2),
-              let sec = number(17, 2) else { return nil }
-        var tm = tm()
-        tm.tm_year = y - 1900
-        tm.tm_mon = mo - 1
-        tm.tm_mday = d
-        tm.tm_hour = h
-        tm.tm_min = mi
-        tm.tm_sec = sec
-        var fraction = 0.0
-        if u.count > 20, u[19] == UInt8(ascii: ".") {
-            fraction = Double("0." + String(decoding: u[20...].prefix { $0 >= 48 && $0 <= 57 }, as: UTF8.self)) ?? 0
-        }
-        return Double(timegm(&tm)) + fraction
+        LogTime.parseTimestamp(text).map { Double($0) / 1_000_000 }
     }
 }
 

@@ -8,6 +8,7 @@ import NIOPosix
 import ServiceLifecycle
 import VPCDNSConfig
 import VPCDNSCore
+import VPCDNSLogs
 import VPCDNSServer
 
 /// The troubleshooting console (console.md): the page and its JSON API over HTTP, on
@@ -259,17 +260,15 @@ public final class Console: Sendable {
         ]))
     }
 
+    /// `15m`, `2h`, `1h30m` (`vpcdns logs --since`'s parser) or bare seconds: whole seconds.
     static func duration(_ text: String) -> Int? {
-        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600]
-        if let u = text.last, let mult = units[u], let n = Int(text.dropLast()), n > 0 { return n * mult }
-        return Int(text).flatMap { $0 > 0 ? $0 : nil }
+        if let seconds = Int(text) { return seconds > 0 ? seconds : nil }
+        return LogTime.parseAge(text).map { Int($0 / 1_000_000) }
     }
 
+    /// `2026-11-27T20:15:03Z` (the query log's own formatter).
     static func iso(_ seconds: Double) -> String {
-        var t = time_t(seconds)
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+        Timestamp.iso8601(micros: Int64(seconds * 1_000_000), fraction: false)
     }
 
     // MARK: - /api/config
