@@ -138,17 +138,31 @@ struct Validation {
         }
     }
 
+    /// Every DNS address served, with its configuration path: `listen`, then each VPC's
+    /// resolver and inbound-endpoint addresses.
+    private var dnsAddresses: [(SocketEndpoint, String)] {
+        var dns: [(SocketEndpoint, String)] = zip(parsed.settings.listen, parsed.listenPaths).map { ($0, $1) }
+        for v in parsed.vpcs {
+            dns += zip(v.value.resolverAddresses, v.sub["resolver_addresses"] ?? []).map { ($0, $1) }
+            dns += zip(v.value.inboundEndpoints.flatMap(\.addresses), v.sub["inbound_addresses"] ?? []).map { ($0, $1) }
+        }
+        return dns
+    }
+
+    /// The HTTP addresses (`metrics`, `console`), keyed by their setting.
+    private var httpAddresses: [(SocketEndpoint, String)] {
+        var http: [(SocketEndpoint, String)] = []
+        if let m = parsed.settings.metrics { http.append((m, "metrics")) }
+        if let c = parsed.settings.console { http.append((c, "console")) }
+        return http
+    }
+
     /// V1: every listener address belongs to exactly one purpose.
     private func listeners() {
-        var items: [(String, String)] = zip(parsed.settings.listen, parsed.listenPaths).map { ($0.description, $1) }
-        for v in parsed.vpcs {
-            items += zip(v.value.resolverAddresses, v.sub["resolver_addresses"] ?? []).map { ($0.description, $1) }
-            items += zip(v.value.inboundEndpoints.flatMap(\.addresses), v.sub["inbound_addresses"] ?? []).map { ($0.description, $1) }
-        }
-        if let m = parsed.settings.metrics { items.append((m.description, "metrics")) }
-        if let c = parsed.settings.console { items.append((c.description, "console")) }
+        let dns = dnsAddresses
         var first: [String: String] = [:]
-        for (addr, path) in items {
+        for (address, path) in dns + httpAddresses {
+            let addr = address.description
             // `metrics` naming the console's address is one HTTP server serving both (the
             // console has `/metrics` and `/healthz` already).
             if path == "console", first[addr] == "metrics" { continue }
@@ -158,7 +172,7 @@ struct Validation {
                 first[addr] = path
             }
         }
-        wildcardOverlaps()
+        wildcardOverlaps(dns)
     }
 
     /// O7: DNS addresses covered by a wildcard `listen` entry of the same family and port open
@@ -166,12 +180,7 @@ struct Validation {
     /// with the options the listeners set) is a TCP listening socket of `metrics` or `console`
     /// beside a DNS socket or each other, one a wildcard over the other's family and port:
     /// the kernel refuses it even with `SO_REUSEADDR`. Identical addresses are reported above.
-    private func wildcardOverlaps() {
-        var dns: [(SocketEndpoint, String)] = zip(parsed.settings.listen, parsed.listenPaths).map { ($0, $1) }
-        for v in parsed.vpcs {
-            dns += zip(v.value.resolverAddresses, v.sub["resolver_addresses"] ?? []).map { ($0, $1) }
-            dns += zip(v.value.inboundEndpoints.flatMap(\.addresses), v.sub["inbound_addresses"] ?? []).map { ($0, $1) }
-        }
+    private func wildcardOverlaps(_ dns: [(SocketEndpoint, String)]) {
         for (address, path) in dns where Self.isIPv4Mapped(address.ip) {
             reader.error(path, "\(address) is an IPv4-mapped IPv6 address, which an IPv6 listening socket (IPV6_V6ONLY) cannot bind; write the IPv4 address")
         }
@@ -181,10 +190,7 @@ struct Validation {
         }
         let sockets = ListenPlan(addresses: dns).entries.filter(\.opensSocket)
         var taken: [(SocketEndpoint, String)] = sockets.map { ($0.address, $0.key) }
-        var http: [(SocketEndpoint, String)] = []
-        if let m = parsed.settings.metrics { http.append((m, "metrics")) }
-        if let c = parsed.settings.console { http.append((c, "console")) }
-        for (address, path) in http {
+        for (address, path) in httpAddresses {
             if let (other, otherPath) = taken.first(where: { $0.0 != address && ListenPlan.tcpClash($0.0, address) }) {
                 reader.error(path, "\(path) \(address) cannot listen beside \(otherPath) \(other) (line \(line(otherPath))): on one port, "
                              + "TCP refuses a wildcard together with an address of its family; use another port for \(path)")
