@@ -74,7 +74,16 @@ public final class QueryLogWriter: Service, Sendable {
     private let merged = MergeBuffer()
     /// Sees every written run of lines (the console's feed), on the writer's task, after the
     /// write. Nil (the usual case) costs one check per flush, nothing per query.
-    private let tap = Mutex<(@Sendable (UnsafeBufferPointer<UInt8>) -> Void)?>(nil)
+    /// In a class box, not as a bare closure: a closure kept as the Mutex's generic value and
+    /// read back through `withLock`'s `inout` is wrapped in two more reabstraction thunks at
+    /// every read (written back to storage), so each flush made the tap one call deeper; under
+    /// steady traffic the chain reached thousands of frames within minutes and would in the
+    /// end overflow the writer's stack (`tapDoesNotDeepen` measures the depth).
+    private let tap = Mutex<TapBox?>(nil)
+    private final class TapBox: Sendable {
+        let body: @Sendable (UnsafeBufferPointer<UInt8>) -> Void
+        init(_ body: @escaping @Sendable (UnsafeBufferPointer<UInt8>) -> Void) { self.body = body }
+    }
 
     /// `path` `-` is standard output. The folder is created when missing.
     public init(path: String, capacity: Int = 262_144, logger: Logger = Logger(label: "vpcdns.querylog")) throws {
@@ -95,7 +104,8 @@ public final class QueryLogWriter: Service, Sendable {
     /// `body` is handed each run of whole lines (newline-terminated, in written order) right
     /// after it is written. It runs on the writer's task: it must only copy, never wait.
     public func setTap(_ body: (@Sendable (UnsafeBufferPointer<UInt8>) -> Void)?) {
-        tap.withLock { $0 = body }
+        let box = body.map(TapBox.init)
+        tap.withLock { $0 = box }
     }
 
     public struct OpenError: Error, CustomStringConvertible {
@@ -284,7 +294,7 @@ public final class QueryLogWriter: Service, Sendable {
     }
 
     private func writeAll(_ raw: UnsafeBufferPointer<UInt8>, lines: Int) {
-        defer { if let t = tap.withLock({ $0 }) { t(raw) } }
+        defer { if let t = tap.withLock({ $0 }) { t.body(raw) } }
         let f = fd.load(ordering: .acquiring)
         var off = 0
         while f >= 0, off < raw.count {
