@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import NIOCore
 import Synchronization
 import VPCDNSLogs
 
@@ -12,8 +13,8 @@ import VPCDNSLogs
 /// summary read, taken out of it by `ConsoleRecordScanner` when a filter or the summary needs
 /// them (the ring keeps only the bytes).
 struct ConsoleRecord: Sendable {
-    /// The line without its newline: a slice of the bytes the feed drained, not a copy.
-    let bytes: ArraySlice<UInt8>
+    /// The line without its newline: a slice of the chunk the feed drained, not a copy.
+    let bytes: ByteBuffer
     let vpc: String
     let decision: String
     let rcode: String
@@ -24,7 +25,7 @@ struct ConsoleRecord: Sendable {
     let receivedAt: Double
     let latencyMicros: Int
 
-    var line: String { String(decoding: bytes, as: UTF8.self) }
+    var line: String { String(buffer: bytes) }
 
     /// The summary's four groups (console.md: private, forwarded, refused, error).
     var category: String {
@@ -35,8 +36,8 @@ struct ConsoleRecord: Sendable {
     }
 
     /// Nil when the line is not one well-formed JSON object.
-    init?(bytes: ArraySlice<UInt8>) {
-        guard let f = bytes.withUnsafeBufferPointer({ ConsoleRecordScanner.scan($0) }) else { return nil }
+    init?(bytes: ByteBuffer) {
+        guard let f = bytes.withUnsafeReadableBytes({ ConsoleRecordScanner.scan($0.assumingMemoryBound(to: UInt8.self)) }) else { return nil }
         self.bytes = bytes
         vpc = f.vpc ?? "-"
         decision = f.decision ?? "-"
@@ -47,7 +48,7 @@ struct ConsoleRecord: Sendable {
         latencyMicros = f.latencyMicros ?? 0
     }
 
-    init?(line: String) { self.init(bytes: ArraySlice(line.utf8)) }
+    init?(line: String) { self.init(bytes: ByteBuffer(string: line)) }
 
     /// `2026-11-27T20:15:03.123456Z` → seconds since 1970 (`vpcdns logs`'s parser).
     static func seconds(_ text: String) -> Double? {
@@ -55,47 +56,99 @@ struct ConsoleRecord: Sendable {
     }
 }
 
-/// One run of lines as the tap copied it, shared by the ring entries and batches that point
-/// into it. When the last of them is gone its array goes back to the pool it came from.
+/// One run of lines as the tap copied it, framed as Server-Sent Events (`data: LINE` and a
+/// blank line each), so that a page with no filter is sent slices of this buffer as they are,
+/// not a copy; the ring and the API read the lines inside the frames. Shared by the ring
+/// entries and batches that point into it; when the last of them is gone its buffer goes back
+/// to the pool it came from.
 final class Chunk: Sendable {
-    let bytes: [UInt8]
+    let buffer: ByteBuffer
+    /// Where each record's line lies in `buffer` (inside its frame), in written order.
+    let lines: [ConsoleFeed.LineRange]
+    /// Lines of the run that cannot be a record (not `{...}`): counted, not kept.
+    let malformed: Int
     private let pool: ChunkPool
 
-    init(copying lines: UnsafeBufferPointer<UInt8>, pool: ChunkPool) {
+    /// What a frame adds around a line: `data: ` before it, two newlines after.
+    static let framePrefix = 6
+    static let frameSuffix = 2
+
+    init(framing run: UnsafeBufferPointer<UInt8>, pool: ChunkPool) {
         var b = pool.reuse()
-        b.append(contentsOf: lines)
-        bytes = b
+        // Lines are a few hundred bytes: 8 more per line, for a line of 256, is 1/32.
+        b.reserveCapacity(run.count + run.count / 32 + 64)
+        var lines: [ConsoleFeed.LineRange] = []
+        lines.reserveCapacity(run.count / 256 + 1)
+        var bad = 0
+        if let base = run.baseAddress, run.count <= Int(Int32.max) / 2 {
+            var at = 0
+            while at < run.count {
+                let end: Int
+                if let nl = memchr(base + at, 0x0A, run.count - at) {
+                    end = UnsafeRawPointer(base).distance(to: nl)
+                } else {
+                    end = run.count
+                }
+                if end > at {
+                    if run[at] == UInt8(ascii: "{"), run[end - 1] == UInt8(ascii: "}") {
+                        b.writeStaticString("data: ")
+                        let start = b.writerIndex
+                        b.writeBytes(UnsafeRawBufferPointer(start: base + at, count: end - at))
+                        lines.append(ConsoleFeed.LineRange(start: Int32(start), end: Int32(b.writerIndex)))
+                        b.writeStaticString("\n\n")
+                    } else {
+                        bad += 1
+                    }
+                }
+                at = end + 1
+            }
+        }
+        buffer = b
+        self.lines = lines
+        malformed = bad
         self.pool = pool
     }
 
-    deinit { pool.give(bytes) }
+    /// One line's bytes, without its frame: a slice sharing the chunk's storage.
+    func line(_ l: ConsoleFeed.LineRange) -> ByteBuffer {
+        buffer.getSlice(at: Int(l.start), length: Int(l.end - l.start))!
+    }
+
+    /// The frames of `lines`, which must follow one another in the chunk, as one slice.
+    func frames(_ lines: ArraySlice<ConsoleFeed.LineRange>) -> ByteBuffer? {
+        guard let first = lines.first, let last = lines.last else { return nil }
+        let from = Int(first.start) - Chunk.framePrefix
+        return buffer.getSlice(at: from, length: Int(last.end) + Chunk.frameSuffix - from)
+    }
+
+    deinit { pool.give(buffer) }
 }
 
-/// Arrays for `Chunk`s, kept for reuse. A fresh array of a few hundred kilobytes (one flush of
-/// the log under load) is fresh memory from the kernel, and filling it costs a page fault per
-/// 4 kB: measured, that was most of the console's cost with a page streaming. Reused arrays
-/// are already mapped. Bounded in count and size; a slice still holding an array (a record
-/// being answered) makes its next use copy on write instead, never share.
+/// Buffers for `Chunk`s, kept for reuse. A fresh buffer of a few hundred kilobytes (one flush
+/// of the log under load) is fresh memory from the kernel, and filling it costs a page fault per
+/// 4 kB: measured, that was most of the console's cost with a page streaming. Reused buffers
+/// are already mapped. Bounded in count and size. A buffer still shared (a slice of it being
+/// sent to a page) gets fresh storage when reused (`clear`), never overwritten under the reader.
 final class ChunkPool: Sendable {
     /// At most this many bytes of capacity are kept (a few drains' worth of runs at 100,000
     /// queries per second).
     static let keepBytes = 8 << 20
-    private let free = Mutex<(arrays: [[UInt8]], bytes: Int)>(([], 0))
+    private let free = Mutex<(buffers: [ByteBuffer], bytes: Int)>(([], 0))
 
-    func reuse() -> [UInt8] {
-        var b = free.withLock { f -> [UInt8] in
-            guard let b = f.arrays.popLast() else { return [] }
+    func reuse() -> ByteBuffer {
+        var b = free.withLock { f -> ByteBuffer in
+            guard let b = f.buffers.popLast() else { return ByteBuffer() }
             f.bytes -= b.capacity
             return b
         }
-        b.removeAll(keepingCapacity: true)
+        b.clear()
         return b
     }
 
-    func give(_ b: [UInt8]) {
+    func give(_ b: ByteBuffer) {
         free.withLock { f in
             guard f.bytes + b.capacity <= ChunkPool.keepBytes else { return }
-            f.arrays.append(b)
+            f.buffers.append(b)
             f.bytes += b.capacity
         }
     }
@@ -160,18 +213,18 @@ struct RecordFilter: Sendable {
 }
 
 /// The console's side of the query log: the writer's tap copies each written run of lines
-/// into a byte array (a `Chunk`: one copy, no parsing, on the writer's task; the arrays are
-/// reused, see `ChunkPool`) and queues it in `pending`, bounded in bytes; the console's own task (`drain`) moves the chunks'
-/// lines into the ring of the last `ringCapacity` and hands each live subscriber one batch of
-/// its matching lines. Nothing here can slow answering or the log: when the console falls
-/// behind, runs beyond `pendingLimit` are dropped and counted.
+/// into a buffer, framed as the live stream sends them (a `Chunk`: one copy, lines found with
+/// one `memchr` each, no parsing, on the writer's task; the buffers are reused, see
+/// `ChunkPool`) and queues it in `pending`, bounded in bytes; the console's own task (`drain`)
+/// moves the chunks' lines into the ring of the last `ringCapacity` and hands each live
+/// subscriber one batch of its matching lines. Nothing here can slow answering or the log:
+/// when the console falls behind, runs beyond `pendingLimit` are dropped and counted.
 ///
-/// What a drain costs is kept to the ring's needs: lines are found (one `memchr` each) and
-/// indexed, never parsed or copied. The fields are read from a line (`ConsoleRecord`) only when
-/// a filter or the summary asks for them: a page with no filter streams the log's bytes as
-/// they are. Ring entries and batches point into the shared chunks, so ten subscribers cost
-/// ten lists of line offsets, not ten copies of the lines; a chunk is freed when its last line
-/// has left the ring and every queue.
+/// The fields are read from a line (`ConsoleRecord`) only when a filter or the summary asks
+/// for them: a page with no filter is sent slices of the chunks themselves, the log's bytes as
+/// they were written, with no copy after the tap's. Ring entries and batches point into the
+/// shared chunks, so ten subscribers cost ten lists of line offsets, not ten copies of the
+/// lines; a chunk is freed when its last line has left the ring, every queue and the socket.
 public final class ConsoleFeed: Sendable {
     public static let ringCapacity = 10_000
     /// Records queued per live subscriber: half a second at 100,000 records/s (ten 50 ms
@@ -203,10 +256,27 @@ public final class ConsoleFeed: Sendable {
         /// Each line's bytes, newline excluded, in order.
         func forEachLine(_ body: (UnsafeRawBufferPointer) -> Void) {
             for part in parts {
-                part.chunk.bytes.withUnsafeBytes { chunk in
+                part.chunk.buffer.withUnsafeReadableBytes { chunk in
                     for l in part.lines { body(UnsafeRawBufferPointer(rebasing: chunk[Int(l.start)..<Int(l.end)])) }
                 }
             }
+        }
+
+        /// The batch as Server-Sent Events, one `data:` message per line: slices of the chunks
+        /// where lines follow one another in them (every line of a run, as a page with no
+        /// filter gets), nil when they do not (a filter took some): then `forEachLine` and a copy.
+        var frames: [ByteBuffer]? {
+            var out: [ByteBuffer] = []
+            out.reserveCapacity(parts.count)
+            for part in parts {
+                var previous: LineRange?
+                for l in part.lines {
+                    if let p = previous, Int(l.start) - Chunk.framePrefix != Int(p.end) + Chunk.frameSuffix { return nil }
+                    previous = l
+                }
+                if let f = part.chunk.frames(part.lines) { out.append(f) }
+            }
+            return out
         }
 
         /// The newest `keep` lines.
@@ -262,8 +332,7 @@ public final class ConsoleFeed: Sendable {
     struct Entry: Sendable {
         let chunk: Chunk
         let line: LineRange
-        var bytes: ArraySlice<UInt8> { chunk.bytes[Int(line.start)..<Int(line.end)] }
-        var record: ConsoleRecord? { ConsoleRecord(bytes: bytes) }
+        var record: ConsoleRecord? { ConsoleRecord(bytes: chunk.line(line)) }
     }
 
     struct Ring {
@@ -297,7 +366,7 @@ public final class ConsoleFeed: Sendable {
     /// before the lock (the drain never waits for it, nor it for the drain's work).
     public func take(_ lines: UnsafeBufferPointer<UInt8>) {
         guard !lines.isEmpty else { return }
-        let chunk = Chunk(copying: lines, pool: pool)
+        let chunk = Chunk(framing: lines, pool: pool)
         pending.withLock { p in
             if p.bytes + lines.count > ConsoleFeed.pendingLimit {
                 p.dropped += lines.count
@@ -322,10 +391,9 @@ public final class ConsoleFeed: Sendable {
             var parts: [Part] = []
             var bad = 0, count = 0
             for chunk in chunks {
-                let (lines, b) = ConsoleFeed.lines(in: chunk.bytes)
-                bad += b
-                count += lines.count
-                if !lines.isEmpty { parts.append(Part(chunk: chunk, lines: lines[...])) }
+                bad += chunk.malformed
+                count += chunk.lines.count
+                if !chunk.lines.isEmpty { parts.append(Part(chunk: chunk, lines: chunk.lines[...])) }
             }
             if bad > 0 { malformed.add(bad, ordering: .relaxed) }
             // With no page open only the ring needs the lines: the older ones a larger drain
@@ -346,7 +414,7 @@ public final class ConsoleFeed: Sendable {
                     continue
                 }
                 if records == nil {
-                    records = all.parts.map { part in part.lines.map { ConsoleRecord(bytes: part.chunk.bytes[Int($0.start)..<Int($0.end)]) } }
+                    records = all.parts.map { part in part.lines.map { ConsoleRecord(bytes: part.chunk.line($0)) } }
                 }
                 var matching: [Part] = []
                 for (k, part) in all.parts.enumerated() {
@@ -359,36 +427,6 @@ public final class ConsoleFeed: Sendable {
                 if !matching.isEmpty { s.offer(Batch(parts: matching)) }
             }
             return count - passed
-        }
-    }
-
-    /// The lines of `bytes` (newline-terminated, as the tap hands them; a last line without
-    /// one counts too), and how many of them cannot be a record: not `{...}`. Blank lines are
-    /// neither.
-    static func lines(in bytes: [UInt8]) -> (lines: [LineRange], malformed: Int) {
-        bytes.withUnsafeBufferPointer { p -> ([LineRange], Int) in
-            guard let base = p.baseAddress, p.count <= Int(Int32.max) else { return ([], 0) }
-            var out: [LineRange] = []
-            out.reserveCapacity(p.count / 256)
-            var bad = 0
-            var at = 0
-            while at < p.count {
-                let end: Int
-                if let nl = memchr(base + at, 0x0A, p.count - at) {
-                    end = UnsafeRawPointer(base).distance(to: nl)
-                } else {
-                    end = p.count
-                }
-                if end > at {
-                    if p[at] == UInt8(ascii: "{"), p[end - 1] == UInt8(ascii: "}") {
-                        out.append(LineRange(start: Int32(at), end: Int32(end)))
-                    } else {
-                        bad += 1
-                    }
-                }
-                at = end + 1
-            }
-            return (out, bad)
         }
     }
 

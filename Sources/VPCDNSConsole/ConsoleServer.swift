@@ -145,22 +145,19 @@ public final class Console: Sendable {
             // Holding the subscriber keeps its queue registered until the stream ends.
             try await writer.write(ByteBuffer(string: ": vpcdns live queries\n\n"))
             var reported = 0
-            // One buffer for the life of the stream, cleared for each write: a fresh one per
-            // drain (a megabyte or two under load) is fresh memory each time, and filling it
-            // cost a page fault per 4 kB (measured: most of what a streaming page cost the
-            // server). By the next drain the socket has taken the last write, so the buffer is
-            // ours alone again and `clear` keeps its memory (when it is not, `clear` starts
-            // another, as a fresh buffer would).
+            // For a filtered stream, one buffer for its life, cleared for each write: a fresh
+            // one per drain (a megabyte or two under load) is fresh memory each time, and
+            // filling it cost a page fault per 4 kB. By the next drain the socket has taken the
+            // last write, so the buffer is ours alone again and `clear` keeps its memory (when
+            // it is not, `clear` starts another, as a fresh buffer would).
             var buffer = ByteBuffer()
             for await event in events {
-                // One write per drain: a `data:` line (one SSE message) per record, as the log
-                // wrote it, all in one buffer.
+                // One write per drain: a `data:` message per record, as the log wrote it. With
+                // no filter, the chunks' own framed bytes (slices, no copy); otherwise the
+                // matching lines copied into `buffer`.
                 buffer.clear()
+                var frames: [ByteBuffer] = []
                 var records = 0
-                if case .batch(let b) = event {
-                    records = b.count
-                    buffer.reserveCapacity(b.byteCount + 8 * b.count + 40)
-                }
                 let skipped = subscriber.skipped.load(ordering: .relaxed)
                 if skipped != reported {
                     buffer.writeString("event: skipped\ndata: \(skipped)\n\n")
@@ -168,17 +165,28 @@ public final class Console: Sendable {
                 }
                 switch event {
                 case .batch(let b):
-                    b.forEachLine { line in
-                        buffer.writeStaticString("data: ")
-                        buffer.writeBytes(line)
-                        buffer.writeStaticString("\n\n")
+                    records = b.count
+                    if let f = b.frames {
+                        frames = f
+                    } else {
+                        buffer.reserveCapacity(buffer.writerIndex + b.byteCount + 8 * b.count)
+                        b.forEachLine { line in
+                            buffer.writeStaticString("data: ")
+                            buffer.writeBytes(line)
+                            buffer.writeStaticString("\n\n")
+                        }
                     }
                 case .ping: buffer.writeStaticString(": ping\n\n")
                 }
                 // The queue has room again only once the browser took the records: a slow
                 // one fills it and loses what comes next (counted), the drain never waits.
                 defer { subscriber.delivered(records) }
-                try await writer.write(buffer)
+                if frames.isEmpty {
+                    try await writer.write(buffer)
+                } else {
+                    if buffer.readableBytes > 0 { frames.insert(buffer, at: 0) }
+                    try await writer.write(contentsOf: frames)
+                }
             }
             try await writer.finish(nil)
         })

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NIOCore
 @testable import VPCDNSConsole
 
 /// The console's feed on its own: the ring keeps the last 10,000 records, a subscriber that
@@ -157,6 +158,58 @@ struct ConsoleFeedTests {
         f.closeAll()
         for await _ in subs[0].1 {}
         #expect(f.subscribe(RecordFilter([:])) == nil)
+    }
+
+    @Test("a page with no filter is sent the chunks' own framed bytes, one slice per run; a filtered one gets a copy of its lines")
+    func frames() async throws {
+        let f = ConsoleFeed()
+        guard let (all, allEvents) = f.subscribe(RecordFilter([:])),
+              let (some, someEvents) = f.subscribe(RecordFilter(["rcode": "SERVFAIL"])) else {
+            Issue.record("no subscription")
+            return
+        }
+        let lines = (0..<300).map { ConsoleFeedTests.line($0, rcode: $0 % 3 == 0 ? "SERVFAIL" : "NOERROR") }
+        // Two runs of the writer, with a blank line and a malformed one in the second.
+        ConsoleFeedTests.feed(f, Array(lines[..<100]))
+        ConsoleFeedTests.feed(f, Array(lines[100...]) + ["", "not json"])
+        #expect(f.drain() == 300)
+        f.closeAll()
+        let sse = lines.map { "data: \($0)\n\n" }.joined()
+        var it = allEvents.makeAsyncIterator()
+        guard case .batch(let b)? = await it.next() else { Issue.record("no batch"); return }
+        let frames = try #require(b.frames, "lines that follow one another are sent as slices")
+        #expect(frames.count == 2)
+        #expect(frames.map { String(buffer: $0) }.joined() == sse)
+        all.delivered(b.count)
+        var it2 = someEvents.makeAsyncIterator()
+        guard case .batch(let s)? = await it2.next() else { Issue.record("no batch"); return }
+        #expect(s.frames == nil, "every third line: not one slice")
+        var got: [String] = []
+        s.forEachLine { got.append(String(decoding: $0, as: UTF8.self)) }
+        #expect(got == lines.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
+        some.delivered(s.count)
+    }
+
+    @Test("a chunk's buffer is reused once free, and never while a slice of it is still being sent")
+    func chunkReuse() {
+        let pool = ChunkPool()
+        func run(_ tag: String) -> [UInt8] { Array((0..<50).map { ConsoleFeedTests.line($0, vpc: tag) }.joined(separator: "\n").utf8) + [10] }
+        func base(_ b: ByteBuffer) -> UnsafeRawPointer? { b.withUnsafeReadableBytes { $0.baseAddress } }
+        var first: Chunk? = run("vpc-first").withUnsafeBufferPointer { Chunk(framing: $0, pool: pool) }
+        let firstBase = base(first!.buffer)
+        first = nil
+        // Free: the next chunk fills the same memory (no fresh pages to fault in).
+        var second: Chunk? = run("vpc-second").withUnsafeBufferPointer { Chunk(framing: $0, pool: pool) }
+        #expect(base(second!.buffer) == firstBase)
+        // A slice still held (a page's write not yet taken by the socket) keeps its bytes.
+        let sending = second!.frames(second!.lines[...])!
+        let sent = String(buffer: sending)
+        second = nil
+        let third = run("vpc-third").withUnsafeBufferPointer { Chunk(framing: $0, pool: pool) }
+        #expect(String(buffer: sending) == sent)
+        #expect(sent.contains("vpc-second") && !sent.contains("vpc-third"))
+        #expect(third.lines.count == 50 && third.malformed == 0)
+        #expect(String(buffer: third.line(third.lines[0])) == ConsoleFeedTests.line(0, vpc: "vpc-third"))
     }
 
     @Test("name patterns: part of the name, or * globs, case-insensitive")

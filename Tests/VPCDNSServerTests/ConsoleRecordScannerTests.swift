@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VPCDNSServer
+import NIOCore
 @testable import VPCDNSConsole
 
 /// The console's reader of query-log lines: the fields it takes out agree with what the log's
@@ -114,7 +115,7 @@ struct ConsoleRecordScannerTests {
         let line = Array(ConsoleRecordScannerTests.logLine(name: "a\"b\\c\u{0}<x>é.example.com.").utf8)
         var agreed = 0, refused = 0
         func check(_ bytes: [UInt8]) {
-            let r = ConsoleRecord(bytes: bytes[...])
+            let r = ConsoleRecord(bytes: ByteBuffer(bytes: bytes))
             let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
             if r == nil { refused += 1 }
             guard let r, let o else { return }
@@ -125,7 +126,7 @@ struct ConsoleRecordScannerTests {
         }
         for cut in 0..<line.count {
             // A line cut short is never one JSON object.
-            #expect(ConsoleRecord(bytes: line[..<cut]) == nil, "the first \(cut) bytes were accepted")
+            #expect(ConsoleRecord(bytes: ByteBuffer(bytes: line[..<cut])) == nil, "the first \(cut) bytes were accepted")
             check(Array(line[..<cut]))
         }
         let replacements: [UInt8] = [0x22, 0x5C, 0x7B, 0x7D, 0x5B, 0x5D, 0x3A, 0x2C, 0x00, 0x20, 0x61, 0xFF]
