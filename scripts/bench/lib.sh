@@ -8,6 +8,7 @@ BENCH_BIN=${BENCH_BIN:-$(dirname "$VPCDNS_BIN")/vpcdns-bench}  # vpcdns-bench ud
 BENCH_SECONDS=${BENCH_SECONDS:-5}        # dnsperf -l: each measured run
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}          # rounds over all servers (run.sh); best round kept
 BENCH_REPEAT=${BENCH_REPEAT:-2}          # whole tables (run.sh); each ratio's range reported
+BENCH_CONSOLE_PAIRS=${BENCH_CONSOLE_PAIRS:-3}  # vpcdns+qlog / vpcdns+qlog+console pairs per round (run.sh)
 BENCH_CLIENTS=${BENCH_CLIENTS:-10}       # dnsperf -c
 BENCH_OUTSTANDING=${BENCH_OUTSTANDING:-100}  # dnsperf -q
 BENCH_PASSES=${BENCH_PASSES:-1000}       # dnsperf -n for (a) (b): the count bound
@@ -166,7 +167,7 @@ measure() {
   lat=$(awk '/Average Latency/{print $4; exit}' "$out")
   secs=$(awk '/Run time \(s\):/{print $4; exit}' "$out")
   rcodes=$(sed -n 's/^ *Response codes: *//p' "$out" | sed 's/ ([0-9.]*%)//g')
-  printf 'repeat=%s\tround=%s\tserver=%s\tworkload=%s\tsent=%s\tcompleted=%s\tlost=%s\tqps=%s\tlat=%s\tticks=%s\tupticks=%s\thwm=%s\trcodes=%s\tsecs=%s\n' \
-    "${repeat:-1}" "${round:-1}" "$server" "$workload" "$sent" "$completed" "$lost" "$qps" "$lat" "$((a - b))" "$((ua - ub))" "$hwm" "$rcodes" "$secs" >> "$RESULTS"
+  printf 'repeat=%s\tround=%s\tpair=%s\tserver=%s\tworkload=%s\tsent=%s\tcompleted=%s\tlost=%s\tqps=%s\tlat=%s\tticks=%s\tupticks=%s\thwm=%s\trcodes=%s\tsecs=%s\n' \
+    "${repeat:-1}" "${round:-1}" "${pair:-0}" "$server" "$workload" "$sent" "$completed" "$lost" "$qps" "$lat" "$((a - b))" "$((ua - ub))" "$hwm" "$rcodes" "$secs" >> "$RESULTS"
   bench_log "  $server $workload: $(printf '%.0f' "${qps:-0}") QPS, $completed answered, $lost lost, CPU $((a - b)) ticks, $rcodes"
 }

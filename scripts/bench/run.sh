@@ -11,7 +11,10 @@
 # More rows under (a), same query file, same dnsperf settings:
 #   vpcdns+qlog+console: the query log on (a file) and `console` set with one live stream open
 #     (curl reading /api/queries/stream for the whole run, as an open page does); compared
-#     with vpcdns+qlog: the console's own cost (target <= 1.05x);
+#     with vpcdns+qlog: the console's own cost (target <= 1.05x). A difference of a few percent
+#     is smaller than what this shared machine moves from one run to the next, so these two
+#     run BENCH_CONSOLE_PAIRS times per round as adjacent pairs (in turn A-B, B-A, ...) and the
+#     target takes the median of the pairs' ratios (each pair's ratio is printed);
 #   vpcdns+console: the same with the query log off; compared with plain `vpcdns` (console
 #     off, query log off), informational: with `console` set the server builds the records
 #     anyway; and vpcdns+console-idle, as vpcdns+console with no page open
@@ -24,7 +27,7 @@
 #
 # Settings (environment): BENCH_SECONDS (5) per measured run, BENCH_ROUNDS (2) rounds per table,
 # BENCH_REPEAT (2) tables, BENCH_CLIENTS (10),
-# BENCH_OUTSTANDING (100), BENCH_SCALE (1: run the scale test), BENCH_KEEP (1: keep the
+# BENCH_OUTSTANDING (100), BENCH_CONSOLE_PAIRS (3), BENCH_SCALE (1: run the scale test), BENCH_KEEP (1: keep the
 # temporary folder), VPCDNS_BIN (.build/release/vpcdns), BENCH_BIN (.build/release/vpcdns-bench),
 # BENCH_WORKLOADS (all: a comma-separated
 # subset of a, a-tcp, b, c, e.g. `BENCH_WORKLOADS=c` or `BENCH_WORKLOADS=a,b`; the others are
@@ -51,8 +54,13 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpcdns-bench.XXXXXX")
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 : > "$WORK/notes.txt"  # one line per special run (query log, console stream), under the table
+# The live stream's copy, counted after each console run: in memory (/dev/shm) when the machine
+# has it, as a page holds what it reads; 150 MB a run written to disk would make the machine's
+# writeback compete with the server being measured.
+STREAM_DIR=$(mktemp -d /dev/shm/vpcdns-bench-stream.XXXXXX 2>/dev/null || echo "$WORK")
 on_exit() {
   bench_cleanup
+  [ "$STREAM_DIR" = "$WORK" ] || rm -rf "$STREAM_DIR"
   if [ "${BENCH_KEEP:-0}" = 1 ]; then bench_log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap on_exit EXIT
@@ -136,7 +144,7 @@ open_stream() {
     kill -0 "$SERVER_PID" 2>/dev/null || { bench_log "$SERVER_LOG: the console server exited; its log:"; cat "$SERVER_LOG" >&2; return 1; }
     sleep 0.1
   done
-  STREAM_OUT="$WORK/stream-$repeat-$round.txt"
+  STREAM_OUT="$STREAM_DIR/stream-$repeat-$round${pair:+-$pair}.txt"
   : > "$STREAM_OUT.headers"
   curl -sN --max-time $((BENCH_SECONDS + 120)) -D "$STREAM_OUT.headers" \
     "http://127.0.0.1:$CONSOLE_PORT/api/queries/stream" > "$STREAM_OUT" 2> "$STREAM_OUT.err" &
@@ -161,8 +169,9 @@ close_stream() {  # close_stream SERVER
   records=$(grep -c '^data: *{' "$STREAM_OUT" || true)
   skipped=$(awk '/^event: *skipped/{s=1; next} s && /^data:/{sub(/^data: */, ""); n=$0; s=0} END{print n+0}' "$STREAM_OUT")
   answered=$(tail -1 "$RESULTS" | tr '\t' '\n' | sed -n 's/^completed=//p')
-  echo "$1, repeat $repeat round $round: the live stream delivered $records records ($skipped skipped) for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries" >> "$WORK/notes.txt"
+  echo "$1, repeat $repeat round $round${pair:+ pair $pair}: the live stream delivered $records records ($skipped skipped) for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries" >> "$WORK/notes.txt"
   [ "$records" -gt 0 ] || bench_log "WARNING: the console stream delivered no records: the console row is not measuring a streaming page"
+  [ "$STREAM_DIR" = "$WORK" ] || rm -f "$STREAM_OUT"
 }
 
 # --- the measured runs: one fresh server per run, workloads outer, servers inner ----------
@@ -186,7 +195,7 @@ run() {  # run SERVER WORKLOAD
     local lines answered
     lines=$(wc -l < "$WORK/queries.jsonl" 2>/dev/null || echo 0)
     answered=$(tail -1 "$RESULTS" | tr '\t' '\n' | sed -n 's/^completed=//p')
-    echo "vpcdns+qlog (query_log to a file in the temp folder), repeat $repeat round $round: query log wrote $lines lines for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries and the readiness probe$(grep -o "dropped=[0-9]*" "$SERVER_LOG" | tail -1 | sed "s/^/; /" || true)" >> "$WORK/notes.txt"
+    echo "vpcdns+qlog (query_log to a file in the temp folder), repeat $repeat round $round${pair:+ pair $pair}: query log wrote $lines lines for $answered measured + $(wc -l < "$WORK/q-private-distinct.txt") warm-up queries and the readiness probe$(grep -o "dropped=[0-9]*" "$SERVER_LOG" | tail -1 | sed "s/^/; /" || true)" >> "$WORK/notes.txt"
   fi
 }
 
@@ -197,7 +206,15 @@ for repeat in $(seq 1 "$BENCH_REPEAT"); do
   for round in $(seq 1 "$BENCH_ROUNDS"); do
     bench_log "repeat $repeat of $BENCH_REPEAT, round $round of $BENCH_ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     if wanted a; then
-      for s in vpcdns vpcdns-1t vpcdns+qlog vpcdns+qlog+console vpcdns+console vpcdns+console-idle unbound-1t unbound-2t nsd-1 nsd-2 $echo_servers; do run "$s" a; done
+      for s in vpcdns vpcdns-1t; do run "$s" a; done
+      # The console's cost: adjacent pairs, the order turned each time so neither row always
+      # runs first (report.py takes the median of the pairs' ratios).
+      for pair in $(seq 1 "$BENCH_CONSOLE_PAIRS"); do
+        if [ $((pair % 2)) = 1 ]; then run vpcdns+qlog a; run vpcdns+qlog+console a
+        else run vpcdns+qlog+console a; run vpcdns+qlog a; fi
+      done
+      pair=""
+      for s in vpcdns+console vpcdns+console-idle unbound-1t unbound-2t nsd-1 nsd-2 $echo_servers; do run "$s" a; done
     fi
     if wanted a-tcp; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t nsd-1 nsd-2; do run "$s" a-tcp; done; fi
     if wanted b; then for s in vpcdns vpcdns-1t unbound-1t unbound-2t; do run "$s" b; done; fi
@@ -223,6 +240,8 @@ mkdir -p bench-results
   echo "workloads: $BENCH_WORKLOADS"
   echo "runs: every server fresh for every workload, $BENCH_ROUNDS rounds over all servers; each row is the server's best round (highest QPS);"
   echo "      the whole table measured $BENCH_REPEAT time(s) (repeats), the zone-scale test once after the last."
+  echo "      vpcdns+qlog and vpcdns+qlog+console: $BENCH_CONSOLE_PAIRS adjacent pairs a round (order turned each pair); the rows show"
+  echo "      each one's best run, the console target the median of the pairs' CPU/query ratios."
   echo "dnsperf: -s 127.0.0.1 -l $BENCH_SECONDS -c $BENCH_CLIENTS -q $BENCH_OUTSTANDING -T 1 (default), -t 5 (default); -n $BENCH_PASSES for (a)/(b), -n $BENCH_MISS_PASSES for (c); -m tcp for TCP."
   echo "         identical for every server; no CPU pinning (2 shared cores: dnsperf, the server and the upstream NSD compete)."
   echo "CPU us/q = server user+system CPU (/proc/PID/stat 14+15, all processes of the server) over the run / queries answered."
