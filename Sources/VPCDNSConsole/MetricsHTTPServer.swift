@@ -48,17 +48,12 @@ public final class MetricsHTTPServer: MetricsHTTPServing {
     /// `binder`, except for the console's own address: when `metrics` names the address of
     /// `console`, the console's server is the metrics server too (it serves `/metrics` and
     /// `/healthz`, with no token there), so nothing more is bound. The console's address is
-    /// the one of the model loaded at start (the first bind happens then): a changed `console`
-    /// takes effect at the next restart, so a reload must not consult the new one.
-    /// One per runtime: it remembers that runtime's console.
+    /// the one loaded at start (`ServerRuntime.consoleAddress`), not the model's of now: a
+    /// changed `console` takes effect at the next restart, so a reload must not consult the
+    /// new one (nor an earlier reload's, when `metrics` is first set on a later one).
     public static func binderSharingConsole() -> MetricsHTTPBinder {
-        let consoleAtStart = Mutex<SocketEndpoint??>(nil)
-        return { endpoint, runtime in
-            let console = consoleAtStart.withLock { c in
-                if c == nil { c = .some(runtime.engine.current.settings.console) }
-                return c!
-            }
-            if endpoint == console { return ServedByConsole(bound: endpoint) }
+        { endpoint, runtime in
+            if endpoint == runtime.consoleAddress { return ServedByConsole(bound: endpoint) }
             return try await binder(endpoint, runtime)
         }
     }
