@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
+import VPCDNSCore
 import VPCDNSServer
 
 /// The bounds of vpcdns's HTTP servers (`metrics`, the console), so that no HTTP client can
@@ -24,6 +25,29 @@ public struct HTTPLimits: Sendable {
     /// Connections waiting to be accepted (the listen queue).
     public var backlog = 64
     public init() {}
+
+    /// The bounds of one of the server's HTTP servers (`metrics` or the console): the defaults,
+    /// with the share of descriptors `descriptors` gives each.
+    public init(descriptors: DescriptorBudget) {
+        connectionLimit = descriptors.httpConnections
+    }
+}
+
+/// An HTTP server (`metrics`, the console) could not listen on its address: exit 1 at start,
+/// a rejected reload.
+public struct HTTPBindError: Error, CustomStringConvertible {
+    /// The setting the address comes from, as the message names it: `metrics`, `console`.
+    public let server: String
+    public let endpoint: SocketEndpoint
+    public let reason: String
+    public var description: String { "cannot listen on \(server) \(endpoint): \(reason)" }
+}
+
+extension Response {
+    /// A whole answer from a string: `type` its `Content-Type`.
+    static func text(_ body: String, type: String = "text/plain; charset=utf-8", status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: type], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
 }
 
 /// Counts a server's open connections against its limit.
