@@ -19,17 +19,22 @@ public final class Console: Sendable {
     let runtime: ServerRuntime
     let token: String?
     let logger: Logger
+    /// Those of the `metrics` server with the console's own share of descriptors; its live
+    /// stream, an event stream, has no answer deadline (`HTTPLimits.responseTimeout`).
+    let limits: HTTPLimits
     /// Called with the bound address once the console listens.
     let onListening: @Sendable (SocketEndpoint) -> Void
 
     /// Builds the console for `runtime` and attaches the feed to its query-log writer (which
     /// `ServerRuntime` creates, writing nowhere, when only the console wants records).
-    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, logger: Logger,
+    /// `limits` nil: `HTTPLimits(descriptors:)` of the runtime.
+    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, logger: Logger, limits: HTTPLimits? = nil,
                 onListening: @escaping @Sendable (SocketEndpoint) -> Void = { _ in }) {
         self.runtime = runtime
         self.address = address
         self.token = token
         self.logger = logger
+        self.limits = limits ?? HTTPLimits(descriptors: runtime.descriptors)
         self.onListening = onListening
         let feed = ConsoleFeed()
         self.feed = feed
@@ -342,10 +347,7 @@ struct ConsoleService: Service {
     func run() async throws {
         let c = console
         let host = c.address.ip.description
-        // The metrics server's bounds, except that an answer may take as long as it streams,
-        // since the live list is one answer that lasts while the page is open.
-        var limits = HTTPLimits(descriptors: c.runtime.descriptors)
-        limits.responseTimeout = nil
+        let limits = c.limits
         let app = Application(
             router: c.makeRouter(),
             server: BoundedHTTP1Channel.builder(limits: limits, gate: HTTPConnectionGate(limit: limits.connectionLimit)),
