@@ -19,28 +19,30 @@ public final class Console: Sendable {
     let runtime: ServerRuntime
     let token: String?
     let logger: Logger
+    /// Those of the `metrics` server with the console's own share of descriptors; its live
+    /// stream, an event stream, has no answer deadline (`HTTPLimits.responseTimeout`).
+    let limits: HTTPLimits
     /// Called with the bound address once the console listens.
     let onListening: @Sendable (SocketEndpoint) -> Void
 
     /// Builds the console for `runtime` and attaches the feed to its query-log writer (which
     /// `ServerRuntime` creates, writing nowhere, when only the console wants records).
-    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, logger: Logger,
+    /// `limits` nil: `HTTPLimits(descriptors:)` of the runtime.
+    public init(runtime: ServerRuntime, address: SocketEndpoint, token: String?, logger: Logger, limits: HTTPLimits? = nil,
                 onListening: @escaping @Sendable (SocketEndpoint) -> Void = { _ in }) {
         self.runtime = runtime
         self.address = address
         self.token = token
         self.logger = logger
+        self.limits = limits ?? HTTPLimits(descriptors: runtime.descriptors)
         self.onListening = onListening
         let feed = ConsoleFeed()
         self.feed = feed
         runtime.engine.queryLog?.setTap { feed.take($0) }
     }
 
-    public struct BindError: Error, CustomStringConvertible {
-        public let endpoint: SocketEndpoint
-        public let reason: String
-        public var description: String { "cannot listen on console \(endpoint): \(reason)" }
-    }
+    /// `cannot listen on console ADDR: REASON`.
+    public typealias BindError = HTTPBindError
 
     /// Binds the address once and lets it go, so that a taken or foreign address stops
     /// `serve` at start with a clear error (as `metrics` does) instead of failing inside the
@@ -52,18 +54,8 @@ public final class Console: Sendable {
                 .bind(host: address.ip.description, port: Int(address.port)).get()
             try await channel.close().get()
         } catch {
-            throw BindError(endpoint: address, reason: "\(error)")
+            throw BindError(server: "console", endpoint: address, reason: "\(error)")
         }
-    }
-
-    /// The console's HTTP bounds: those of the `metrics` server (its own share of descriptors,
-    /// the same request deadline and size) except that an answer may take as long as it
-    /// streams, since the live list is one answer that lasts while the page is open.
-    static func limits(_ descriptors: DescriptorBudget) -> HTTPLimits {
-        var limits = HTTPLimits()
-        limits.connectionLimit = descriptors.httpConnections
-        limits.responseTimeout = nil
-        return limits
     }
 
     /// The console as a service of the server's group: the HTTP server and the task that
@@ -80,10 +72,10 @@ public final class Console: Sendable {
         let address = self.address
         router.add(middleware: TokenMiddleware(token: token) { [runtime] in runtime.engine.current.settings.metrics == address })
         let page = ConsolePage.html(token: token)
-        router.get("/") { _, _ in Console.respond(page, type: "text/html; charset=utf-8") }
-        router.get("/favicon.svg") { _, _ in Console.respond(ConsolePage.favicon, type: "image/svg+xml") }
-        router.get("/console.js") { _, _ in Console.respond(ConsolePage.script, type: "text/javascript; charset=utf-8") }
-        router.get("/console.css") { _, _ in Console.respond(ConsolePage.style, type: "text/css; charset=utf-8") }
+        router.get("/") { _, _ in Response.text(page, type: "text/html; charset=utf-8") }
+        router.get("/favicon.svg") { _, _ in Response.text(ConsolePage.favicon, type: "image/svg+xml") }
+        router.get("/console.js") { _, _ in Response.text(ConsolePage.script, type: "text/javascript; charset=utf-8") }
+        router.get("/console.css") { _, _ in Response.text(ConsolePage.style, type: "text/css; charset=utf-8") }
         router.get("/api/queries") { [self] request, _ in queries(request) }
         router.get("/api/queries/stream") { [self] request, _ in stream(request) }
         router.get("/api/explain") { [self] request, _ in explain(request) }
@@ -100,12 +92,8 @@ public final class Console: Sendable {
         return out
     }
 
-    static func respond(_ body: String, type: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: type], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
-    }
-
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        respond(value.rendered() + "\n", type: "application/json", status: status)
+        Response.text(value.rendered() + "\n", type: "application/json", status: status)
     }
 
     static func problem(_ message: String, status: HTTPResponse.Status = .badRequest) -> Response {
@@ -131,7 +119,7 @@ public final class Console: Sendable {
         }
         out += "],\"count\":\(records.count),\"in_memory\":\(c.inMemory),\"seen\":\(c.total),\"dropped_bytes\":\(c.droppedBytes)"
         out += ",\"malformed_lines\":\(c.malformed)}\n"
-        return Console.respond(out, type: "application/json")
+        return Response.text(out, type: "application/json")
     }
 
     // MARK: - /api/queries/stream
@@ -322,10 +310,11 @@ struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
         if let h = request.headers[.authorization], h.hasPrefix("Bearer ") { offered.append(String(h.dropFirst(7))) }
         if let q = request.uri.queryParameters["token"] { offered.append(String(q)) }
         if offered.contains(where: { TokenMiddleware.same($0, token) }) { return try await next(request, context) }
-        var headers: HTTPFields = [.contentType: "text/plain", .wwwAuthenticate: "Bearer realm=\"vpcdns console\""]
-        headers[.cacheControl] = "no-store"
-        return Response(status: .unauthorized, headers: headers,
-                        body: ResponseBody(byteBuffer: ByteBuffer(string: "401: this console needs its token (Authorization: Bearer TOKEN, or ?token=TOKEN)\n")))
+        var response = Response.text("401: this console needs its token (Authorization: Bearer TOKEN, or ?token=TOKEN)\n",
+                                     type: "text/plain", status: .unauthorized)
+        response.headers[.wwwAuthenticate] = "Bearer realm=\"vpcdns console\""
+        response.headers[.cacheControl] = "no-store"
+        return response
     }
 
     /// Compares without stopping at the first difference.
@@ -358,7 +347,7 @@ struct ConsoleService: Service {
     func run() async throws {
         let c = console
         let host = c.address.ip.description
-        let limits = Console.limits(c.runtime.descriptors)
+        let limits = c.limits
         let app = Application(
             router: c.makeRouter(),
             server: BoundedHTTP1Channel.builder(limits: limits, gate: HTTPConnectionGate(limit: limits.connectionLimit)),

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
+import VPCDNSCore
 import VPCDNSServer
 
 /// The bounds of vpcdns's HTTP servers (`metrics`, the console), so that no HTTP client can
@@ -16,14 +17,39 @@ public struct HTTPLimits: Sendable {
     /// answer (so an idle keep-alive connection, a half-open peer and a byte-a-second sender
     /// are all closed after it).
     public var requestTimeout: TimeAmount = .seconds(5)
-    /// An answer must be taken by the client within this time (a client that does not read);
-    /// nil for answers that stream as long as the client wants them.
+    /// An answer must be taken by the client within this time of its first bytes (a client
+    /// that does not read); nil for no deadline at all. Producing it is the server's own work
+    /// and is not timed. An event stream (`text/event-stream`, the console's live list) never
+    /// has a deadline: it is one answer that lasts as long as the client wants it.
     public var responseTimeout: TimeAmount? = .seconds(30)
     /// Bytes one request may take, head and all (a GET has no body).
     public var maxRequestBytes = 8192
     /// Connections waiting to be accepted (the listen queue).
     public var backlog = 64
     public init() {}
+
+    /// The bounds of one of the server's HTTP servers (`metrics` or the console): the defaults,
+    /// with the share of descriptors `descriptors` gives each.
+    public init(descriptors: DescriptorBudget) {
+        connectionLimit = descriptors.httpConnections
+    }
+}
+
+/// An HTTP server (`metrics`, the console) could not listen on its address: exit 1 at start,
+/// a rejected reload.
+public struct HTTPBindError: Error, CustomStringConvertible {
+    /// The setting the address comes from, as the message names it: `metrics`, `console`.
+    public let server: String
+    public let endpoint: SocketEndpoint
+    public let reason: String
+    public var description: String { "cannot listen on \(server) \(endpoint): \(reason)" }
+}
+
+extension Response {
+    /// A whole answer from a string: `type` its `Content-Type`.
+    static func text(_ body: String, type: String = "text/plain; charset=utf-8", status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: type], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
 }
 
 /// Counts a server's open connections against its limit.
@@ -88,7 +114,7 @@ struct BoundedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 }
 
 /// First in a connection's pipeline, before the HTTP decoder: one deadline per connection
-/// (the request's, then the answer's), and a byte bound per request. A connection over the
+/// (the request's, then the answer's write), and a byte bound per request. A connection over the
 /// limit (`refuse`) is closed as soon as it is active. Loop-confined.
 final class HTTPConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -148,9 +174,17 @@ final class HTTPConnectionGuard: ChannelInboundHandler, RemovableChannelHandler 
         context.fireChannelRead(data)
     }
 
-    /// A whole request was read: the answer now has `responseTimeout` (or all the time it needs).
+    /// A whole request was read: its answer is being produced (untimed: the server's work).
     func requestComplete() {
-        if let t = limits.responseTimeout {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    /// The answer's head is being written: the client now has `responseTimeout` to take it,
+    /// unless it is an event stream, which lasts as long as the client wants it (the
+    /// console's live list).
+    func answerStarts(streaming: Bool) {
+        if let t = limits.responseTimeout, !streaming {
             arm(t)
         } else {
             deadline?.cancel()
@@ -175,9 +209,9 @@ final class HTTPConnectionGuard: ChannelInboundHandler, RemovableChannelHandler 
 }
 
 /// After the HTTP codec: tells the connection's `HTTPConnectionGuard` where a request and its
-/// answer end, and closes the connection once an answer is written that says
-/// `Connection: close` (a 413, say: its body is not read) or that answers a request saying
-/// it. Loop-confined.
+/// answer end and which answers are event streams, and closes the connection once an answer
+/// is written that says `Connection: close` (a 413, say: its body is not read) or that
+/// answers a request saying it. Loop-confined.
 final class HTTPExchangeObserver: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -211,6 +245,7 @@ final class HTTPExchangeObserver: ChannelDuplexHandler, RemovableChannelHandler 
         switch unwrapOutboundIn(data) {
         case .head(let head):
             answerCloses = Self.saysClose(head.headerFields)
+            guardian?.answerStarts(streaming: Self.isEventStream(head.headerFields))
             context.write(data, promise: promise)
         case .body:
             context.write(data, promise: promise)
@@ -227,6 +262,10 @@ final class HTTPExchangeObserver: ChannelDuplexHandler, RemovableChannelHandler 
                 }
             }
         }
+    }
+
+    static func isEventStream(_ fields: HTTPFields) -> Bool {
+        fields[.contentType].map { $0.lowercased().hasPrefix("text/event-stream") } ?? false
     }
 
     static func saysClose(_ fields: HTTPFields) -> Bool {

@@ -30,35 +30,25 @@ public final class MetricsHTTPServer: MetricsHTTPServing {
         self.gate = gate
     }
 
-    public struct BindError: Error, CustomStringConvertible {
-        public let endpoint: SocketEndpoint
-        public let reason: String
-        public var description: String { "cannot listen on metrics \(endpoint): \(reason)" }
-    }
+    /// `cannot listen on metrics ADDR: REASON`.
+    public typealias BindError = HTTPBindError
 
     /// What `ServerRuntime` binds `metrics` with: the runtime's exporter and health, at most
     /// its descriptor budget's `httpConnections` connections.
     public static let binder: MetricsHTTPBinder = { endpoint, runtime in
-        var limits = HTTPLimits()
-        limits.connectionLimit = runtime.descriptors.httpConnections
-        return try await bind(endpoint, group: runtime.group, limits: limits, logger: runtime.logger,
+        try await bind(endpoint, group: runtime.group, limits: HTTPLimits(descriptors: runtime.descriptors), logger: runtime.logger,
                               metrics: { runtime.exporter.render() }, health: { await runtime.isHealthy() })
     }
 
     /// `binder`, except for the console's own address: when `metrics` names the address of
     /// `console`, the console's server is the metrics server too (it serves `/metrics` and
     /// `/healthz`, with no token there), so nothing more is bound. The console's address is
-    /// the one of the model loaded at start (the first bind happens then): a changed `console`
-    /// takes effect at the next restart, so a reload must not consult the new one.
-    /// One per runtime: it remembers that runtime's console.
+    /// the one loaded at start (`ServerRuntime.consoleAddress`), not the model's of now: a
+    /// changed `console` takes effect at the next restart, so a reload must not consult the
+    /// new one (nor an earlier reload's, when `metrics` is first set on a later one).
     public static func binderSharingConsole() -> MetricsHTTPBinder {
-        let consoleAtStart = Mutex<SocketEndpoint??>(nil)
-        return { endpoint, runtime in
-            let console = consoleAtStart.withLock { c in
-                if c == nil { c = .some(runtime.engine.current.settings.console) }
-                return c!
-            }
-            if endpoint == console { return ServedByConsole(bound: endpoint) }
+        { endpoint, runtime in
+            if endpoint == runtime.consoleAddress { return ServedByConsole(bound: endpoint) }
             return try await binder(endpoint, runtime)
         }
     }
@@ -100,9 +90,9 @@ public final class MetricsHTTPServer: MetricsHTTPServing {
         let running = Task {
             do {
                 try await serviceGroup.run()
-                started.finish(.failure(BindError(endpoint: endpoint, reason: "the server stopped before it listened")))
+                started.finish(.failure(BindError(server: "metrics", endpoint: endpoint, reason: "the server stopped before it listened")))
             } catch {
-                started.finish(.failure(BindError(endpoint: endpoint, reason: Self.describe(error))))
+                started.finish(.failure(BindError(server: "metrics", endpoint: endpoint, reason: Self.describe(error))))
             }
         }
         do {
@@ -165,15 +155,11 @@ enum OpsRoutes {
         router.get("/metrics") { _, _ in
             // Rendered here, on the concurrency pool: with many VPCs a scrape sums many
             // counters, and the event loops also serve DNS.
-            text(metrics(), type: "text/plain; version=0.0.4; charset=utf-8")
+            Response.text(metrics(), type: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/healthz") { _, _ in
-            await health() ? text("ok\n") : text("unavailable\n", status: .serviceUnavailable)
+            await health() ? Response.text("ok\n") : Response.text("unavailable\n", status: .serviceUnavailable)
         }
-    }
-
-    static func text(_ body: String, type: String = "text/plain; charset=utf-8", status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: type], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 }
 
@@ -183,16 +169,16 @@ struct MetricsRequestPolicy<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response: Response
         if Self.hasBody(request.headers) {
-            response = OpsRoutes.text("no request body is accepted\n", status: .contentTooLarge)
+            response = Response.text("no request body is accepted\n", status: .contentTooLarge)
             response.headers[.connection] = "close"
         } else if request.method != .get && request.method != .head {
-            response = OpsRoutes.text("method not allowed\n", status: .methodNotAllowed)
+            response = Response.text("method not allowed\n", status: .methodNotAllowed)
             response.headers[.allow] = "GET, HEAD"
         } else {
             do {
                 response = try await next(request, context)
             } catch let error as HTTPError where error.status == .notFound {
-                response = OpsRoutes.text("not found: try /metrics or /healthz\n", status: .notFound)
+                response = Response.text("not found: try /metrics or /healthz\n", status: .notFound)
             }
         }
         response.headers[.cacheControl] = "no-store"

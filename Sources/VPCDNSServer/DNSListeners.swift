@@ -244,7 +244,7 @@ public actor DNSListeners {
             guard let pair = open[key] else { continue }
             do {
                 let tcp = try await TCPListener.bind(
-                    pair.tcp.bound, requested: key, group: group,
+                    pair.tcp.bound, group: group,
                     processor: processor, limiter: limiter, proxies: proxies, logger: logger)
                 retired.append(pair.tcp)
                 open[key] = (pair.udp, tcp)
@@ -264,7 +264,7 @@ public actor DNSListeners {
                 endpoint, group: group, configuration: configuration, processor: processor, stats: stats, proxies: proxies, logger: logger)
             do {
                 let tcp = try await TCPListener.bind(
-                    udp.bound, requested: endpoint, group: group,
+                    udp.bound, group: group,
                     processor: processor, limiter: limiter, proxies: proxies, logger: logger)
                 return (udp, tcp)
             } catch {

@@ -29,6 +29,10 @@ public final class ServerRuntime: Sendable {
     public let exporter: MetricsExporter
     /// R18: the `health_checks`, run for the life of the server; reloads keep unchanged ones.
     public let health: HealthMonitor
+    /// `console` as loaded at start: where the console listens for the life of the process (a
+    /// reload that changes it takes effect at the next restart, so the model serving now may
+    /// name another address).
+    public let consoleAddress: SocketEndpoint?
     let metricsServer = Mutex<(any MetricsHTTPServing)?>(nil)
     /// Binds the `metrics` address (at start and when a reload moves it).
     let metricsHTTP: MetricsHTTPBinder?
@@ -99,6 +103,7 @@ public final class ServerRuntime: Sendable {
             }
         }
         self.dnstap = tap
+        consoleAddress = loaded.model.settings.console
         metrics.adopt(snapshot.requests)
         metrics.setTimed(loaded.model.settings.metrics != nil)
         if loaded.model.healthChecks.contains(where: { $0.kind == .https }), HTTPSProbe.curl == nil {

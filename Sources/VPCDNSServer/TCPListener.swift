@@ -308,7 +308,6 @@ final class TCPConnectionLimiter: Sendable {
 /// One TCP listen address: a server socket whose accepted connections are spread over the
 /// event loop group.
 final class TCPListener: Sendable {
-    let requested: SocketEndpoint
     let bound: SocketEndpoint
     let serverChannel: any Channel
     let inFlight: InFlightCounter
@@ -316,10 +315,9 @@ final class TCPListener: Sendable {
     private let connections: ConnectionRegistry
 
     private init(
-        requested: SocketEndpoint, bound: SocketEndpoint, serverChannel: any Channel,
+        bound: SocketEndpoint, serverChannel: any Channel,
         inFlight: InFlightCounter, connections: ConnectionRegistry
     ) {
-        self.requested = requested
         self.bound = bound
         self.serverChannel = serverChannel
         self.inFlight = inFlight
@@ -328,7 +326,6 @@ final class TCPListener: Sendable {
 
     static func bind(
         _ endpoint: SocketEndpoint,
-        requested: SocketEndpoint,
         group: any EventLoopGroup,
         processor: any QueryProcessor,
         limiter: TCPConnectionLimiter,
@@ -376,7 +373,7 @@ final class TCPListener: Sendable {
             channel.close(promise: nil)
             throw ListenerError.cannotListen(.tcp, endpoint, "no local address after bind")
         }
-        return TCPListener(requested: requested, bound: bound, serverChannel: channel, inFlight: inFlight, connections: connections)
+        return TCPListener(bound: bound, serverChannel: channel, inFlight: inFlight, connections: connections)
     }
 
     var openConnections: [any Channel] {

@@ -101,12 +101,12 @@ struct MetricsHTTPServerTests {
             var limits = HTTPLimits()
             limits.responseTimeout = responseTimeout
             let server = try await Self.start(limits, metrics: { big })
-            let fd = try Self.nonReadingClient(server.bound.port)
+            let client = try NonReadingHTTPClient(port: server.bound.port, path: "/metrics")
             let opened = await Self.eventually(.seconds(3)) { server.connections.open == 1 }
             try await Task.sleep(for: .seconds(3))
             let after = server.connections.open
             // Before close(): a graceful stop waits for an answer in progress.
-            close(fd)
+            client.close()
             await server.close()
             return (opened ? 1 : 0, after)
         }
@@ -116,25 +116,6 @@ struct MetricsHTTPServerTests {
         #expect(bounded.open == 1 && unbounded.open == 1)
         #expect(bounded.after == 0, "the non-reading client was still connected")
         #expect(unbounded.after == 1, "the test shows nothing: without the deadline the connection ended anyway")
-    }
-
-    /// A blocking socket with a small receive buffer that sends a scrape and never reads.
-    static func nonReadingClient(_ port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FixtureError("socket: \(errno)") }
-        var small: Int32 = 4096
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = in_port_t(port.bigEndian)
-        a.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let r = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard r == 0 else { close(fd); throw FixtureError("connect: \(errno)") }
-        let request = Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        return fd
     }
 
     @Test("size and shape: a head over 8 KiB is cut off, a body gets 413 and the connection closes; HEAD, 405, 404; keep-alive")
