@@ -374,7 +374,10 @@ struct ConsoleService: Service {
             }
             tasks.addTask {
                 try await withGracefulShutdownHandler {
-                    try await app.runService()
+                    // No signals of its own: the server's group stops the console, after the
+                    // listeners drained (`ServerRuntime.run(extra:)`). Hummingbird's default
+                    // (SIGTERM, SIGINT) stopped it accepting at the signal, during the drain.
+                    try await app.runService(gracefulShutdownSignals: [])
                 } onGracefulShutdown: {
                     // Live streams never end by themselves: end them so the server can stop.
                     c.feed.closeAll()

@@ -19,7 +19,9 @@ final class ConsoleHarness {
     let queryLogPath: String?
 
     /// `metricsOnConsole`: `metrics` names the console's address too (one server for both).
-    init(token: String?, queryLog: Bool, metricsOnConsole: Bool = false) async throws {
+    /// `upstream`: forward there (one attempt of up to 4 s, so a slow answer is awaited, not
+    /// asked for again) instead of to the closed port.
+    init(token: String?, queryLog: Bool, metricsOnConsole: Bool = false, upstream: SocketEndpoint? = nil) async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("vpcdns-console-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         self.token = token
@@ -32,10 +34,11 @@ final class ConsoleHarness {
         var yaml = """
             account_id: "111122223333"
             listen: ["\(listen)"]
-            upstreams: ["127.0.0.1:9"]
-            upstream_timeout_ms: 300
+            upstreams: ["\(upstream ?? SocketEndpoint("127.0.0.1:9")!)"]
+            upstream_timeout_ms: \(upstream == nil ? 300 : 4000)
 
             """
+        if upstream != nil { yaml += "upstream_attempt_timeout_ms: 4000\n" }
         if metricsOnConsole {
             let port = try await freePort(host: "127.0.0.1")
             yaml += "console: \"127.0.0.1:\(port)\"\nmetrics: \"127.0.0.1:\(port)\"\n"
