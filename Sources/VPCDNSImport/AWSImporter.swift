@@ -466,11 +466,7 @@ struct Mapper {
                 svcLines.append("    verification: verified   # no state in the output: AWS lists only names it serves")
             }
         }
-        if !svcLines.isEmpty {
-            y.append("")
-            y.append("endpoint_services:")
-            y += svcLines
-        }
+        section(&y, "endpoint_services", svcLines)
 
         // --- hosted zones
         var zoneFiles: [(String, String)] = []
@@ -597,11 +593,7 @@ struct Mapper {
                 zoneLines += recordLines
             }
         }
-        if !zoneLines.isEmpty {
-            y.append("")
-            y.append("hosted_zones:")
-            y += zoneLines
-        }
+        section(&y, "hosted_zones", zoneLines)
 
         // --- health checks the imported record sets use
         var hcLines: [String] = []
@@ -624,11 +616,7 @@ struct Mapper {
             if let t = c.int("FailureThreshold") { hcLines.append("    failure_threshold: \(t)") }
             if c.bool("Inverted") == true { hcLines.append("    inverted: true") }
         }
-        if !hcLines.isEmpty {
-            y.append("")
-            y.append("health_checks:")
-            y += hcLines
-        }
+        section(&y, "health_checks", hcLines)
 
         // --- instances (R16/R17)
         var instLines: [String] = []
@@ -647,16 +635,20 @@ struct Mapper {
             if opts.bool("EnableResourceNameDnsARecord") == true { instLines.append("    resource_name_a: true") }
             if opts.bool("EnableResourceNameDnsAAAARecord") == true { instLines.append("    resource_name_aaaa: true") }
         }
-        if !instLines.isEmpty {
-            y.append("")
-            y.append("instances:")
-            y += instLines
-        }
+        section(&y, "instances", instLines)
 
         let order = ["vpcs", "endpoints", "endpoint services", "private hosted zones", "records", "alias records",
                      "routing-policy records", "health checks", "resolver rules", "inbound endpoints", "instances", "public zones skipped"]
         let countList = order.compactMap { k in counts[k].map { (k, $0) } }
         return ImportResult(yaml: y.joined(separator: "\n") + "\n", zoneFiles: zoneFiles, counts: countList, warnings: warnings)
+    }
+
+    /// A top-level list after a blank line, left out when it has no lines.
+    func section(_ y: inout [String], _ key: String, _ lines: [String]) {
+        guard !lines.isEmpty else { return }
+        y.append("")
+        y.append("\(key):")
+        y += lines
     }
 
     /// vpcdns's type for a Route 53 health check it can run itself, or nil.

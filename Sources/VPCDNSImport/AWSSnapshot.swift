@@ -44,12 +44,21 @@ struct AWSSnapshot {
 
     mutating func add(_ f: JSONFile) {
         let o = f.object
+        /// Appends the `found` items not seen before (by `kind` and the id under `idKey`).
+        func merge(_ found: [[String: Any]], kind: String, id idKey: String, into list: inout [Sourced]) {
+            for item in found {
+                let id = item.str(idKey) ?? UUID().uuidString
+                if ids.insert("\(kind)/\(id)").inserted { list.append(Sourced(file: f.path, item: item)) }
+            }
+        }
+        /// A list output: the items under `key`.
         func items(_ key: String, id idKey: String, into list: inout [Sourced]) {
             seen.insert(key)
-            for item in o.list(key) {
-                let id = item.str(idKey) ?? UUID().uuidString
-                if ids.insert("\(key)/\(id)").inserted { list.append(Sourced(file: f.path, item: item)) }
-            }
+            merge(o.list(key), kind: key, id: idKey, into: &list)
+        }
+        /// `item` under `id` in `map` unless an earlier file had that id.
+        func keep(_ item: [String: Any], id: String?, into map: inout [String: Sourced]) {
+            if let id, map[id] == nil { map[id] = Sourced(file: f.path, item: item) }
         }
         if o["Vpcs"] != nil {
             items("Vpcs", id: "VpcId", into: &vpcs)
@@ -61,34 +70,25 @@ struct AWSSnapshot {
             items("VpcEndpoints", id: "VpcEndpointId", into: &endpoints)
         } else if o["NetworkInterfaces"] != nil {
             seen.insert("NetworkInterfaces")
-            for eni in o.list("NetworkInterfaces") {
-                if let id = eni.str("NetworkInterfaceId"), interfaces[id] == nil { interfaces[id] = Sourced(file: f.path, item: eni) }
-            }
+            for eni in o.list("NetworkInterfaces") { keep(eni, id: eni.str("NetworkInterfaceId"), into: &interfaces) }
         } else if o["ServiceDetails"] != nil {
             items("ServiceDetails", id: "ServiceId", into: &serviceDetails)
         } else if o["ServiceConfigurations"] != nil {
             items("ServiceConfigurations", id: "ServiceId", into: &serviceConfigurations)
         } else if o["Reservations"] != nil {
             seen.insert("Reservations")
-            for r in o.list("Reservations") {
-                for i in r.list("Instances") {
-                    let id = i.str("InstanceId") ?? UUID().uuidString
-                    if ids.insert("Instances/\(id)").inserted { instances.append(Sourced(file: f.path, item: i)) }
-                }
-            }
+            merge(o.list("Reservations").flatMap { $0.list("Instances") }, kind: "Instances", id: "InstanceId", into: &instances)
         } else if o["HostedZones"] != nil {
             items("HostedZones", id: "Id", into: &hostedZones)
         } else if let z = o.dict("HostedZone"), o["VPCs"] != nil || z.dict("Config") != nil {
             seen.insert("HostedZone")
-            if let id = z.str("Id").map(AWSSnapshot.zoneID), hostedZoneDetails[id] == nil {
-                hostedZoneDetails[id] = Sourced(file: f.path, item: o)
-            }
+            keep(o, id: z.str("Id").map(AWSSnapshot.zoneID), into: &hostedZoneDetails)
         } else if o["ResourceRecordSets"] != nil {
             seen.insert("ResourceRecordSets")
             recordSetFiles.append(f)
         } else if let h = o.dict("HealthCheck") {
             seen.insert("HealthCheck")
-            if let id = h.str("Id"), healthChecks[id] == nil { healthChecks[id] = Sourced(file: f.path, item: h) }
+            keep(h, id: h.str("Id"), into: &healthChecks)
         } else if o["ResolverEndpoints"] != nil {
             items("ResolverEndpoints", id: "Id", into: &resolverEndpoints)
         } else if o["IpAddresses"] != nil {

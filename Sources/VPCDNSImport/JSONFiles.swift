@@ -180,21 +180,23 @@ struct JSONValidator {
     private mutating func number() throws {
         let start = i
         if bytes[i] == UInt8(ascii: "-") { i += 1 }
-        var digits = 0
-        while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1; digits += 1 }
-        if digits == 0 { throw Failure(offset: start, message: "malformed number") }
+        try digits(from: start)
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
-            i += 1; digits = 0
-            while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1; digits += 1 }
-            if digits == 0 { throw Failure(offset: start, message: "malformed number") }
+            i += 1
+            try digits(from: start)
         }
         if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
             i += 1
             if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
-            digits = 0
-            while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1; digits += 1 }
-            if digits == 0 { throw Failure(offset: start, message: "malformed number") }
+            try digits(from: start)
         }
+    }
+
+    /// One or more decimal digits (a number's part); none is an error at the number's `start`.
+    private mutating func digits(from start: Int) throws {
+        let first = i
+        while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
+        if i == first { throw Failure(offset: start, message: "malformed number") }
     }
 
     private mutating func string() throws {

@@ -169,6 +169,23 @@ extension CLI {
         var output: String
     }
 
+    /// Runs demo script `name` (needing the vpcdns binary) as `runDemoScript` does and checks
+    /// what every demo script promises: exit 0, its `summary` line and each of `oks` printed,
+    /// no `FAIL:` line. Its output for further checks; nil when it skipped.
+    static func checkDemoScript(_ name: String, limit: TimeInterval, suite: String, summary: String, oks: [String],
+                                sourceLocation: SourceLocation = #_sourceLocation) throws -> String? {
+        guard FileManager.default.isExecutableFile(atPath: CLI.binary) else { throw CLI.MissingBinary() }
+        guard let run = try runDemoScript(name, limit: limit, suite: suite) else { return nil }
+        let output = run.output
+        #expect(run.status == 0, "scripts/\(name) failed:\n\(output)", sourceLocation: sourceLocation)
+        #expect(output.contains(summary), sourceLocation: sourceLocation)
+        for line in oks {
+            #expect(output.contains(line), "missing: \(line)", sourceLocation: sourceLocation)
+        }
+        #expect(!output.contains("FAIL:"), sourceLocation: sourceLocation)
+        return output
+    }
+
     /// Runs `scripts/NAME` with the binary, as a user runs it, output to a temporary file,
     /// bounded by `limit` (a hung run is stopped: the script's trap tears down).
     static func runDemoScript(_ name: String, limit: TimeInterval, suite: String) throws -> ScriptRun? {

@@ -107,6 +107,47 @@ struct DnstapServeTests {
         return (server, port, metricsPort)
     }
 
+    /// What the first two tests start with: a scratch folder, NSD, the reader on the folder's
+    /// dnstap socket, and `vpcdns serve` (its configuration after `edit`) writing to it.
+    struct WithReader {
+        let dir: URL
+        let nsd: NSDFixture
+        let reader: Reader
+        let served: (server: ServeProcess, port: Int, metricsPort: Int)
+        var at: SocketEndpoint { SocketEndpoint("127.0.0.1:\(served.port)")! }
+
+        static func start(edit: (String) -> String = { $0 }) async throws -> WithReader {
+            _ = try VPCDNSBinary.require()
+            let dir = try ServeHarness.makeDirectory("vpcdns-dnstap")
+            let socket = dir.appendingPathComponent("dnstap.sock").path
+            var undo: [() -> Void] = [{ try? FileManager.default.removeItem(at: dir) }]
+            do {
+                let nsd = try await NSDFixture()
+                undo.append { nsd.stop() }
+                let reader = try await Reader(socket: socket, directory: dir)
+                undo.append { reader.process.stop() }
+                let served = try await DnstapServeTests.serve(in: dir, upstreamPort: Int(nsd.endpoint.port), socket: socket, edit: edit)
+                return WithReader(dir: dir, nsd: nsd, reader: reader, served: served)
+            } catch {
+                for step in undo.reversed() { step() }
+                throw error
+            }
+        }
+
+        /// Stops vpcdns, the reader and NSD (each stop is idempotent), then removes the folder.
+        func stop() {
+            served.server.stop()
+            reader.process.stop()
+            nsd.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+    }
+
+    /// The metrics page of the server on `port`.
+    static func metrics(_ port: Int) throws -> String {
+        try Shell.http("http://127.0.0.1:\(port)/metrics").body
+    }
+
     static func field(_ message: String, _ key: String) -> String? {
         for line in message.split(separator: "\n") where line.hasPrefix("  \(key): ") {
             return String(line.dropFirst("  \(key): ".count))
@@ -116,17 +157,9 @@ struct DnstapServeTests {
 
     @Test("a forwarded query gives CLIENT_QUERY, FORWARDER_QUERY, FORWARDER_RESPONSE, CLIENT_RESPONSE; a local one only the client pair")
     func fourKinds() async throws {
-        _ = try VPCDNSBinary.require()
-        let dir = try ServeHarness.makeDirectory("vpcdns-dnstap")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let socket = dir.appendingPathComponent("dnstap.sock").path
-        let nsd = try await NSDFixture()
-        defer { nsd.stop() }
-        let reader = try await Reader(socket: socket, directory: dir)
-        defer { reader.process.stop() }
-        let (server, port, metricsPort) = try await Self.serve(in: dir, upstreamPort: Int(nsd.endpoint.port), socket: socket)
-        defer { server.stop() }
-        let at = SocketEndpoint("127.0.0.1:\(port)")!
+        let run = try await WithReader.start()
+        defer { run.stop() }
+        let (reader, server, nsd, port, at) = (run.reader, run.served.server, run.nsd, run.served.port, run.at)
 
         let forwarded = try DigRun.query("www.example.org", server: at)
         #expect(forwarded.rdata("A") == ["192.0.2.10"], "\(forwarded.output)")
@@ -172,7 +205,7 @@ struct DnstapServeTests {
         #expect(reader.messages("CLIENT_RESPONSE", name: "www.myservice.internal").first?.contains("10.0.5.10") == true)
         #expect(reader.messages("FORWARDER_QUERY", name: "www.myservice.internal").isEmpty)
 
-        let metrics = try Shell.http("http://127.0.0.1:\(metricsPort)/metrics").body
+        let metrics = try Self.metrics(run.served.metricsPort)
         #expect(Self.counter(metrics, "sent") >= 6 && Self.counter(metrics, "dropped") == 0, "\(metrics)")
 
         // Shutdown ends the stream (STOP, FINISH): the reader sees the connection close.
@@ -183,19 +216,11 @@ struct DnstapServeTests {
 
     @Test("only the configured messages are sent")
     func messageFilter() async throws {
-        _ = try VPCDNSBinary.require()
-        let dir = try ServeHarness.makeDirectory("vpcdns-dnstap")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let socket = dir.appendingPathComponent("dnstap.sock").path
-        let nsd = try await NSDFixture()
-        defer { nsd.stop() }
-        let reader = try await Reader(socket: socket, directory: dir)
-        defer { reader.process.stop() }
-        let (server, port, _) = try await Self.serve(in: dir, upstreamPort: Int(nsd.endpoint.port), socket: socket) {
+        let run = try await WithReader.start {
             $0.replacingOccurrences(of: "  identity: dnstap-test-host\n", with: "  identity: dnstap-test-host\n  messages: [forwarder_response]\n")
         }
-        defer { server.stop() }
-        let at = SocketEndpoint("127.0.0.1:\(port)")!
+        defer { run.stop() }
+        let (reader, server, at) = (run.reader, run.served.server, run.at)
         _ = try DigRun.query("www.example.org", server: at)
         _ = try DigRun.query("www.myservice.internal", server: at)
         let printed = await reader.wait { $0.messages("FORWARDER_RESPONSE", name: "www.example.org").count == 1 }
@@ -237,7 +262,7 @@ struct DnstapServeTests {
         #expect(missing.slowest < .milliseconds(500), "slowest answer \(missing.slowest) without a reader")
         var metrics = ""
         let droppedCounted = await Self.poll(timeout: .seconds(5)) {
-            metrics = (try? Shell.http("http://127.0.0.1:\(metricsPort)/metrics").body) ?? ""
+            metrics = (try? Self.metrics(metricsPort)) ?? ""
             return Self.counter(metrics, "dropped") >= 400
         }
         #expect(droppedCounted, "\(metrics)")
@@ -256,13 +281,13 @@ struct DnstapServeTests {
         // The reader stops reading (SIGSTOP): the socket buffer fills, writes time out, the
         // connection is dropped; answering never waits for it.
         kill(reader.process.pid, SIGSTOP)
-        let sentBefore = Self.counter(try Shell.http("http://127.0.0.1:\(metricsPort)/metrics").body, "sent")
-        let droppedBefore = Self.counter(try Shell.http("http://127.0.0.1:\(metricsPort)/metrics").body, "dropped")
+        let sentBefore = Self.counter(try Self.metrics(metricsPort), "sent")
+        let droppedBefore = Self.counter(try Self.metrics(metricsPort), "dropped")
         let stalled = try await burst(3000, firstID: 5000)
         #expect(stalled.answered == 3000)
         #expect(stalled.slowest < .milliseconds(500), "slowest answer \(stalled.slowest) with a stopped reader")
         let droppedMore = await Self.poll(timeout: .seconds(5)) {
-            metrics = (try? Shell.http("http://127.0.0.1:\(metricsPort)/metrics").body) ?? ""
+            metrics = (try? Self.metrics(metricsPort)) ?? ""
             return Self.counter(metrics, "dropped") > droppedBefore
         }
         kill(reader.process.pid, SIGCONT)

@@ -82,16 +82,10 @@ struct EC2NamesServeTests {
 
     @Test("a test host in a network namespace resolves its own IP name and dig -x through its resolv.conf")
     func namespaceHost() async throws {
-        if let reason = Netns.unavailableReason() {
-            try Test.cancel("skipped: network namespaces unavailable: \(reason)")
-        }
-        _ = try VPCDNSBinary.require()
-        Netns.preClean()
-        let suffix = String(format: "%04x", UInt16.random(in: 0...0xFFFF))
+        try Netns.prepare("EC2NamesServeTests")
         // The host sits inside the VPC's CIDR, as an instance does; vpcdns listens on the
         // other end of its veth (the VPC+2 stand-in).
-        let host = Netns.Host(namespace: "\(Netns.prefix)ec2-\(suffix)", hostLink: "vpt\(suffix)e0", nsLink: "vpt\(suffix)e1",
-                              hostAddress: "10.201.1.1", nsAddress: "10.201.1.2")
+        let host = Netns.Host(role: "ec2", tag: Netns.newTag(), link: "e", hostAddress: "10.201.1.1", nsAddress: "10.201.1.2")
         defer { host.destroy() }
         try host.create()
 

@@ -26,7 +26,7 @@ struct ForwardingLoopTests {
         let name: String
 
         init(addresses: [String], resolvConf: String) throws {
-            name = "\(Netns.prefix)loop-\(String(format: "%04x", UInt16.random(in: 0...0xFFFF)))"
+            name = "\(Netns.prefix)loop-\(Netns.newTag())"
             try Netns.run(["netns", "add", name])
             try Netns.run(["-n", name, "link", "set", "lo", "up"])
             for a in addresses { try Netns.run(["-n", name, "addr", "add", "\(a)/32", "dev", "lo"]) }
@@ -54,19 +54,6 @@ struct ForwardingLoopTests {
         }
     }
 
-    static func requireNetns() throws {
-        if let reason = Netns.unavailableReason() {
-            print("""
-                ****************************************************************
-                SKIPPED: O6 network-namespace tests: \(reason)
-                ****************************************************************
-                """)
-            try Test.cancel("skipped: network namespaces unavailable: \(reason)")
-        }
-        _ = try VPCDNSBinary.require()
-        Netns.preClean()
-    }
-
     static let vpcYAML = """
         vpcs:
           - id: vpc-0a11ce0000000001a
@@ -85,7 +72,7 @@ struct ForwardingLoopTests {
 
     @Test("resolv.conf names vpcdns itself: check and serve name what they left out and fail")
     func systemIsVPCDNS() async throws {
-        try Self.requireNetns()
+        try Netns.prepare("O6 network-namespace tests")
         let ns = try LoopNamespace(addresses: [], resolvConf: "nameserver 127.0.0.1\noptions timeout:1\n")
         defer { ns.destroy() }
         let dir = try ServeHarness.makeDirectory("vpcdns-o6-self")
@@ -122,7 +109,7 @@ struct ForwardingLoopTests {
 
     @Test("a wildcard listener: this namespace's addresses are left out, the others used and shown with their file")
     func wildcardAndExpansion() async throws {
-        try Self.requireNetns()
+        try Netns.prepare("O6 network-namespace tests")
         // 10.53.0.1 is an address of the namespace; 10.53.0.77 is not (and has no route: no
         // packet can leave). Nothing is sent upstream in this test.
         let ns = try LoopNamespace(addresses: ["10.53.0.1"], resolvConf: "nameserver 10.53.0.1\nnameserver 127.0.0.1\nnameserver 10.53.0.77\n")
@@ -183,7 +170,7 @@ struct ForwardingLoopTests {
 
     @Test("resolv.conf names only systemd-resolved's stub: the real upstreams come from resolved's file")
     func systemdStub() async throws {
-        try Self.requireNetns()
+        try Netns.prepare("O6 network-namespace tests")
         let ns = try LoopNamespace(addresses: [], resolvConf: "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n")
         defer { ns.destroy() }
         let dir = try ServeHarness.makeDirectory("vpcdns-o6-stub")

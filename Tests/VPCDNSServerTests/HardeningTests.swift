@@ -361,43 +361,6 @@ struct HardeningTests {
     }
 }
 
-/// A plain TCP client for HTTP by hand: text out, everything the server sends until it closes.
-final class TestRawTCP: Sendable {
-    let channel: any Channel
-    let inbox: Inbox
-
-    private init(channel: any Channel, inbox: Inbox) {
-        self.channel = channel
-        self.inbox = inbox
-    }
-
-    static func connect(to server: SocketEndpoint) async throws -> TestRawTCP {
-        precondition(DigRun.isLoopback(server), "tests talk to loopback only")
-        let inbox = Inbox()
-        let channel = try await ClientBootstrap(group: testGroup)
-            .channelInitializer { ch in
-                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(InboxTCPHandler(inbox: inbox)) }
-            }
-            .connect(to: server.socketAddress).get()
-        return TestRawTCP(channel: channel, inbox: inbox)
-    }
-
-    func send(_ text: String) async throws {
-        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
-    }
-
-    var closed: Bool { !channel.isActive }
-
-    /// What arrived until the server closed the connection or `timeout` passed.
-    func readUntilClosed(timeout: Duration) async -> String {
-        let deadline = ContinuousClock.now + timeout
-        while channel.isActive && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return inbox.messages.withLock { $0.map { String(buffer: $0) }.joined() }
-    }
-}
-
 extension TestDNS {
     /// A NOERROR reply's header (QR, RD, RA; one question, `answers` answers) and the query's
     /// question, which ends at `end`; the answers come next.

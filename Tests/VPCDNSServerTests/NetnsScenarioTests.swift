@@ -39,6 +39,21 @@ enum Netns {
         return nil
     }
 
+    /// What a namespace test does first: where namespaces are unavailable it says so loudly
+    /// (naming `test`) and cancels; then it requires the vpcdns binary and clears what a
+    /// crashed earlier run left.
+    static func prepare(_ test: String) throws {
+        if let reason = unavailableReason() {
+            print("\n!!!!! \(test) SKIPPED: network namespaces unavailable: \(reason) !!!!!\n")
+            try Test.cancel("skipped: network namespaces unavailable: \(reason)")
+        }
+        _ = try VPCDNSBinary.require()
+        preClean()
+    }
+
+    /// 4 random hex digits, shared by one run's namespace and link names.
+    static func newTag() -> String { String(format: "%04x", UInt16.random(in: 0...0xFFFF)) }
+
     /// Removes namespaces, links and /etc/netns folders left by a crashed earlier run: those
     /// of this suite's prefix older than two minutes (a run takes a few seconds, so a younger
     /// one may belong to a run going on right now in another checkout).
@@ -157,6 +172,21 @@ enum Netns {
         var nsAddress: String    // the test host's own address
         var prefixLength = 30
 
+        init(namespace: String, hostLink: String, nsLink: String, hostAddress: String, nsAddress: String, prefixLength: Int = 30) {
+            self.namespace = namespace
+            self.hostLink = hostLink
+            self.nsLink = nsLink
+            self.hostAddress = hostAddress
+            self.nsAddress = nsAddress
+            self.prefixLength = prefixLength
+        }
+
+        /// `vpcdns-t-ROLE-TAG`, its veth `vptTAG` + `link` + 0 (host side) and 1 (namespace side).
+        init(role: String, tag: String, link: Character, hostAddress: String, nsAddress: String, prefixLength: Int = 30) {
+            self.init(namespace: "\(Netns.prefix)\(role)-\(tag)", hostLink: "\(Netns.linkPrefix)\(tag)\(link)0",
+                      nsLink: "\(Netns.linkPrefix)\(tag)\(link)1", hostAddress: hostAddress, nsAddress: nsAddress, prefixLength: prefixLength)
+        }
+
         func create() throws {
             try Netns.run(["netns", "add", namespace])
             try Netns.run(["link", "add", hostLink, "type", "veth", "peer", "name", nsLink, "netns", namespace])
@@ -199,16 +229,10 @@ enum Netns {
 struct NetnsScenarioTests {
     @Test("Two namespaces, two VPCs: dig and nslookup with no server get each VPC's own answer")
     func twoHosts() async throws {
-        if let reason = Netns.unavailableReason() {
-            try Test.cancel("skipped: network namespaces unavailable: \(reason)")
-        }
-        _ = try VPCDNSBinary.require()
-        Netns.preClean()
-        let suffix = String(format: "%04x", UInt16.random(in: 0...0xFFFF))
-        let app = Netns.Host(namespace: "\(Netns.prefix)app-\(suffix)", hostLink: "vpt\(suffix)a0", nsLink: "vpt\(suffix)a1",
-                             hostAddress: "10.200.1.1", nsAddress: "10.200.1.2")
-        let db = Netns.Host(namespace: "\(Netns.prefix)db-\(suffix)", hostLink: "vpt\(suffix)d0", nsLink: "vpt\(suffix)d1",
-                            hostAddress: "10.200.2.1", nsAddress: "10.200.2.2")
+        try Netns.prepare("NetnsScenarioTests")
+        let tag = Netns.newTag()
+        let app = Netns.Host(role: "app", tag: tag, link: "a", hostAddress: "10.200.1.1", nsAddress: "10.200.1.2")
+        let db = Netns.Host(role: "db", tag: tag, link: "d", hostAddress: "10.200.2.1", nsAddress: "10.200.2.2")
         do {
             defer {
                 app.destroy()
@@ -223,7 +247,7 @@ struct NetnsScenarioTests {
         let ns = try Netns.run(["netns", "list"]).output
         #expect(!ns.contains(app.namespace) && !ns.contains(db.namespace), "\(ns)")
         let links = try Netns.run(["-o", "link", "show"]).output
-        #expect(!links.contains("vpt\(suffix)"), "\(links)")
+        #expect(!links.contains("vpt\(tag)"), "\(links)")
         #expect(!FileManager.default.fileExists(atPath: "/etc/netns/\(app.namespace)"))
         #expect(!FileManager.default.fileExists(atPath: "/etc/netns/\(db.namespace)"))
     }

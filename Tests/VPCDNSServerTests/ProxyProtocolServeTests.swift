@@ -44,14 +44,8 @@ struct ProxyProtocolServeTests {
         let dead = try await freePort(host: "127.0.0.1")
         var replicas: [Replica] = []
         for i in 1...2 {
-            let sub = dir.appendingPathComponent("replica\(i)")
-            try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
             let port = try await freePort(host: "127.0.0.1")
-            let log = sub.appendingPathComponent("queries.jsonl").path
-            let config = sub.appendingPathComponent("vpcdns.yaml")
-            try Self.config(port: port, queryLog: log, upstream: dead).write(to: config, atomically: true, encoding: .utf8)
-            let p = try ServeProcess(arguments: ["serve", "--config", config.path], directory: sub)
-            _ = try await p.waitListening(count: 2, timeout: .seconds(30))
+            let (log, p) = try await DnsdistReplicas.startReplica(i, in: dir) { Self.config(port: port, queryLog: $0, upstream: dead) }
             replicas.append(Replica(port: port, log: log, process: p))
         }
         defer { for r in replicas { r.process.stop() } }
@@ -117,12 +111,9 @@ struct ProxyProtocolServeTests {
         // it down at its next failed health check (every second). dnsperf keeps at most 100
         // queries outstanding (-q), so once that many went to the stopped replica it waits for
         // their 1 s timeout: the loss is bounded by that window, not by the rate.
-        let queries = dir.appendingPathComponent("queries.txt")
-        try "api.svc.internal A\n".write(to: queries, atomically: true, encoding: .utf8)
-        let perfOut = dir.appendingPathComponent("dnsperf.out").path
-        let perfPid = try ChildProcess.spawn(DnsdistReplicas.dnsperf, ["-a", "127.0.0.11", "-s", "127.0.0.1", "-p", "\(front)", "-d", queries.path,
-                                                                  "-n", "8000", "-l", "6", "-Q", "2000", "-c", "4", "-q", "100", "-t", "1"],
-                                             stdout: perfOut, stderr: perfOut)
+        let (perfPid, perfOut) = try DnsdistReplicas.startDnsperf(server: "127.0.0.1", port: front,
+                                                                  ["-a", "127.0.0.11", "-n", "8000", "-l", "6", "-Q", "2000", "-c", "4", "-q", "100", "-t", "1"],
+                                                                  dir: dir)
         defer { kill(perfPid, SIGKILL); var st: Int32 = 0; waitpid(perfPid, &st, WNOHANG) }
         let clock = ContinuousClock.now
         var stopped = false

@@ -21,14 +21,10 @@ struct ProxyReloadServeTests {
         var replicas: [ServeProcess] = []
         var ports: [Int] = []
         for i in 1...2 {
-            let sub = dir.appendingPathComponent("replica\(i)")
-            try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
             let port = try await freePort(host: "127.0.0.1")
-            let config = sub.appendingPathComponent("vpcdns.yaml")
-            try ProxyProtocolServeTests.config(port: port, queryLog: sub.appendingPathComponent("queries.jsonl").path, upstream: dead,
-                                              alphaZoneFile: zoneFile.path).write(to: config, atomically: true, encoding: .utf8)
-            let p = try ServeProcess(arguments: ["serve", "--config", config.path], directory: sub)
-            _ = try await p.waitListening(count: 2, timeout: .seconds(30))
+            let (_, p) = try await DnsdistReplicas.startReplica(i, in: dir) {
+                ProxyProtocolServeTests.config(port: port, queryLog: $0, upstream: dead, alphaZoneFile: zoneFile.path)
+            }
             replicas.append(p)
             ports.append(port)
         }
@@ -52,12 +48,9 @@ struct ProxyReloadServeTests {
         // and 5 s, 2 s timeout; beside it a dig loop (one query at a time, at most 200, 4.5 to 15 s).
         // 1 s in, the zone file is replaced (rename, so no replica reads half a file) and both
         // replicas get SIGHUP.
-        let queries = dir.appendingPathComponent("queries.txt")
-        try "api.svc.internal A\n".write(to: queries, atomically: true, encoding: .utf8)
-        let perfOut = dir.appendingPathComponent("dnsperf.out").path
-        let perfPid = try ChildProcess.spawn(DnsdistReplicas.dnsperf, ["-a", "127.0.0.11", "-s", "127.0.0.1", "-p", "\(front)", "-d", queries.path,
-                                                       "-n", "5000", "-l", "5", "-Q", "1000", "-c", "2", "-q", "50", "-t", "2"],
-                                             stdout: perfOut, stderr: perfOut)
+        let (perfPid, perfOut) = try DnsdistReplicas.startDnsperf(server: "127.0.0.1", port: front,
+                                                                  ["-a", "127.0.0.11", "-n", "5000", "-l", "5", "-Q", "1000", "-c", "2", "-q", "50", "-t", "2"],
+                                                                  dir: dir)
         defer { kill(perfPid, SIGKILL); var st: Int32 = 0; waitpid(perfPid, &st, WNOHANG) }
         let start = ContinuousClock.now
         let reload = DnsdistReplicas.changeZoneAndReload(after: .seconds(1), zoneFile: zoneFile, api: "10.1.0.99", replicas: replicas)

@@ -32,14 +32,9 @@ struct ReplicaNetnsTests {
 
     @Test("two VPCs' hosts through dnsdist to replicas in their own namespaces: own answers, reload and failover under load, merged logs")
     func replicasInNamespaces() async throws {
-        if let reason = Netns.unavailableReason() {
-            print("\n!!!!! ReplicaNetnsTests SKIPPED: network namespaces unavailable: \(reason) !!!!!\n")
-            try Test.cancel("skipped: network namespaces unavailable: \(reason)")
-        }
+        try Netns.prepare("ReplicaNetnsTests")
         try DnsdistReplicas.requireTools()
-        _ = try VPCDNSBinary.require()
-        Netns.preClean()
-        let segment = Netns.Segment(tag: String(format: "%04x", UInt16.random(in: 0...0xFFFF)), prefixLength: 8)
+        let segment = Netns.Segment(tag: Netns.newTag(), prefixLength: 8)
         do {
             defer { segment.destroy() }
             do {
@@ -77,17 +72,12 @@ struct ReplicaNetnsTests {
         try DnsdistReplicas.zone(api: Self.alphaAnswer).write(to: zoneFile, atomically: true, encoding: .utf8)
         var replicas: [Replica] = []
         for (i, host) in replicaHosts.enumerated() {
-            let sub = dir.appendingPathComponent("replica\(i + 1)")
-            try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
-            let log = sub.appendingPathComponent("queries.jsonl").path
-            let config = sub.appendingPathComponent("vpcdns.yaml")
             // The upstream is a port on the replica's own loopback where nothing listens: only
             // private names are asked here.
-            try DnsdistReplicas.config(listen: "\(host.address):53", upstream: "127.0.0.1:9", queryLog: log,
+            let (log, p) = try await DnsdistReplicas.startReplica(i + 1, in: dir, namespace: host.namespace) {
+                DnsdistReplicas.config(listen: "\(host.address):53", upstream: "127.0.0.1:9", queryLog: $0,
                                        trustedProxies: ["\(lb.address)/32"], alphaZoneFile: zoneFile.path)
-                .write(to: config, atomically: true, encoding: .utf8)
-            let p = try ServeProcess(arguments: ["serve", "--config", config.path], directory: sub, namespace: host.namespace)
-            _ = try await p.waitListening(count: 2, timeout: .seconds(30))
+            }
             replicas.append(Replica(host: host, log: log, process: p))
         }
         defer { for r in replicas { r.process.stop() } }
@@ -153,23 +143,13 @@ struct ReplicaNetnsTests {
         try mergedLogs(replicas: replicas, alpha: alpha, beta: beta)
     }
 
-    /// dnsperf from `host`'s namespace to dnsdist, output to `dir/NAME.out`; its pid.
-    private func startDnsperf(from host: Member, to lb: Member, _ arguments: [String], dir: URL, name: String) throws -> (pid_t, String) {
-        let queries = dir.appendingPathComponent("queries.txt")
-        try "\(Self.name) A\n".write(to: queries, atomically: true, encoding: .utf8)
-        let out = dir.appendingPathComponent("\(name).out").path
-        let (path, args) = Netns.inNamespace(host.namespace, DnsdistReplicas.dnsperf,
-                                             ["-s", lb.address, "-p", "53", "-d", queries.path] + arguments)
-        return (try ChildProcess.spawn(path, args, stdout: out, stderr: out), out)
-    }
-
     /// O2 behind dnsdist: alpha's zone file changes and both replicas get SIGHUP 1 s into a
     /// bounded load from alpha's host (dnsperf at 1,000 a second, at most 5,000 queries and
     /// 5 s, 2 s timeout; a dig loop of at most 200 queries and 15 s). Nothing may be lost,
     /// and once both replicas said so, every answer is the new record.
     private func reloadUnderLoad(lb: Member, alpha: Member, replicas: [Replica], zoneFile: URL, dir: URL) async throws {
-        let (perfPid, perfOut) = try startDnsperf(from: alpha, to: lb, ["-n", "5000", "-l", "5", "-Q", "1000", "-c", "2", "-q", "50", "-t", "2"],
-                                                  dir: dir, name: "dnsperf-reload")
+        let (perfPid, perfOut) = try DnsdistReplicas.startDnsperf(server: lb.address, port: 53, ["-n", "5000", "-l", "5", "-Q", "1000", "-c", "2", "-q", "50", "-t", "2"],
+                                                                  dir: dir, output: "dnsperf-reload", namespace: alpha.namespace)
         defer { kill(perfPid, SIGKILL); var st: Int32 = 0; waitpid(perfPid, &st, WNOHANG) }
         let start = ContinuousClock.now
         let processes = replicas.map(\.process)
@@ -212,8 +192,8 @@ struct ReplicaNetnsTests {
     /// marks the replica down at its next failed health check (every second, 1 s timeout);
     /// what it sent there until then is lost, everything after is answered by replica 1.
     private func failoverUnderLoad(lb: Member, alpha: Member, beta: Member, replicas: [Replica], dir: URL) async throws {
-        let (perfPid, perfOut) = try startDnsperf(from: alpha, to: lb, ["-n", "8000", "-l", "6", "-Q", "2000", "-c", "4", "-q", "100", "-t", "1"],
-                                                  dir: dir, name: "dnsperf-failover")
+        let (perfPid, perfOut) = try DnsdistReplicas.startDnsperf(server: lb.address, port: 53, ["-n", "8000", "-l", "6", "-Q", "2000", "-c", "4", "-q", "100", "-t", "1"],
+                                                                  dir: dir, output: "dnsperf-failover", namespace: alpha.namespace)
         defer { kill(perfPid, SIGKILL); var st: Int32 = 0; waitpid(perfPid, &st, WNOHANG) }
         let start = ContinuousClock.now
         var stoppedAt: ContinuousClock.Instant? = nil

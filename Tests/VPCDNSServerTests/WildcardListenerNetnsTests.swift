@@ -22,18 +22,12 @@ struct WildcardListenerNetnsTests {
 
     @Test("0.0.0.0:53 and [::]:53: dig and kdig to every address of the interface get the answer from that address")
     func wildcardAnswersFromAddressAsked() async throws {
-        if let reason = Netns.unavailableReason() {
-            print("SKIPPED (O7 wildcard listener test): network namespaces unavailable: \(reason)")
-            try Test.cancel("skipped: network namespaces unavailable: \(reason)")
-        }
-        _ = try VPCDNSBinary.require()
-        Netns.preClean()
+        try Netns.prepare("O7 wildcard listener test")
         let id = UInt8.random(in: 1...254)
-        let suffix = String(format: "%04x", UInt16.random(in: 0...0xFFFF))
         // The root side of the veth is the client (10.201.N.1, fd00:201:N::1); vpcdns's
         // namespace holds .2 (primary), .3 (secondary), ::2 and ::3.
-        let host = Netns.Host(namespace: "\(Netns.prefix)o7-\(suffix)", hostLink: "vpt\(suffix)w0", nsLink: "vpt\(suffix)w1",
-                              hostAddress: "10.201.\(id).1", nsAddress: "10.201.\(id).2", prefixLength: 24)
+        let host = Netns.Host(role: "o7", tag: Netns.newTag(), link: "w", hostAddress: "10.201.\(id).1", nsAddress: "10.201.\(id).2",
+                              prefixLength: 24)
         let v6 = String(format: "fd00:201:%x::", id)
         do {
             defer { host.destroy() }
@@ -146,13 +140,8 @@ struct WildcardListenerNetnsTests {
     /// the wildcard never listens on the host's own interfaces.
     @Test("reload: a resolver address newly covered by a wildcard closes its own socket, and every UDP query reaches vpcdns")
     func reloadOntoWildcard() async throws {
-        if let reason = Netns.unavailableReason() {
-            print("SKIPPED (O7 wildcard reload test): network namespaces unavailable: \(reason)")
-            try Test.cancel("skipped: network namespaces unavailable: \(reason)")
-        }
-        _ = try VPCDNSBinary.require()
-        Netns.preClean()
-        let namespace = "\(Netns.prefix)o7r-\(String(format: "%04x", UInt16.random(in: 0...0xFFFF)))"
+        try Netns.prepare("O7 wildcard reload test")
+        let namespace = "\(Netns.prefix)o7r-\(Netns.newTag())"
         try Netns.run(["netns", "add", namespace])
         defer { _ = try? Netns.run(["netns", "del", namespace], check: false) }
         try Netns.run(["-n", namespace, "link", "set", "lo", "up"])

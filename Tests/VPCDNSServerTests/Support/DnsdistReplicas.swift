@@ -56,6 +56,32 @@ enum DnsdistReplicas {
         """
     }
 
+    /// Replica `number`: its folder `dir/replicaN`, its query log there and the configuration
+    /// `config(log)`, `vpcdns serve` started (inside `namespace` when given) and listening.
+    static func startReplica(_ number: Int, in dir: URL, namespace: String? = nil,
+                             config: (_ queryLog: String) -> String) async throws -> (log: String, process: ServeProcess) {
+        let sub = dir.appendingPathComponent("replica\(number)")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        let log = sub.appendingPathComponent("queries.jsonl").path
+        let file = sub.appendingPathComponent("vpcdns.yaml")
+        try config(log).write(to: file, atomically: true, encoding: .utf8)
+        let p = try ServeProcess(arguments: ["serve", "--config", file.path], directory: sub, namespace: namespace)
+        _ = try await p.waitListening(count: 2, timeout: .seconds(30))
+        return (log, p)
+    }
+
+    /// dnsperf (inside `namespace` when given) asking `server`:`port` for `name A` with
+    /// `arguments` (source, rate, bounds), its output in `dir/OUTPUT.out`: its pid and that path.
+    static func startDnsperf(server: String, port: Int, _ arguments: [String], dir: URL, output: String = "dnsperf",
+                             namespace: String? = nil) throws -> (pid: pid_t, output: String) {
+        let queries = dir.appendingPathComponent("queries.txt")
+        try "\(name) A\n".write(to: queries, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("\(output).out").path
+        let perfArguments = ["-s", server, "-p", "\(port)", "-d", queries.path] + arguments
+        let (path, args) = namespace.map { Netns.inNamespace($0, dnsperf, perfArguments) } ?? (dnsperf, perfArguments)
+        return (try ChildProcess.spawn(path, args, stdout: out, stderr: out), out)
+    }
+
     /// Alpha's zone file with `api` at `address`.
     static func zone(api address: String) -> String {
         "$ORIGIN svc.internal.\n$TTL 60\napi IN A \(address)\n"

@@ -91,8 +91,32 @@ final class TestUDPClient: Sendable {
     }
 }
 
+/// How a `TestTCP` connection cuts what the server sends into inbox entries.
+protocol TestTCPFraming {
+    static func addDecoder(to pipeline: ChannelPipeline.SynchronousOperations) throws
+}
+
+/// DNS over TCP: one entry per message (its length prefix read off).
+enum DNSFraming: TestTCPFraming {
+    static func addDecoder(to pipeline: ChannelPipeline.SynchronousOperations) throws {
+        try pipeline.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
+    }
+}
+
+/// The bytes as they come (HTTP by hand).
+enum RawBytes: TestTCPFraming {
+    static func addDecoder(to pipeline: ChannelPipeline.SynchronousOperations) throws {}
+}
+
 /// A DNS-over-TCP test connection: raw bytes out, framed messages in.
-final class TestTCPConnection: Sendable {
+typealias TestTCPConnection = TestTCP<DNSFraming>
+
+/// A plain TCP client for HTTP by hand: text out, everything the server sends until it closes.
+typealias TestRawTCP = TestTCP<RawBytes>
+
+/// The one TCP test client, to loopback only: bytes out, what the server sends in `inbox`
+/// (cut by `Framing`).
+final class TestTCP<Framing: TestTCPFraming>: Sendable {
     let channel: any Channel
     let inbox: Inbox
 
@@ -101,17 +125,18 @@ final class TestTCPConnection: Sendable {
         self.inbox = inbox
     }
 
-    static func connect(to server: SocketEndpoint) async throws -> TestTCPConnection {
+    static func connect(to server: SocketEndpoint) async throws -> TestTCP {
+        precondition(DigRun.isLoopback(server), "tests talk to loopback only")
         let inbox = Inbox()
         let channel = try await ClientBootstrap(group: testGroup)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
+                    try Framing.addDecoder(to: ch.pipeline.syncOperations)
                     try ch.pipeline.syncOperations.addHandler(InboxTCPHandler(inbox: inbox))
                 }
             }
             .connect(to: server.socketAddress).get()
-        return TestTCPConnection(channel: channel, inbox: inbox)
+        return TestTCP(channel: channel, inbox: inbox)
     }
 
     func send(_ bytes: ByteBuffer) async throws {
@@ -127,6 +152,8 @@ final class TestTCPConnection: Sendable {
             try await Task.sleep(for: pause)
         }
     }
+
+    var closed: Bool { !channel.isActive }
 
     /// True when the server closed the connection within `timeout`.
     func waitClosed(timeout: Duration) async -> Bool {
@@ -144,5 +171,17 @@ final class TestTCPConnection: Sendable {
 
     func close() async {
         try? await channel.close().get()
+    }
+}
+
+extension TestTCP where Framing == RawBytes {
+    func send(_ text: String) async throws {
+        try await send(ByteBuffer(string: text))
+    }
+
+    /// What arrived until the server closed the connection or `timeout` passed.
+    func readUntilClosed(timeout: Duration) async -> String {
+        _ = await waitClosed(timeout: timeout)
+        return inbox.messages.withLock { $0.map { String(buffer: $0) }.joined() }
     }
 }
