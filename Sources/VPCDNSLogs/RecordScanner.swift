@@ -60,14 +60,16 @@ struct RecordScanner {
 
     private static let ones: UInt64 = 0x0101_0101_0101_0101, highBits: UInt64 = 0x8080_8080_8080_8080
 
-    /// True when one of the eight bytes of `w` is a quote, a backslash or a control byte
-    /// (below 0x20): the bytes a string's plain run cannot hold. (A byte is zero exactly when
-    /// subtracting one borrows into its high bit while its own high bit was clear.)
+    /// The high bit of each byte of `w` that is a quote, a backslash or a control byte (below
+    /// 0x20): the bytes a string's plain run cannot hold. Exact for the lowest such byte (a
+    /// borrow only runs upward), which is the first in memory once `w` was loaded little-endian.
+    /// (A byte is zero exactly when subtracting one borrows into its high bit while its own
+    /// high bit was clear; likewise below 0x20 when subtracting 0x20.)
     @inline(__always)
-    static func endsPlainRun(_ w: UInt64) -> Bool {
+    static func plainRunEnds(_ w: UInt64) -> UInt64 {
         let quote = w ^ (ones &* UInt64(q)), backslash = w ^ (ones &* UInt64(bs))
         let hits = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((w &- ones &* 0x20) & ~w)
-        return hits & highBits != 0
+        return hits & highBits
     }
 
     @inline(__always)
@@ -83,7 +85,13 @@ struct RecordScanner {
         let start = i
         var escaped = false
         while true {
-            while i + 8 <= n, !RecordScanner.endsPlainRun(UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)) { i += 8 }
+            // Eight bytes at a time up to the next byte that is not plain text.
+            while i + 8 <= n {
+                let ends = RecordScanner.plainRunEnds(UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)))
+                if ends == 0 { i += 8; continue }
+                i += ends.trailingZeroBitCount >> 3
+                break
+            }
             guard i < n else { i = start; throw fail("unterminated string") }  // named where it starts
             let c = p[i]
             if c == RecordScanner.q {

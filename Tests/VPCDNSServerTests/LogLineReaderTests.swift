@@ -263,6 +263,31 @@ struct LogLineReaderTests {
         #expect(s.vpcdns == nil && s.isAWS)
     }
 
+    @Test("strings are stepped over eight bytes at a time: a control byte, quote or escape at every offset is still seen")
+    func everyOffsetOfAString() {
+        for length in 1...24 {
+            for at in 0..<length {
+                func line(_ piece: [UInt8]) -> [UInt8] {
+                    var text = Array(repeating: UInt8(ascii: "a"), count: length)
+                    text.replaceSubrange(at...at, with: piece)
+                    return Array(#"{"x":"pad","query_name":""#.utf8) + text + Array(#"","y":"after"}"#.utf8)
+                }
+                for control: UInt8 in [0x00, 0x01, 0x09, 0x1F] {
+                    #expect(LogLineReaderTests.console(line([control])) == nil, "control byte \(control) at \(at) of \(length)")
+                }
+                for plain: [UInt8] in [[0x20], [0x21], [0x7F], [0xC3, 0xA9], Array(#"\""#.utf8), Array(#"\\"#.utf8), Array(#"\u0041"#.utf8)] {
+                    let want = String(repeating: "a", count: at) + String(decoding: plain, as: UTF8.self)
+                        .replacingOccurrences(of: #"\""#, with: "\"").replacingOccurrences(of: #"\\"#, with: "\\")
+                        .replacingOccurrences(of: #"\u0041"#, with: "A") + String(repeating: "a", count: length - at - 1)
+                    let got = line(plain).withUnsafeBufferPointer { LogLineFields.scan($0) }
+                    #expect(got?.queryName == want, "\(plain) at \(at) of \(length)")
+                }
+                // A quote ends the string there: what follows it is not JSON.
+                #expect(LogLineReaderTests.console(line([0x22])) == nil, "quote at \(at) of \(length)")
+            }
+        }
+    }
+
     @Test("the console's fields cost only the kept strings: what is stepped over (200 answers, every other field) allocates nothing")
     func skippingAllocatesNothing() throws {
         func count(answers: Int) -> (allocations: UInt64, read: Bool) {
