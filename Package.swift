@@ -144,7 +144,7 @@ let package = Package(
         .testTarget(
             name: "VPCDNSServerTests",
             dependencies: [
-                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport", "VPCDNSConsole", "AllocationCounter",
+                "VPCDNSServer", "VPCDNSConfig", "VPCDNSCore", "DNSWire", "VPCDNSImport", "VPCDNSConsole", "VPCDNSLogs", "AllocationCounter",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

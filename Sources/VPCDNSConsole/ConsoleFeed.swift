@@ -10,8 +10,9 @@ import VPCDNSLogs
 
 /// One query-log record as the console reads it: the line exactly as the log wrote it (every
 /// field, so the page shows what `tail -f` shows) and the few fields the filters and the
-/// summary read, taken out of it by `ConsoleRecordScanner` when a filter or the summary needs
-/// them (the ring keeps only the bytes).
+/// summary read, taken out of it by `LogLineFields` (the reader `vpcdns logs` uses, so a line
+/// is a record to both or to neither) when a filter or the summary needs them (the ring keeps
+/// only the bytes).
 struct ConsoleRecord: Sendable {
     /// The line without its newline: a slice of the chunk the feed drained, not a copy.
     let bytes: ByteBuffer
@@ -37,15 +38,15 @@ struct ConsoleRecord: Sendable {
 
     /// Nil when the line is not one well-formed JSON object.
     init?(bytes: ByteBuffer) {
-        guard let f = bytes.withUnsafeReadableBytes({ ConsoleRecordScanner.scan($0.assumingMemoryBound(to: UInt8.self)) }) else { return nil }
+        guard let f = bytes.withUnsafeReadableBytes({ LogLineFields.scan($0.assumingMemoryBound(to: UInt8.self)) }) else { return nil }
         self.bytes = bytes
-        vpc = f.vpc ?? "-"
+        vpc = f.vpcID ?? "-"
         decision = f.decision ?? "-"
         rcode = f.rcode ?? "-"
-        client = f.client ?? "-"
-        name = (f.name ?? "-").lowercased()
+        client = f.srcAddr ?? "-"
+        name = (f.queryName ?? "-").lowercased()
         receivedAt = f.receivedAt.flatMap(ConsoleRecord.seconds) ?? 0
-        latencyMicros = f.latencyMicros ?? 0
+        latencyMicros = Int(f.latencyMicros ?? 0)
     }
 
     init?(line: String) { self.init(bytes: ByteBuffer(string: line)) }
