@@ -249,12 +249,7 @@ public struct MessageBuilder: Sendable {
         let wire = q.name.wire
         let start = bytes.count
         bytes.append(contentsOf: wire)
-        // Register each label start (not the root byte) as a compression target.
-        var i = 0
-        while i < wire.count, wire[i] != 0 {
-            registerTarget(start + i)
-            i += Int(wire[i]) + 1
-        }
+        registerLabels(at: start)
         if !q.caseMask.isAllLower {
             for k in 0..<wire.count where q.caseMask.isSet(k) { bytes[start + k] &= ~0x20 }
         }
@@ -267,10 +262,16 @@ public struct MessageBuilder: Sendable {
     mutating func writeQuestion(wire section: UnsafeRawBufferPointer) {
         let start = bytes.count
         bytes.append(contentsOf: section)
-        var i = 0
-        while i < section.count, section[i] != 0 {
-            registerTarget(start + i)
-            i += Int(section[i]) + 1
+        registerLabels(at: start)
+    }
+
+    /// Registers each label start of the name just written at `start` (not its root byte) as a
+    /// compression target.
+    private mutating func registerLabels(at start: Int) {
+        var i = start
+        while i < bytes.count, bytes[i] != 0 {
+            registerTarget(i)
+            i += Int(bytes[i]) + 1
         }
     }
 
