@@ -204,7 +204,7 @@ public final class QueryEngine: QueryProcessor {
         let asked = DNSQuestion(name: entry.name, type: s.question.type, qclass: s.question.qclass, caseMask: s.question.caseMask)
         switch entry.content {
         case .local(let local):
-            let kept = entry.encoded[Int(KeptReply.shape(edns: s.edns))]
+            let kept = entry.encoded(shape: Int(KeptReply.shape(edns: s.edns)))
             guard !kept.isEmpty, kept.count <= limit, kept.count <= slot.count else { return nil }
             let length = KeptReply.write(kept, header: s.header, to: slot)
             // Counts the answer for metrics and, with the log on, writes the record.
@@ -212,7 +212,7 @@ public final class QueryEngine: QueryProcessor {
             return length
         case .forward(let stored):
             let now = context.receivedAt.monotonic.uptimeNanoseconds
-            guard let replay = entry.replays[Int(KeptReply.cacheShape(edns: s.edns, checkingDisabled: s.checkingDisabled))],
+            guard let replay = entry.replay(shape: Int(KeptReply.cacheShape(edns: s.edns, checkingDisabled: s.checkingDisabled))),
                   now < replay.expiresAt, replay.bytes.count <= limit, replay.bytes.count <= slot.count
             else { return nil }
             let length = replay.write(header: s.header, now: now, to: slot)
@@ -296,8 +296,8 @@ public final class QueryEngine: QueryProcessor {
         let shape = Int(KeptReply.shape(edns: q.edns))
         let summary = scratch.builder.buildResponse(for: q, rcode: local.rcode, authoritative: local.authoritative, answer: local.answer,
                                                     authority: local.authority, additional: local.additional, transport: context.transport.wire)
-        if q.question.caseMask.isAllLower, entry.encoded[shape].isEmpty, !summary.truncated, entry.remembered {
-            entry.encoded[shape] = scratch.builder.bytes
+        if q.question.caseMask.isAllLower, entry.remembered, !summary.truncated, entry.encoded(shape: shape).isEmpty {
+            entry.keep(scratch.builder.bytes, shape: shape)
         }
         let result = emit(scratch.builder.bytes, to: slot)
         // Counts the answer for metrics and, with the log on, writes the record.
@@ -342,7 +342,7 @@ public final class QueryEngine: QueryProcessor {
             }
             let summary = scratch.builder.buildResponse(for: q, rcode: a.rcode, authoritative: false, answer: a.answer, authority: a.authority, transport: transport)
             if let memo, lowerCase, !a.hasLocalRecords, !summary.truncated, scratch.builder.bytes.count <= CachedReply.maxKeptBytes {
-                memo.replays[Int(shape)] = CachedReply(encoded: scratch.builder.bytes, hit: hit, now: now, completed: a)
+                memo.keep(CachedReply(encoded: scratch.builder.bytes, hit: hit, now: now, completed: a), shape: Int(shape))
             }
             if snap.settings.logCacheHits {
                 logDecision(snap, context: context, query: q, decision: decision, rcode: a.rcode, answer: a.answer, cache: .hit,
@@ -711,11 +711,24 @@ final class MemoEntry {
     let key: MemoKey?
     let name: DNSName
     /// The replies to lower-case queries kept as bytes, by `KeptReply.shape` (local answers
-    /// only); empty until one was kept.
-    var encoded: [[UInt8]] = Array(repeating: [], count: 4)
+    /// only); empty until one was kept. Sized at the first one kept, not at creation: an entry
+    /// that is never remembered (an R18 answer, built per query) or of the other kind (a local
+    /// answer has no replays, a forward nothing encoded) allocates neither array.
+    private(set) var encoded: [[UInt8]] = []
     /// Forward decisions: the last cache hit encoded for a lower-case query, by
     /// `KeptReply.cacheShape`, replayed with its TTLs counted down until the cached entry expires.
-    var replays: [CachedReply?] = Array(repeating: nil, count: 8)
+    private(set) var replays: [CachedReply?] = []
+
+    func encoded(shape: Int) -> [UInt8] { shape < encoded.count ? encoded[shape] : [] }
+    func keep(_ bytes: [UInt8], shape: Int) {
+        if encoded.isEmpty { encoded = Array(repeating: [], count: 4) }
+        encoded[shape] = bytes
+    }
+    func replay(shape: Int) -> CachedReply? { shape < replays.count ? replays[shape] : nil }
+    func keep(_ reply: CachedReply?, shape: Int) {
+        if replays.isEmpty { replays = Array(repeating: nil, count: 8) }
+        replays[shape] = reply
+    }
     /// The query log's segments of this answer, built by the first query logged with it.
     var logPieces: LocalLogPieces?
     init(_ content: Content, key: MemoKey?, name: DNSName) {
