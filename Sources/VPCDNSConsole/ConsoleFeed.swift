@@ -397,12 +397,14 @@ public final class ConsoleFeed: Sendable {
                 if !chunk.lines.isEmpty { parts.append(Part(chunk: chunk, lines: chunk.lines[...])) }
             }
             if bad > 0 { malformed.add(bad, ordering: .relaxed) }
-            // With no page open only the ring needs the lines: the older ones a larger drain
-            // holds would be pushed out of it at once, so they are counted and not kept.
-            let passed = subs.isEmpty ? max(0, count - ConsoleFeed.ringCapacity) : 0
-            let all = passed > 0 ? Batch(parts: parts).suffix(ConsoleFeed.ringCapacity) : Batch(parts: parts)
+            // The ring keeps only its capacity's newest lines: the older ones a larger drain
+            // holds would be pushed out of it at once, so they never go in (the pages still get
+            // them). With no page open they are only counted.
+            let all = Batch(parts: parts)
+            let kept = count > ConsoleFeed.ringCapacity ? all.suffix(ConsoleFeed.ringCapacity) : all
+            let passed = subs.isEmpty ? count - kept.count : 0
             ring.withLock { ring in
-                for part in all.parts {
+                for part in kept.parts {
                     for l in part.lines { ring.append(Entry(chunk: part.chunk, line: l)) }
                 }
                 ring.total += count
