@@ -11,6 +11,7 @@ whether its target held in every one.
 """
 import os
 import sys
+from statistics import median
 
 HZ = os.sysconf("SC_CLK_TCK")
 WORKLOADS = [("a", "(a) private, UDP"), ("a-tcp", "(a) private, TCP"),
@@ -193,12 +194,6 @@ def console_pairs(raw):
     return out
 
 
-def median(values):
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-
-
 def ratios_and_targets(rows, scale, raw=()):
     lines = ["", "Ratios (the better vpcdns figure of 1 and 2 event loops / the better Unbound figure of 1 and 2 threads;",
              "        the same vpcdns figure / the better NSD figure):"]
@@ -251,7 +246,7 @@ def ratios_and_targets(rows, scale, raw=()):
     pairs = console_pairs(raw)
     name = "console on + one live stream: CPU/query (a) vs console off, query log on in both"
     if len(pairs) >= 2:
-        m = median(r for _, r in pairs)
+        m = median([r for _, r in pairs])
         T.other(name, m, "<=1.05", m <= 1.05,
                 f"{name}: {near_text(m, 1.05)} (target <=1.05; median of {len(pairs)} adjacent pairs)")
     elif qlog and qcons:
@@ -263,7 +258,7 @@ def ratios_and_targets(rows, scale, raw=()):
                   f"{qcons['cpu_us'] / qlog['cpu_us']:.2f}x (the two rows above, each its best round)"]
     if pairs:
         lines.append(f"  adjacent pairs (round.pair: ratio): " + ", ".join(f"{k[0]}.{k[1]}: {r:.3f}" for k, r in pairs)
-                     + f"; median {median(r for _, r in pairs):.3f}, range {min(r for _, r in pairs):.3f}-{max(r for _, r in pairs):.3f}")
+                     + f"; median {median([r for _, r in pairs]):.3f}, range {min(r for _, r in pairs):.3f}-{max(r for _, r in pairs):.3f}")
     if base and (cons or idle):
         lines += ["", "Console, query log off in both (CPU/query (a) over `vpcdns`; informational: includes building the records):"]
         lines.append("  no page open: " + (f"{idle['cpu_us'] / base['cpu_us']:.2f}x" if idle else "-")
