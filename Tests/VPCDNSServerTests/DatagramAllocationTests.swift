@@ -314,9 +314,12 @@ extension DatagramAllocationTests {
         let client = try BlockingUDPClient()
         let port = listener.bound.port
         let names = ["www.svc.internal", "api.svc.internal", "nope.svc.internal", "ec2.us-west-2.amazonaws.com", "www.example.org"]
+        // Each answer checked as the in-process count does: its ID, and its rcode (NXDOMAIN for `nope`).
+        let rcodes: [UInt8] = [0, 0, 3, 0, 0]
         func ask(_ i: Int) -> Bool {
-            let name = names[i % names.count]
-            return client.exchange(LogRawDNS.query(id: UInt16(truncatingIfNeeded: i), name: name), port: port) != nil
+            let id = UInt16(truncatingIfNeeded: i)
+            guard let r = client.exchange(LogRawDNS.query(id: id, name: names[i % names.count]), port: port) else { return false }
+            return r.id == id && r.rcode == rcodes[i % names.count]
         }
         // Warm up: the forwarded name reaches NSD once and is cached; memo and kept replies filled.
         var answered = 0
