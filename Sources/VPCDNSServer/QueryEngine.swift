@@ -208,7 +208,7 @@ public final class QueryEngine: QueryProcessor {
             guard !kept.isEmpty, kept.count <= limit, kept.count <= slot.count else { return nil }
             let length = KeptReply.write(kept, header: s.header, to: slot)
             // Counts the answer for metrics and, with the log on, writes the record.
-            logLocal(local, entry, snap: snap, context: context, view: view, caseMask: s.question.caseMask, question: asked)
+            logLocal(local, entry, snap: snap, context: context, view: view, question: asked)
             return length
         case .forward(let stored):
             let now = context.receivedAt.monotonic.uptimeNanoseconds
@@ -301,7 +301,7 @@ public final class QueryEngine: QueryProcessor {
         }
         let result = emit(scratch.builder.bytes, to: slot)
         // Counts the answer for metrics and, with the log on, writes the record.
-        logLocal(local, entry, snap: snap, context: context, view: view, caseMask: q.question.caseMask, question: q.question)
+        logLocal(local, entry, snap: snap, context: context, view: view, question: q.question)
         return result
     }
 
@@ -593,23 +593,21 @@ public final class QueryEngine: QueryProcessor {
     }
 
     /// `log` for a local answer: the segments it fixes are encoded once per memo entry (per
-    /// thread) and copied from then on.
-    /// `question` is evaluated (it copies the name out of the datagram) only when the line
-    /// needs it: a name in mixed case, or the entry's first line.
+    /// thread) and copied from then on. `asked` is the question as asked: its name goes into
+    /// the line only when in mixed case (a lower-case one is the entry's pre-encoded name).
     private func logLocal(_ local: LocalAnswer, _ entry: MemoEntry, snap: Snapshot, context: QueryContext, view: ViewChoice,
-                          caseMask: NameCaseMask, question: @autoclosure () -> DNSQuestion) {
+                          question asked: DNSQuestion) {
         let now = queryLog != nil || metrics.timed ? NIODeadline.now() : nil
         let elapsed = now.map { $0 - context.receivedAt.monotonic }
         metrics.countAnswer(snap.requests, vpcIndex: view.vpcIndex, transport: context.transport, kind: local.kind, rcode: local.rcode,
                             elapsed: elapsed)
         guard let writer = queryLog, let now, let elapsed else { return }
-        let lower = caseMask.isAllLower
-        let asked: DNSQuestion? = lower && entry.logPieces != nil ? nil : question()
+        let lower = asked.caseMask.isAllLower
         let pieces: LocalLogPieces
         if let p = entry.logPieces {
             pieces = p
         } else {
-            pieces = LocalLogPieces(question: asked!, rcode: local.rcode, answer: local.answer, kind: local.kind, zone: local.zone,
+            pieces = LocalLogPieces(question: asked, rcode: local.rcode, answer: local.answer, kind: local.kind, zone: local.zone,
                                     zoneID: local.zoneID, reason: local.reason, recordSet: local.recordSet)
             entry.logPieces = pieces
         }
@@ -628,7 +626,7 @@ public final class QueryEngine: QueryProcessor {
                         if let h = head { o.append(contentsOf: h) } else { snap.logFields.head(view, to: &o) }
                     },
                     name: { o in
-                        if !lower, let asked { JSONBytes.name(.asked(asked), to: &o) } else { o.append(contentsOf: name) }
+                        if lower { o.append(contentsOf: name) } else { JSONBytes.name(.asked(asked), to: &o) }
                     },
                     middle: { $0.append(contentsOf: middle) },
                     address: { LogLine.address(client.ip, to: &$0) },
