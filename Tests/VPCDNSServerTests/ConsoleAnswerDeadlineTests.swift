@@ -54,19 +54,19 @@ struct ConsoleAnswerDeadlineTests {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             defer { tasks.cancelAll() }
-            let ready = await MetricsHTTPServerTests.eventually(.seconds(10)) { bound.value != nil }
+            let ready = await eventually(.seconds(10)) { bound.value != nil }
             let address = try #require(bound.value, "the console did not listen (\(ready))")
 
             // The live stream first: it is open for the whole test, far past the 1 s deadline.
             let live = try await TestRawTCP.connect(to: address)
             try await live.send("GET /api/queries/stream?name=still-live HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(await MetricsHTTPServerTests.eventually(.seconds(3)) { live.text.contains("vpcdns live queries") }, "\(live.text.prefix(300))")
+            #expect(await eventually(.seconds(3)) { live.text.contains("vpcdns live queries") }, "\(live.text.prefix(300))")
 
             for chunk in stride(from: 0, to: 10_000, by: 500) {
                 Self.take(console.feed, (chunk..<(chunk + 500)).map { Self.line("n\($0).example.com.") })
                 console.feed.drain()
             }
-            #expect(await MetricsHTTPServerTests.eventually(.seconds(5)) { console.feed.counts.inMemory == 10_000 })
+            #expect(await eventually(.seconds(5)) { console.feed.counts.inMemory == 10_000 })
 
             let reader = try NonReadingHTTPClient(port: address.port, path: "/api/queries?limit=10000")
             defer { reader.close() }
@@ -84,7 +84,7 @@ struct ConsoleAnswerDeadlineTests {
 
             Self.take(console.feed, [Self.line("still-live.example.com.")])
             console.feed.drain()
-            let delivered = await MetricsHTTPServerTests.eventually(.seconds(5)) { live.text.contains("still-live.example.com.") }
+            let delivered = await eventually(.seconds(5)) { live.text.contains("still-live.example.com.") }
             #expect(!live.closed, "the live stream was cut off")
             #expect(delivered, "\(live.text.suffix(300))")
 

@@ -14,7 +14,7 @@ struct ConsoleBoundsTests {
         let console = try #require(SocketEndpoint(String(h.console.dropFirst("http://".count).prefix { $0 != "/" })))
         let live = try await TestRawTCP.connect(to: console)
         try await live.send("GET /api/queries/stream HTTP/1.1\r\nHost: x\r\n\r\n")
-        let streaming = await Self.eventually(.seconds(3)) { live.text.contains("vpcdns live queries") }
+        let streaming = await eventually(.seconds(3)) { live.text.contains("vpcdns live queries") }
         #expect(streaming, "the stream did not start: \(live.text.prefix(300))")
 
         var idle: [TestRawTCP] = []
@@ -23,11 +23,11 @@ struct ConsoleBoundsTests {
         try await Task.sleep(for: .seconds(1))
         let closedAtOnce = idle.filter(\.closed).count
         // Past the request deadline (5 s) with room for a loaded machine.
-        let allClosed = await Self.eventually(.seconds(9)) { idle.allSatisfy(\.closed) }
+        let allClosed = await eventually(.seconds(9)) { idle.allSatisfy(\.closed) }
         let idleFor = ContinuousClock.now - start
 
         _ = try DigRun.query("www.myservice.internal", server: h.listen)
-        let delivered = await Self.eventually(.seconds(3)) { live.text.contains("www.myservice.internal.") }
+        let delivered = await eventually(.seconds(3)) { live.text.contains("www.myservice.internal.") }
         print("console bounds: 70 idle connections beside a live stream: \(closedAtOnce) closed within 1 s, all closed after \(idleFor); the stream open \(live.channel.isActive), delivered a record after that: \(delivered)")
         #expect(closedAtOnce >= 70 - 63, "connections over the limit were not closed at once")
         #expect(closedAtOnce < 70, "the request deadline closed them all at once")
@@ -36,18 +36,4 @@ struct ConsoleBoundsTests {
         #expect(delivered, "\(live.text.suffix(500))")
         #expect(try h.get("/healthz").status == 200)
     }
-
-    static func eventually(_ timeout: Duration, _ check: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if check() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return check()
-    }
-}
-
-extension TestRawTCP {
-    /// Everything received so far.
-    var text: String { inbox.messages.withLock { $0.map { String(buffer: $0) }.joined() } }
 }

@@ -56,7 +56,7 @@ struct ConsoleMetricsReloadTests {
         func start() async throws -> ServeProcess {
             let p = try ServeProcess(arguments: ["serve", "--config", configPath], directory: dir)
             _ = try await p.waitListening(count: 2)
-            guard await ConsoleMetricsReloadTests.waitFor(p, "console on http://\(console)/") else {
+            guard await p.waitForStderr("console on http://\(console)/") else {
                 throw FixtureError("no console line:\n\(p.standardError)")
             }
             return p
@@ -75,17 +75,6 @@ struct ConsoleMetricsReloadTests {
         }
     }
 
-    /// Waits (bounded) until `text` appears `count` times in the process's standard error.
-    static func waitFor(_ p: ServeProcess, _ text: String, count: Int = 1, timeout: Duration = .seconds(10)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if p.standardError.components(separatedBy: text).count - 1 >= count { return true }
-            if !p.isRunning { return false }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return false
-    }
-
     /// Sockets listening on TCP `port` on 127.0.0.1, from `ss` (this network namespace).
     static func listeners(port: Int) throws -> Int {
         let r = try Command.run("/usr/bin/ss", ["-Hltn", "sport = :\(port)"], timeout: .seconds(5))
@@ -96,7 +85,7 @@ struct ConsoleMetricsReloadTests {
     static func reload(_ s: Setup, _ p: ServeProcess, metrics: String?, console: String? = nil, n: Int) async throws {
         try s.write(metrics: metrics, console: console)
         p.signal(SIGHUP)
-        let done = await waitFor(p, "configuration reloaded", count: n)
+        let done = await p.waitForStderr("configuration reloaded", count: n)
         #expect(done, "reload \(n) not done:\n\(p.standardError)")
         #expect(!p.standardError.contains("reload rejected"), "\(p.standardError)")
     }
@@ -132,7 +121,7 @@ struct ConsoleMetricsReloadTests {
         try s.write(metrics: first)
         let p = try await s.start()
         defer { p.stop() }
-        #expect(await Self.waitFor(p, "metrics on http://\(first)/metrics"))
+        #expect(await p.waitForStderr("metrics on http://\(first)/metrics"))
         #expect(try s.get(first, "/metrics").status == 200)
         try Self.expectTokenEverywhere(s, "at start")
 

@@ -26,15 +26,6 @@ struct MetricsHTTPServerTests {
                                          metrics: metrics, health: { healthy() })
     }
 
-    static func eventually(_ timeout: Duration, _ check: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if check() { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return check()
-    }
-
     @Test("at the connection limit (3) a new connection is accepted and closed at once; a scrape gets in once one goes")
     func connectionLimit() async throws {
         var limits = HTTPLimits()
@@ -43,7 +34,7 @@ struct MetricsHTTPServerTests {
         let server = try await Self.start(limits)
         var held: [TestRawTCP] = []
         for _ in 0..<3 { held.append(try await TestRawTCP.connect(to: server.bound)) }
-        #expect(await Self.eventually(.seconds(3)) { server.connections.open == 3 })
+        #expect(await eventually(.seconds(3), every: .milliseconds(20)) { server.connections.open == 3 })
         var extra: [TestRawTCP] = []
         for _ in 0..<5 { extra.append(try await TestRawTCP.connect(to: server.bound)) }
         let start = ContinuousClock.now
@@ -58,7 +49,7 @@ struct MetricsHTTPServerTests {
         try await held[0].send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         let reply = await held[0].readUntilClosed(timeout: .seconds(3))
         #expect(reply.hasPrefix("HTTP/1.1 200") && reply.contains("vpcdns_test 1"), "\(reply.prefix(300))")
-        #expect(await Self.eventually(.seconds(3)) { server.connections.open == 2 })
+        #expect(await eventually(.seconds(3), every: .milliseconds(20)) { server.connections.open == 2 })
         let fresh = try await TestRawTCP.connect(to: server.bound)
         try await fresh.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(await fresh.readUntilClosed(timeout: .seconds(3)).hasPrefix("HTTP/1.1 200"))
@@ -90,7 +81,7 @@ struct MetricsHTTPServerTests {
         #expect(slow.closed && sent < 20, "the slow sender got \(sent) bytes in")
         #expect(idle.closed)
         #expect(keepReply.hasPrefix("HTTP/1.1 200") && keep.closed)
-        #expect(await Self.eventually(.seconds(2)) { server.connections.open == 0 })
+        #expect(await eventually(.seconds(2), every: .milliseconds(20)) { server.connections.open == 0 })
         await server.close()
     }
 
@@ -102,7 +93,7 @@ struct MetricsHTTPServerTests {
             limits.responseTimeout = responseTimeout
             let server = try await Self.start(limits, metrics: { big })
             let client = try NonReadingHTTPClient(port: server.bound.port, path: "/metrics")
-            let opened = await Self.eventually(.seconds(3)) { server.connections.open == 1 }
+            let opened = await eventually(.seconds(3), every: .milliseconds(20)) { server.connections.open == 1 }
             try await Task.sleep(for: .seconds(3))
             let after = server.connections.open
             // Before close(): a graceful stop waits for an answer in progress.

@@ -87,16 +87,6 @@ struct ServeOpsTests {
         return Running(serve: serve, nsd: nsd, port: port, metricsPort: metricsPort)
     }
 
-    /// Polls `dig` until `check` holds (true) or `timeout` passes.
-    static func eventually(_ timeout: Duration = .seconds(5), _ check: () throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try check() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return try check()
-    }
-
     static func metric(_ text: String, _ series: String) -> Double? {
         for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
             return Double(line.dropFirst(series.count + 1))
@@ -113,7 +103,7 @@ struct ServeOpsTests {
         #expect(try Dig.query("www.ops.internal", server: r.server).rdata("A").contains("10.9.0.1"))
         try r.serve.write("ops.internal.zone", Self.zone(www: "10.9.0.2"))
         r.serve.signal(SIGHUP)
-        #expect(try await Self.eventually { try Dig.query("www.ops.internal", server: r.server).rdata("A").contains("10.9.0.2") })
+        #expect(try await eventually { try Dig.query("www.ops.internal", server: r.server).rdata("A").contains("10.9.0.2") })
         #expect(await r.serve.waitForStderr("configuration reloaded"))
     }
 
@@ -234,7 +224,7 @@ struct ServeOpsTests {
         response.setInteger(UInt16(0x8100), at: 2)
         try await client.send(response, to: r.server)
         // Counted asynchronously: wait (bounded) until both drops and all 4 log records show.
-        #expect(try await Self.eventually {
+        #expect(try await eventually {
             let m = try Shell.http("http://127.0.0.1:\(r.metricsPort)/metrics").body
             return Self.metric(m, #"vpcdns_bad_packets_total{kind="too-short"}"#) == 1
                 && Self.metric(m, #"vpcdns_bad_packets_total{kind="response"}"#) == 1
@@ -316,7 +306,7 @@ struct ServeOpsTests {
         #expect(timeouts >= 1)
         #expect(Self.metric(m.body, #"vpcdns_upstream_requests_total{target="\#(silentEndpoint)",result="ok"}"#) == 0)
         #expect(Self.metric(m.body, #"vpcdns_dns_requests_total{vpc="\#(Self.vpc)",proto="udp",decision="upstream",rcode="SERVFAIL"}"#) == 1)
-        #expect(try await Self.eventually(.seconds(3)) {
+        #expect(try await eventually(.seconds(3)) {
             Self.metric(try Shell.http("http://127.0.0.1:\(metricsPort)/metrics").body, "vpcdns_tcp_connections") == 0
         })
     }
@@ -393,7 +383,7 @@ struct ServeOpsTests {
         // The query log shows the synthesised answer, and that no upstream was asked.
         let logPath = r.serve.directory.appendingPathComponent("logs/queries.jsonl").path
         var record: [String: Any]? = nil
-        _ = await Self.eventually(.seconds(3)) {
+        _ = await eventually(.seconds(3)) {
             let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             record = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
                 .first { $0["query_name"] as? String == "www.example.org." && $0["query_type"] as? String == "ANY" }

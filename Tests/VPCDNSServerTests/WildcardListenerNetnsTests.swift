@@ -195,7 +195,7 @@ struct WildcardListenerNetnsTests {
         try await Task.sleep(for: .milliseconds(700))
         try write(listen: "0.0.0.0:53")
         server.signal(SIGHUP)
-        let reloaded = try await waitFor(server, "configuration reloaded", count: 1)
+        let reloaded = await server.waitForStderr("configuration reloaded", count: 1)
         #expect(reloaded, "\(server.standardError)")
         #expect(!server.standardError.contains("reload rejected"), "\(server.standardError)")
         #expect(server.standardError.contains("closed udp 127.0.10.2:53") && server.standardError.contains("closed tcp 127.0.10.2:53"),
@@ -208,7 +208,7 @@ struct WildcardListenerNetnsTests {
         try await Task.sleep(for: .milliseconds(700))
         try write(listen: "127.0.0.1:53")
         server.signal(SIGHUP)
-        #expect(try await waitFor(server, "configuration reloaded", count: 2), "\(server.standardError)")
+        #expect(await server.waitForStderr("configuration reloaded", count: 2), "\(server.standardError)")
         #expect(!server.standardError.contains("reload rejected"), "\(server.standardError)")
         #expect(try dig(["+tcp"]) == "10.9.0.1")
 
@@ -217,7 +217,7 @@ struct WildcardListenerNetnsTests {
         // for the wildcard listens again.
         try write(listen: "0.0.0.0:53\", \"[2001:db8::53]:53")
         server.signal(SIGHUP)
-        #expect(try await waitFor(server, "reload rejected", count: 1), "\(server.standardError)")
+        #expect(await server.waitForStderr("reload rejected", count: 1), "\(server.standardError)")
         #expect(server.standardError.contains("cannot listen on udp [2001:db8::53]:53"), "\(server.standardError)")
         #expect(try dig(["+tcp"]) == "10.9.0.1")
         #expect(try dig([]) == "10.9.0.1")
@@ -239,15 +239,5 @@ struct WildcardListenerNetnsTests {
         #expect(logged.count == answers.count + 2, "sent \(answers.count) + 2, logged \(logged.count)")
         #expect(logged.allSatisfy { $0.string("vpc_id") == Self.appVPC && $0.string("rcode") == "NOERROR" })
         #expect(server.stop() == 0, "\(server.standardError)")
-    }
-
-    /// Waits (bounded, 10 s) until `text` appears `count` times in the server's standard error.
-    private func waitFor(_ server: ServeProcess, _ text: String, count: Int) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if server.standardError.components(separatedBy: text).count - 1 >= count { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return false
     }
 }

@@ -185,3 +185,19 @@ extension TestTCP where Framing == RawBytes {
         return inbox.messages.withLock { $0.map { String(buffer: $0) }.joined() }
     }
 }
+
+/// Polls `check` every `every` until it holds (true) or `timeout` passes; the last check decides.
+func eventually(_ timeout: Duration = .seconds(5), every: Duration = .milliseconds(50),
+                _ check: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try check() { return true }
+        try? await Task.sleep(for: every)
+    }
+    return try check()
+}
+
+extension TestRawTCP {
+    /// Everything received so far.
+    var text: String { inbox.messages.withLock { $0.map { String(buffer: $0) }.joined() } }
+}

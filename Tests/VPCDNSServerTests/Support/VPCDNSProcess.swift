@@ -97,7 +97,11 @@ final class ServeProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw FixtureError("vpcdns serve printed \(listeningLines.count) of \(count) listener lines in \(timeout):\n\(standardError)")
+        // A last look: lines printed during the final sleep count (it failed once with
+        // "4 of 4": the fourth came after the loop's last look).
+        let lines = listeningLines
+        if lines.count >= count { return lines }
+        throw FixtureError("vpcdns serve printed \(lines.count) of \(count) listener lines in \(timeout):\n\(standardError)")
     }
 
     /// Waits (bounded) for the process to end; its exit code, or nil when still running.
@@ -321,4 +325,19 @@ extension Dictionary where Key == String, Value == Any {
     }
 
     func string(_ key: String) -> String? { self[key].map { "\($0)" } }
+}
+
+extension ServeProcess {
+    /// Waits (bounded) until `text` appears `count` times in standard error; false once the
+    /// process has ended without it.
+    func waitForStderr(_ text: String, count: Int = 1, timeout: Duration = .seconds(10)) async -> Bool {
+        func seen() -> Bool { standardError.components(separatedBy: text).count - 1 >= count }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if seen() { return true }
+            if !isRunning { return seen() }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return seen()
+    }
 }
