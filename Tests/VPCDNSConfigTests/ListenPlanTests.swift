@@ -104,6 +104,81 @@ struct ListenPlanTests {
         #expect(ListenPlan.tcpClash(SocketEndpoint(row.0)!, SocketEndpoint(row.1)!) == row.2)
     }
 
+    /// The table against the kernel: each row whose addresses this machine has, bound for real
+    /// (two TCP listening sockets, the options above) on free ports in place of 53 and 54.
+    @Test("the clash table is what Linux does: the second bind fails (EADDRINUSE) exactly on the clash rows")
+    func clashMatchesTheKernel() throws {
+        var checked = 0
+        for row in Self.clashRows {
+            let a = SocketEndpoint(row.0)!, b = SocketEndpoint(row.1)!
+            // fd00::2 is not an address of this machine; port 0 binds anywhere.
+            guard a.ip.description != "fd00::2", a.port != 0 else { continue }
+            let p53 = try Self.freeTCPPort()
+            var p54 = try Self.freeTCPPort()
+            for _ in 0..<10 where p54 == p53 { p54 = try Self.freeTCPPort() }
+            func moved(_ e: SocketEndpoint) -> SocketEndpoint { SocketEndpoint(ip: e.ip, port: e.port == 53 ? p53 : p54) }
+            let first = Self.listenTCP(moved(a))
+            guard first.fd >= 0 else { throw FixtureFailure("bind \(moved(a)): errno \(first.errno)") }
+            defer { close(first.fd) }
+            let second = Self.listenTCP(moved(b))
+            if second.fd >= 0 { close(second.fd) }
+            #expect((second.errno == EADDRINUSE) == row.2, "\(row.0) then \(row.1): errno \(second.errno)")
+            #expect(second.fd >= 0 || second.errno == EADDRINUSE, "\(row.1): unexpected errno \(second.errno)")
+            checked += 1
+        }
+        #expect(checked == Self.clashRows.count - 2)
+    }
+
+    struct FixtureFailure: Error, CustomStringConvertible { let description: String; init(_ d: String) { description = d } }
+
+    /// A TCP listening socket on `e` with SO_REUSEADDR (and IPV6_V6ONLY for IPv6), or errno.
+    static func listenTCP(_ e: SocketEndpoint) -> (fd: Int32, errno: Int32) {
+        let v6: Bool
+        if case .v6 = e.ip { v6 = true } else { v6 = false }
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return (-1, errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var rc: Int32
+        if v6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+            var sa = sockaddr_in6()
+            sa.sin6_family = sa_family_t(AF_INET6)
+            sa.sin6_port = e.port.bigEndian
+            _ = inet_pton(AF_INET6, e.ip.description, &sa.sin6_addr)
+            rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = e.port.bigEndian
+            _ = inet_pton(AF_INET, e.ip.description, &sa.sin_addr)
+            rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        if rc == 0 { rc = listen(fd, 8) }
+        guard rc == 0 else {
+            let err = errno
+            close(fd)
+            return (-1, err)
+        }
+        return (fd, 0)
+    }
+
+    /// A TCP port free on every address of both families right now.
+    static func freeTCPPort() throws -> UInt16 {
+        for _ in 0..<20 {
+            let probe = listenTCP(SocketEndpoint("0.0.0.0:0")!)
+            guard probe.fd >= 0 else { continue }
+            var sa = sockaddr_in()
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe.fd, $0, &len) } }
+            close(probe.fd)
+            let port = UInt16(bigEndian: sa.sin_port)
+            let v6 = listenTCP(SocketEndpoint(ip: IPAddress("::")!, port: port))
+            if v6.fd >= 0 { close(v6.fd); return port }
+        }
+        throw FixtureFailure("no free TCP port")
+    }
+
     @Test("check: a resolver address covered by a wildcard listen passes")
     func coveredPasses() {
         let yaml = """
