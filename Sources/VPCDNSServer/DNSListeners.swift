@@ -167,20 +167,22 @@ public actor DNSListeners {
 
         var closedListeners: [BoundListener] = []
         var closing: [(UDPListener, TCPListener)] = []
-        var handedOver: [(UDPListener, TCPListener)] = []
         for key in removed {
             guard let pair = open.removeValue(forKey: key) else { continue }
             closedListeners.append(BoundListener(transport: .udp, requested: key, bound: pair.udp.bound))
             closedListeners.append(BoundListener(transport: .tcp, requested: key, bound: pair.tcp.bound))
-            // O7: an address now covered by a wildcard stays served. The kernel gives its
-            // datagrams to the more specific socket for as long as that one is open, so it
-            // keeps reading until it closes: stopping first would strand what arrives meanwhile.
-            if wanted.contains(where: { ListenPlan.covers($0, key) }) { handedOver.append(pair) } else { closing.append(pair) }
+            closing.append(pair)
         }
         for (e, u, t) in opened { open[e] = (u, t) }
         order = wanted
-        await Self.drainAndClose(handedOver, gracePeriod: gracePeriod, udpReadsUntilClosed: true)
-        await Self.drainAndClose(closing, gracePeriod: gracePeriod)
+        // A UDP socket a reload closes keeps reading until it closes. O7: an address now
+        // covered by a wildcard stays served, and the kernel gives its datagrams to the more
+        // specific socket for as long as that one is open; the other way round, a wildcard
+        // giving an address back to a new socket of its own still holds what arrived before
+        // that socket was bound. Stopping first stranded those (one query in ~150 lost in a
+        // reload onto a wildcard and back, WildcardListenerNetnsTests). One grace period for
+        // all of them.
+        await Self.drainAndClose(closing, gracePeriod: gracePeriod, udpReadsUntilClosed: true)
 
         let openedListeners = opened.flatMap { (e, u, t) in
             [BoundListener(transport: .udp, requested: e, bound: u.bound),
